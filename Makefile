@@ -1,0 +1,178 @@
+# stsproxy - one plain GNU Makefile.
+#
+# Modules are directories; each builds a static archive from its own
+# sources, and the binary links them in layer order (core <- tls <- policy
+# <- proxy, nfq), so an upward dependency fails to link. Tests live in
+# tests/<module>/test_*.c and link exactly the sources they name.
+
+BUILD     ?= build
+SAN       ?= 0
+CC        ?= cc
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+VERSION   := 0.1.0
+
+PKGS      := openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SAN),1)
+BUILD     := $(BUILD)/san
+SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DSTSPROXY_VERSION='"$(VERSION)"' \
+             -I. $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS   += $(SANFLAGS)
+LDLIBS    := $(PKG_LIBS) -lpthread
+
+# Per-module source lists (one concept per file; every .c of a module is in it).
+core_SRCS   := $(sort $(wildcard core/*.c))
+tls_SRCS    := $(sort $(wildcard tls/*.c))
+policy_SRCS := $(sort $(wildcard policy/*.c))
+proxy_SRCS  := $(sort $(wildcard proxy/*.c))
+nfq_SRCS    := $(sort $(wildcard nfq/*.c))
+MODULES     := core tls policy proxy nfq
+
+# The binary links the modules in layer order: a module may use only those after it.
+main_DEPS   := proxy nfq policy tls core
+
+lib = $(BUILD)/lib$(1).a
+objs = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
+
+BIN       := $(BUILD)/stsproxy
+TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+.PHONY: all help deps test check unit integration demo clean format format-check cppcheck \
+        fuzz fuzz-run install uninstall bench bench-smoke
+
+all: $(BIN)
+
+help:
+	@echo "stsproxy $(VERSION) - targets:"
+	@echo "  make              build $(BUILD)/stsproxy"
+	@echo "  make deps         install the Debian packages to build, test, fuzz and run the lab (root)"
+	@echo "  make test         install deps if missing, build, run unit and integration tests (root)"
+	@echo "  make test SAN=1   the same, built with ASan+UBSan (in build/san/)"
+	@echo "  make unit         build and run the cmocka unit tests only"
+	@echo "  make integration  run the integration suites in tests/integration (root)"
+	@echo "  make demo         build, then show what stsproxy does (root)"
+	@echo "  make fuzz         build the libFuzzer targets (clang) into build/fuzz/"
+	@echo "  make fuzz-run SECONDS=N  run each fuzz target for N seconds"
+	@echo "  make bench-smoke  quick run of the benchmarks (under two minutes)"
+	@echo "  make format       clang-format every source file; format-check only checks"
+	@echo "  make cppcheck     static analysis of the project's code"
+	@echo "  make install      install under DESTDIR/PREFIX; make uninstall removes it"
+	@echo "  make clean        remove build/"
+
+# --- build -------------------------------------------------------------------
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+define module_rules
+$(call lib,$(1)): $(call objs,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@
+	$$(if $$^,ar rcs $$@ $$^,ar rcs $$@)
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
+
+main_SRCS   := $(sort $(wildcard main/*.c))
+
+$(BIN): $(call objs,main) $(foreach m,$(main_DEPS),$(call lib,$(m)))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# A test tests/<module>/test_x.c names the sources it links in a
+# "// sources: a.c b.c" line: its module's files, and fakes from tests/
+# that replace a neighbouring module at link time.
+test_sources = $(shell sed -n 's|^// sources: ||p' tests/$(1).c)
+define test_rule
+$(BUILD)/tests/$(1): $(BUILD)/tests/$(1).o $$(patsubst %.c,$(BUILD)/%.o,$$(call test_sources,$(1)))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lcmocka
+endef
+$(foreach t,$(patsubst tests/%.c,%,$(TEST_SRCS)),$(eval $(call test_rule,$(t))))
+
+# --- dependencies ------------------------------------------------------------
+
+deps:
+	sh scripts/deps.sh
+
+# make test installs what is missing first (quietly when all is there).
+deps-check:
+	@sh scripts/deps.sh --if-missing
+
+# --- tests -------------------------------------------------------------------
+
+unit: $(BIN) $(TEST_BINS)
+	@bash tests/run-unit.sh $(BUILD) $(TEST_BINS)
+
+integration: $(BIN)
+	@bash tests/run-integration.sh $(BUILD)
+
+test: deps-check
+	@$(MAKE) --no-print-directory all-tests
+
+all-tests: $(BIN) $(TEST_BINS)
+	@bash tests/run-all.sh $(BUILD) $(TEST_BINS)
+
+check: test
+
+demo: deps-check $(BIN)
+	@sh scripts/demo.sh $(BUILD)
+
+# --- quality -----------------------------------------------------------------
+
+SOURCES := $(sort $(wildcard core/*.[ch] tls/*.[ch] policy/*.[ch] proxy/*.[ch] nfq/*.[ch] main/*.[ch] tests/*/*.[ch] fuzz/*.[ch] bench/*.[ch]))
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	clang-format --dry-run --Werror $(SOURCES)
+
+cppcheck:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr --std=c11 -D__GNUC__ -I. core tls policy proxy nfq main
+
+# --- fuzzing -----------------------------------------------------------------
+
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DFUZZING -I. $(PKG_CFLAGS) \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+SECONDS ?= 60
+
+fuzz: $(FUZZ_BINS)
+
+# A fuzz target names the project sources it needs in a "// sources: a.c b.c" line.
+build/fuzz/%: fuzz/%.c
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $$(sed -n 's|^// sources: ||p' $<) $(PKG_LIBS) -lpthread
+
+fuzz-run: fuzz
+	@sh fuzz/run.sh $(SECONDS) $(FUZZ_BINS)
+
+# --- benchmarks --------------------------------------------------------------
+
+bench: $(BIN)
+	@sh bench/run.sh full $(BUILD)
+
+bench-smoke: $(BIN)
+	@sh bench/run.sh smoke $(BUILD)
+
+# --- install -----------------------------------------------------------------
+
+install: $(BIN)
+	sh scripts/install.sh install "$(DESTDIR)" "$(PREFIX)" $(BIN)
+
+uninstall:
+	sh scripts/install.sh uninstall "$(DESTDIR)" "$(PREFIX)"
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,838 @@
+/*
+ * conf.c - load and validate the libconfig file into one struct conf.
+ *
+ * Validation is complete before anything starts: every group is checked
+ * against the keys it may hold, every value against its type and range.
+ * The first problem found is reported as "FILE:LINE: key: what is wrong",
+ * so that an operator can fix a broken file without guessing. Errors after
+ * a partial fill unwind through conf_free().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conf.h"
+#include "core/util.h"
+
+/* The parse context: where messages go. */
+struct cx {
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+/* bad - format one error line for setting s (or line 0) and return -1. */
+static int __attribute__((format(printf, 4, 5)))
+bad(struct cx *x, const config_setting_t *s, const char *key, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	int line = s != NULL ? config_setting_source_line(s) : 0;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (x->err != NULL && x->errlen > 0)
+		snprintf(x->err, x->errlen, "%s:%d: %s: %s", x->file, line, key, what);
+	return -1;
+}
+
+/* join - "prefix.name" into buf (just name without a prefix). */
+static const char *
+join(char *buf, size_t len, const char *prefix, const char *name)
+{
+	if (prefix == NULL || prefix[0] == '\0')
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "%s.%s", prefix, name);
+	return buf;
+}
+
+/* check_keys - every member of group must be named in allowed (NULL-terminated). */
+static int
+check_keys(struct cx *x, const config_setting_t *group, const char *prefix,
+	   const char *const *allowed)
+{
+	char key[128];
+	int n = config_setting_length(group);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s);
+		bool known = false;
+
+		for (const char *const *a = allowed; *a != NULL; a++)
+			if (name != NULL && strcmp(name, *a) == 0)
+				known = true;
+		if (!known)
+			return bad(x, s, join(key, sizeof(key), prefix, name ? name : "?"),
+				   "unknown key");
+	}
+	return 0;
+}
+
+/* get_str - optional string member; *dst replaced (old value freed) when present. */
+static int
+get_str(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	char **dst)
+{
+	char key[128];
+	const config_setting_t *s = config_setting_get_member(group, name);
+	char *copy;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad(x, s, join(key, sizeof(key), prefix, name), "expected a string");
+	if ((copy = strdup(config_setting_get_string(s))) == NULL)
+		return bad(x, s, join(key, sizeof(key), prefix, name), "out of memory");
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* get_uint - optional integer member within [min, max]. */
+static int
+get_uint(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	 long long min, long long max, unsigned *dst)
+{
+	char key[128];
+	const config_setting_t *s = config_setting_get_member(group, name);
+	long long v;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		v = config_setting_get_int(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
+		v = config_setting_get_int64(s);
+	else
+		return bad(x, s, join(key, sizeof(key), prefix, name), "expected an integer");
+	if (v < min || v > max)
+		return bad(x, s, join(key, sizeof(key), prefix, name),
+			   "%lld is out of range (%lld to %lld)", v, min, max);
+	*dst = (unsigned)v;
+	return 0;
+}
+
+/* get_bool - optional boolean member. */
+static int
+get_bool(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	 bool *dst)
+{
+	char key[128];
+	const config_setting_t *s = config_setting_get_member(group, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return bad(x, s, join(key, sizeof(key), prefix, name),
+			   "expected true or false");
+	*dst = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* get_choice - optional string member that must be one of names[]; *dst = its index. */
+static int
+get_choice(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	   const char *const *names, int *dst)
+{
+	char key[128], list[128] = "";
+	const config_setting_t *s = config_setting_get_member(group, name);
+	const char *v;
+
+	if (s == NULL)
+		return 0;
+	join(key, sizeof(key), prefix, name);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad(x, s, key, "expected a string");
+	v = config_setting_get_string(s);
+	for (int i = 0; names[i] != NULL; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			*dst = i;
+			return 0;
+		}
+		size_t used = strlen(list);
+		snprintf(list + used, sizeof(list) - used, "%s\"%s\"", i ? ", " : "", names[i]);
+	}
+	return bad(x, s, key, "\"%s\" is not one of %s", v, list);
+}
+
+/* get_list - optional member that must be an array or list; NULL when absent. */
+static int
+get_list(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	 const config_setting_t **out)
+{
+	char key[128];
+	const config_setting_t *s = config_setting_get_member(group, name);
+
+	*out = NULL;
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+	    config_setting_type(s) != CONFIG_TYPE_LIST)
+		return bad(x, s, join(key, sizeof(key), prefix, name),
+			   "expected a list [ ... ]");
+	*out = s;
+	return 0;
+}
+
+/* get_group - optional member that must be a group { ... }; NULL when absent. */
+static int
+get_group(struct cx *x, const config_setting_t *parent, const char *name,
+	  const config_setting_t **out)
+{
+	const config_setting_t *s = config_setting_get_member(parent, name);
+
+	*out = NULL;
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return bad(x, s, name, "expected a group { ... }");
+	*out = s;
+	return 0;
+}
+
+/* get_strings - optional list of strings, each passed to check (may be NULL). */
+static int
+get_strings(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
+	    char ***dst, size_t *n, const char *(*check)(const char *))
+{
+	char key[128];
+	const config_setting_t *l;
+	int len;
+
+	if (get_list(x, group, prefix, name, &l) < 0)
+		return -1;
+	if (l == NULL)
+		return 0;
+	len = config_setting_length(l);
+	if (len == 0)
+		return 0;
+	if ((*dst = calloc((size_t)len, sizeof(**dst))) == NULL)
+		return bad(x, l, name, "out of memory");
+	for (int i = 0; i < len; i++) {
+		const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+		const char *v, *why;
+
+		snprintf(key, sizeof(key), "%s%s%s[%d]", prefix ? prefix : "", prefix ? "." : "",
+			 name, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING)
+			return bad(x, e, key, "expected a string");
+		v = config_setting_get_string(e);
+		if (check != NULL && (why = check(v)) != NULL)
+			return bad(x, e, key, "\"%s\": %s", v, why);
+		if (((*dst)[i] = strdup(v)) == NULL)
+			return bad(x, e, key, "out of memory");
+		(*n)++;
+	}
+	return 0;
+}
+
+static const char *
+check_addr(const char *v)
+{
+	struct conf_addr a;
+
+	return conf_parse_addr(v, &a) < 0 ? "expected ADDRESS:PORT with a numeric address" : NULL;
+}
+
+static const char *
+check_net(const char *v)
+{
+	struct conf_net n;
+
+	return conf_parse_net(v, &n) < 0 ? "expected ADDRESS or ADDRESS/PREFIX" : NULL;
+}
+
+static const char *
+check_forwarder(const char *v)
+{
+	char host[64];
+	const char *at = strchr(v, '@');
+	size_t len = at ? (size_t)(at - v) : strlen(v);
+	unsigned char buf[16];
+
+	if (len == 0 || len >= sizeof(host))
+		return "expected an IP address, optionally with @PORT";
+	memcpy(host, v, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+		return "expected an IP address, optionally with @PORT";
+	if (at != NULL) {
+		char *end;
+		long port = strtol(at + 1, &end, 10);
+		if (at[1] == '\0' || *end != '\0' || port < 1 || port > 65535)
+			return "bad port after @";
+	}
+	return NULL;
+}
+
+/* Turn a validated list of strings into conf_addr values. */
+static int
+strings_to_addrs(char **s, size_t n, struct conf_addr **out)
+{
+	if (n == 0)
+		return 0;
+	if ((*out = calloc(n, sizeof(**out))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (conf_parse_addr(s[i], &(*out)[i]) < 0)
+			return -1;
+		(*out)[i].text = s[i];
+		s[i] = NULL;
+	}
+	return 0;
+}
+
+static void
+free_strings(char **s, size_t n)
+{
+	for (size_t i = 0; i < n && s != NULL; i++)
+		free(s[i]);
+	free(s);
+}
+
+/* A domain as written by an operator: U-labels allowed, stored as A-labels. */
+static int
+get_domain(struct cx *x, const config_setting_t *g, const char *key, char **dst)
+{
+	char ascii[256];
+	const config_setting_t *s = config_setting_get_member(g, "domain");
+
+	if (s == NULL)
+		return bad(x, g, key, "\"domain\" is required");
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return bad(x, s, key, "domain: expected a string");
+	if (sts_domain_to_ascii(config_setting_get_string(s), ascii, sizeof(ascii)) < 0)
+		return bad(x, s, key, "domain: \"%s\" is not a valid domain name",
+			   config_setting_get_string(s));
+	if ((*dst = strdup(ascii)) == NULL)
+		return bad(x, s, key, "out of memory");
+	return 0;
+}
+
+static int
+load_policies(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const keys[] = {"domain", "mode", "mx", NULL};
+	const config_setting_t *l;
+	char key[64];
+	int n;
+
+	if (get_list(x, root, NULL, "policies", &l) < 0 || l == NULL)
+		return l == NULL && x->err[0] == '\0' ? 0 : -1;
+	n = config_setting_length(l);
+	if (n > 0 && (c->policies = calloc((size_t)n, sizeof(*c->policies))) == NULL)
+		return bad(x, l, "policies", "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+		struct conf_policy *p = &c->policies[i];
+		int mode = -1;
+
+		snprintf(key, sizeof(key), "policies[%d]", i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return bad(x, g, key, "expected a group { domain = ...; mode = ...; mx = [ ... ]; }");
+		c->n_policies++;
+		p->line = config_setting_source_line(g);
+		if (check_keys(x, g, key, keys) < 0 || get_domain(x, g, key, &p->domain) < 0)
+			return -1;
+		if (config_setting_get_member(g, "mode") == NULL)
+			return bad(x, g, key, "\"mode\" is required");
+		if (get_choice(x, g, key, "mode", (const char *const[]){"none", "testing", "enforce", NULL}, &mode) < 0)
+			return -1;
+		p->mode = (enum sts_mode)mode;
+		if (get_strings(x, g, key, "mx", &p->mx, &p->n_mx, NULL) < 0)
+			return -1;
+		if (p->n_mx == 0 && p->mode != STS_MODE_NONE)
+			return bad(x, g, key, "\"mx\" needs at least one pattern unless mode is \"none\"");
+		for (int j = 0; j < i; j++)
+			if (strcmp(c->policies[j].domain, p->domain) == 0)
+				return bad(x, g, key, "domain \"%s\" has a policy already", p->domain);
+	}
+	return 0;
+}
+
+static int
+load_smarthosts(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const keys[] = {"address", "name", NULL};
+	const config_setting_t *l;
+	char key[64];
+	int n;
+
+	if (get_list(x, root, NULL, "smarthosts", &l) < 0)
+		return -1;
+	if (l == NULL)
+		return 0;
+	n = config_setting_length(l);
+	if (n > 0 && (c->smarthosts = calloc((size_t)n, sizeof(*c->smarthosts))) == NULL)
+		return bad(x, l, "smarthosts", "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(l, (unsigned)i);
+		struct conf_smarthost *h = &c->smarthosts[i];
+		char *addr = NULL;
+
+		snprintf(key, sizeof(key), "smarthosts[%d]", i);
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+			return bad(x, g, key, "expected a group { address = ...; name = ...; }");
+		c->n_smarthosts++;
+		h->line = config_setting_source_line(g);
+		if (check_keys(x, g, key, keys) < 0)
+			return -1;
+		if (get_str(x, g, key, "address", &addr) < 0)
+			return -1;
+		if (addr == NULL)
+			return bad(x, g, key, "\"address\" is required");
+		h->addr.text = addr;
+		if (conf_parse_addr(addr, &h->addr) < 0)
+			return bad(x, config_setting_get_member(g, "address"), key,
+				   "address: \"%s\" is not ADDRESS:PORT", addr);
+		if (get_str(x, g, key, "name", &h->name) < 0)
+			return -1;
+		if (h->name == NULL)
+			return bad(x, g, key, "\"name\" is required");
+		if (!sts_hostname_valid(h->name))
+			return bad(x, config_setting_get_member(g, "name"), key,
+				   "name: \"%s\" is not a host name", h->name);
+		sts_lower(h->name);
+	}
+	return 0;
+}
+
+static int
+load_root(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const top[] = {
+		"state_dir", "user", "mode", "listen", "interception", "clients",
+		"upstream_mark", "max_sessions", "workers", "max_line", "timeouts", "log",
+		"dns", "tls", "sts", "policies", "smarthosts", "nfq", "metrics", "control", NULL};
+	static const char *const timeouts[] = {"connect",  "greeting",   "command",
+					       "starttls", "data_block", "data_done", NULL};
+	static const char *const logk[] = {"level", "file", "events", NULL};
+	static const char *const dnsk[] = {"forwarders", "trust_anchor_file", "timeout", NULL};
+	static const char *const tlsk[] = {"ca_file", "server_cert", "server_key",
+					   "client_starttls", NULL};
+	static const char *const stsk[] = {"fetch_timeout", "defer_on_dns_failure", "refresh",
+					   NULL};
+	static const char *const nfqk[] = {"queues", "action", "fail_open", NULL};
+	static const char *const metk[] = {"listen", NULL};
+	static const char *const ctlk[] = {"socket", NULL};
+	const config_setting_t *g, *l;
+	char **strs = NULL;
+	size_t nstrs = 0;
+	int v;
+
+	if (check_keys(x, root, NULL, top) < 0)
+		return -1;
+	if (get_str(x, root, NULL, "state_dir", &c->state_dir) < 0 ||
+	    get_str(x, root, NULL, "user", &c->user) < 0)
+		return -1;
+	v = (int)c->mode;
+	if (get_choice(x, root, NULL, "mode", (const char *const[]){"enforce", "monitor", NULL}, &v) < 0)
+		return -1;
+	c->mode = (enum conf_proxy_mode)v;
+	v = (int)c->interception;
+	if (get_choice(x, root, NULL, "interception", (const char *const[]){"redirect", "tproxy", NULL}, &v) < 0)
+		return -1;
+	c->interception = (enum conf_interception)v;
+
+	if (get_strings(x, root, NULL, "listen", &strs, &nstrs, check_addr) < 0)
+		goto fail;
+	if (strings_to_addrs(strs, nstrs, &c->listen) < 0)
+		goto fail;
+	c->n_listen = nstrs;
+	free_strings(strs, nstrs);
+	strs = NULL;
+	nstrs = 0;
+
+	if (get_strings(x, root, NULL, "clients", &strs, &nstrs, check_net) < 0)
+		goto fail;
+	if (nstrs > 0 && (c->clients = calloc(nstrs, sizeof(*c->clients))) == NULL)
+		goto fail;
+	for (size_t i = 0; i < nstrs; i++) {
+		conf_parse_net(strs[i], &c->clients[i]);
+		c->clients[i].text = strs[i];
+		strs[i] = NULL;
+		c->n_clients++;
+	}
+	free_strings(strs, nstrs);
+	strs = NULL;
+
+	if (get_uint(x, root, NULL, "upstream_mark", 0, 0xffffffffLL, &c->upstream_mark) < 0 ||
+	    get_uint(x, root, NULL, "max_sessions", 1, 1000000, &c->max_sessions) < 0 ||
+	    get_uint(x, root, NULL, "workers", 1, 64, &c->workers) < 0 ||
+	    get_uint(x, root, NULL, "max_line", 1000, 65536, &c->max_line) < 0)
+		return -1;
+
+	if (get_group(x, root, "timeouts", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		struct conf_timeouts *t = &c->timeouts;
+		if (check_keys(x, g, "timeouts", timeouts) < 0 ||
+		    get_uint(x, g, "timeouts", "connect", 1, 3600, &t->connect) < 0 ||
+		    get_uint(x, g, "timeouts", "greeting", 1, 3600, &t->greeting) < 0 ||
+		    get_uint(x, g, "timeouts", "command", 1, 3600, &t->command) < 0 ||
+		    get_uint(x, g, "timeouts", "starttls", 1, 3600, &t->starttls) < 0 ||
+		    get_uint(x, g, "timeouts", "data_block", 1, 3600, &t->data_block) < 0 ||
+		    get_uint(x, g, "timeouts", "data_done", 1, 3600, &t->data_done) < 0)
+			return -1;
+	}
+
+	if (get_group(x, root, "log", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		v = (int)c->log.level;
+		if (check_keys(x, g, "log", logk) < 0 ||
+		    get_choice(x, g, "log", "level", (const char *const[]){"err", "warn", "notice", "info", "debug", NULL}, &v) < 0 ||
+		    get_str(x, g, "log", "file", &c->log.file) < 0 ||
+		    get_str(x, g, "log", "events", &c->log.events) < 0)
+			return -1;
+		c->log.level = (enum log_level)v;
+	}
+
+	if (get_group(x, root, "dns", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		if (check_keys(x, g, "dns", dnsk) < 0 ||
+		    get_strings(x, g, "dns", "forwarders", &c->dns.forwarders,
+				&c->dns.n_forwarders, check_forwarder) < 0 ||
+		    get_str(x, g, "dns", "trust_anchor_file", &c->dns.trust_anchor_file) < 0 ||
+		    get_uint(x, g, "dns", "timeout", 1, 300, &c->dns.timeout) < 0)
+			return -1;
+	}
+
+	if (get_group(x, root, "tls", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		if (check_keys(x, g, "tls", tlsk) < 0 ||
+		    get_str(x, g, "tls", "ca_file", &c->tls.ca_file) < 0 ||
+		    get_str(x, g, "tls", "server_cert", &c->tls.server_cert) < 0 ||
+		    get_str(x, g, "tls", "server_key", &c->tls.server_key) < 0 ||
+		    get_bool(x, g, "tls", "client_starttls", &c->tls.client_starttls) < 0)
+			return -1;
+		if ((c->tls.server_cert == NULL) != (c->tls.server_key == NULL))
+			return bad(x, g, "tls", "server_cert and server_key go together");
+	}
+
+	if (get_group(x, root, "sts", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		if (check_keys(x, g, "sts", stsk) < 0 ||
+		    get_uint(x, g, "sts", "fetch_timeout", 1, 60, &c->sts.fetch_timeout) < 0 ||
+		    get_bool(x, g, "sts", "defer_on_dns_failure", &c->sts.defer_on_dns_failure) < 0 ||
+		    get_bool(x, g, "sts", "refresh", &c->sts.refresh) < 0)
+			return -1;
+	}
+
+	if (load_policies(x, root, c) < 0 || load_smarthosts(x, root, c) < 0)
+		return -1;
+
+	if (get_group(x, root, "nfq", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		c->nfq.enabled = true;
+		v = (int)c->nfq.action;
+		if (check_keys(x, g, "nfq", nfqk) < 0 ||
+		    get_choice(x, g, "nfq", "action", (const char *const[]){"log", "block", NULL}, &v) < 0 ||
+		    get_bool(x, g, "nfq", "fail_open", &c->nfq.fail_open) < 0 ||
+		    get_list(x, g, "nfq", "queues", &l) < 0)
+			return -1;
+		c->nfq.action = (enum conf_nfq_action)v;
+		if (l != NULL) {
+			int n = config_setting_length(l);
+			if (n == 0)
+				return bad(x, l, "nfq.queues", "needs at least one queue number");
+			free(c->nfq.queues);
+			c->nfq.n_queues = 0;
+			if ((c->nfq.queues = calloc((size_t)n, sizeof(unsigned))) == NULL)
+				return bad(x, l, "nfq.queues", "out of memory");
+			for (int i = 0; i < n; i++) {
+				const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+				if (config_setting_type(e) != CONFIG_TYPE_INT ||
+				    config_setting_get_int(e) < 0 || config_setting_get_int(e) > 65535)
+					return bad(x, e, "nfq.queues",
+						   "expected queue numbers from 0 to 65535");
+				c->nfq.queues[c->nfq.n_queues++] = (unsigned)config_setting_get_int(e);
+			}
+		}
+	}
+
+	if (get_group(x, root, "metrics", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		char *addr = NULL;
+		if (check_keys(x, g, "metrics", metk) < 0 || get_str(x, g, "metrics", "listen", &addr) < 0)
+			return -1;
+		if (addr == NULL && (addr = strdup("127.0.0.1:9125")) == NULL)
+			return bad(x, g, "metrics", "out of memory");
+		if ((c->metrics.listen = calloc(1, sizeof(*c->metrics.listen))) == NULL) {
+			free(addr);
+			return bad(x, g, "metrics", "out of memory");
+		}
+		c->metrics.listen->text = addr;
+		if (conf_parse_addr(addr, c->metrics.listen) < 0)
+			return bad(x, config_setting_get_member(g, "listen"), "metrics.listen",
+				   "\"%s\" is not ADDRESS:PORT", addr);
+	}
+
+	if (get_group(x, root, "control", &g) < 0)
+		return -1;
+	if (g != NULL &&
+	    (check_keys(x, g, "control", ctlk) < 0 || get_str(x, g, "control", "socket", &c->control.socket) < 0))
+		return -1;
+
+	if (c->n_listen == 0 && !c->nfq.enabled)
+		return bad(x, root, "listen", "nothing to do: set \"listen\" or an \"nfq\" group");
+	return 0;
+fail:
+	free_strings(strs, nstrs);
+	if (x->err[0] == '\0')
+		bad(x, root, "listen", "out of memory");
+	return -1;
+}
+
+int
+conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	if ((c->state_dir = strdup("/var/lib/stsproxy")) == NULL)
+		return -1;
+	c->mode = CONF_PROXY_ENFORCE;
+	c->interception = CONF_INTERCEPT_REDIRECT;
+	c->max_sessions = 10000;
+	c->workers = 2;
+	c->max_line = 8192;
+	/* RFC 5321 section 4.5.3.2 */
+	c->timeouts.connect = 30;
+	c->timeouts.greeting = 300;
+	c->timeouts.command = 300;
+	c->timeouts.starttls = 120;
+	c->timeouts.data_block = 180;
+	c->timeouts.data_done = 600;
+	c->log.level = LOG_LVL_INFO;
+	c->dns.timeout = 10;
+	c->tls.client_starttls = true;
+	c->sts.fetch_timeout = 20;
+	c->sts.defer_on_dns_failure = true;
+	c->sts.refresh = true;
+	c->nfq.action = CONF_NFQ_LOG;
+	c->nfq.fail_open = true;
+	if ((c->nfq.queues = calloc(1, sizeof(unsigned))) == NULL)
+		return -1;
+	c->nfq.n_queues = 1;
+	return 0;
+}
+
+static struct conf *
+load(config_t *cfg, const char *name, char *err, size_t errlen)
+{
+	struct cx x = {.file = name, .err = err, .errlen = errlen};
+	struct conf *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL || conf_defaults(c) < 0 ||
+	    (c->path = strdup(name)) == NULL) {
+		conf_free(c);
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	if (load_root(&x, config_root_setting(cfg), c) < 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	config_t cfg;
+	struct conf *c = NULL;
+	FILE *f;
+
+	err[0] = '\0';
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	config_init(&cfg);
+	if (config_read(&cfg, f) != CONFIG_TRUE)
+		snprintf(err, errlen, "%s:%d: syntax error: %s", path, config_error_line(&cfg),
+			 config_error_text(&cfg));
+	else
+		c = load(&cfg, path, err, errlen);
+	fclose(f);
+	config_destroy(&cfg);
+	return c;
+}
+
+struct conf *
+conf_load_string(const char *text, const char *name, char *err, size_t errlen)
+{
+	config_t cfg;
+	struct conf *c = NULL;
+
+	err[0] = '\0';
+	config_init(&cfg);
+	if (config_read_string(&cfg, text) != CONFIG_TRUE)
+		snprintf(err, errlen, "%s:%d: syntax error: %s", name, config_error_line(&cfg),
+			 config_error_text(&cfg));
+	else
+		c = load(&cfg, name, err, errlen);
+	config_destroy(&cfg);
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->state_dir);
+	free(c->user);
+	for (size_t i = 0; i < c->n_listen; i++)
+		free(c->listen[i].text);
+	free(c->listen);
+	for (size_t i = 0; i < c->n_clients; i++)
+		free(c->clients[i].text);
+	free(c->clients);
+	free(c->log.file);
+	free(c->log.events);
+	free_strings(c->dns.forwarders, c->dns.n_forwarders);
+	free(c->dns.trust_anchor_file);
+	free(c->tls.ca_file);
+	free(c->tls.server_cert);
+	free(c->tls.server_key);
+	for (size_t i = 0; i < c->n_policies; i++) {
+		free(c->policies[i].domain);
+		free_strings(c->policies[i].mx, c->policies[i].n_mx);
+	}
+	free(c->policies);
+	for (size_t i = 0; i < c->n_smarthosts; i++) {
+		free(c->smarthosts[i].addr.text);
+		free(c->smarthosts[i].name);
+	}
+	free(c->smarthosts);
+	free(c->nfq.queues);
+	if (c->metrics.listen != NULL)
+		free(c->metrics.listen->text);
+	free(c->metrics.listen);
+	free(c->control.socket);
+	free(c);
+}
+
+int
+conf_parse_addr(const char *text, struct conf_addr *out)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *hstart = text;
+	size_t hlen;
+	char *end;
+	long port;
+
+	memset(&out->sa, 0, sizeof(out->sa));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (close == NULL || close[1] != ':')
+			return -1;
+		hstart = text + 1;
+		hlen = (size_t)(close - hstart);
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(text, ':')) == NULL || strchr(text, ':') != colon)
+			return -1;
+		hlen = (size_t)(colon - text);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, hstart, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 0 || port > 65535)
+		return -1;
+	if (text[0] != '[') {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out->sa;
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->salen = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->sa;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->salen = sizeof(*sin6);
+	}
+	return 0;
+}
+
+int
+conf_parse_net(const char *text, struct conf_net *out)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t hlen = slash ? (size_t)(slash - text) : strlen(text);
+	unsigned max;
+
+	memset(out->addr, 0, sizeof(out->addr));
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -1;
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	out->prefix = max;
+	if (slash != NULL) {
+		char *end;
+		long p;
+		errno = 0;
+		p = strtol(slash + 1, &end, 10);
+		if (slash[1] == '\0' || *end != '\0' || errno != 0 || p < 0 || p > (long)max)
+			return -1;
+		out->prefix = (unsigned)p;
+	}
+	return 0;
+}
+
+bool
+conf_net_contains(const struct conf_net *net, const struct sockaddr *sa)
+{
+	const uint8_t *a;
+	unsigned bits = net->prefix, full, rest;
+	uint8_t mapped[16];
+
+	if (sa->sa_family == AF_INET && net->family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6 && net->family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	} else if (sa->sa_family == AF_INET6 && net->family == AF_INET &&
+		   IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		memcpy(mapped, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12, 4);
+		a = mapped;
+	} else {
+		return false;
+	}
+	full = bits / 8;
+	rest = bits % 8;
+	if (memcmp(a, net->addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((a[full] ^ net->addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}

@@ -1,0 +1,178 @@
+/*
+ * conf.h - the configuration: one struct, loaded from a libconfig file,
+ * validated completely before anything starts, then passed down.
+ *
+ * Nothing reads configuration from globals. A struct conf is immutable once
+ * loaded; a reload builds a new one and swaps the pointer for new sessions.
+ * Every string and array below is owned by the struct and freed by
+ * conf_free().
+ */
+#ifndef STS_CONF_H
+#define STS_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "core/types.h"
+
+/* An address with a port, as written in the file ("0.0.0.0:10025", "[::1]:25"). */
+struct conf_addr {
+	char *text;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+};
+
+/* A source network ("10.0.0.0/8", "2001:db8::/32"). */
+struct conf_net {
+	char *text;
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+/* An operator policy that wins over a published one (no first-use gap). */
+struct conf_policy {
+	char *domain; /* lower case, A-labels */
+	enum sts_mode mode;
+	char **mx; /* patterns as written; the policy module validates them */
+	size_t n_mx;
+	int line; /* where it was written, for messages */
+};
+
+/* A smarthost: connections to addr are checked against name (RFC 8461 section 3.4). */
+struct conf_smarthost {
+	struct conf_addr addr;
+	char *name;
+	int line;
+};
+
+enum conf_proxy_mode {
+	CONF_PROXY_ENFORCE = 0, /* block what the policy says to block */
+	CONF_PROXY_MONITOR,	/* never block, log what enforce would have done */
+};
+
+enum conf_interception {
+	CONF_INTERCEPT_REDIRECT = 0,
+	CONF_INTERCEPT_TPROXY,
+};
+
+enum conf_nfq_action {
+	CONF_NFQ_LOG = 0,
+	CONF_NFQ_BLOCK,
+};
+
+/* Per-state timeouts in seconds (RFC 5321 section 4.5.3.2 defaults). */
+struct conf_timeouts {
+	unsigned connect;    /* upstream TCP connect */
+	unsigned greeting;   /* upstream banner: 5 min */
+	unsigned command;    /* replies to commands, and client idle: 5 min */
+	unsigned starttls;   /* STARTTLS reply and TLS handshake */
+	unsigned data_block; /* between DATA blocks: 3 min */
+	unsigned data_done;  /* reply to the final dot: 10 min */
+};
+
+struct conf {
+	char *path; /* the file it came from */
+
+	char *state_dir; /* cache, generated keys, server memory */
+	char *user;	 /* drop privileges to this user when started as root; NULL: stay */
+
+	enum conf_proxy_mode mode;
+	struct conf_addr *listen;
+	size_t n_listen;
+	enum conf_interception interception;
+	struct conf_net *clients; /* empty: every source is allowed */
+	size_t n_clients;
+	uint32_t upstream_mark; /* SO_MARK on upstream sockets; 0: none */
+	unsigned max_sessions;
+	unsigned workers; /* event loop threads */
+	unsigned max_line;    /* longest command or reply line accepted, octets */
+	struct conf_timeouts timeouts;
+
+	struct {
+		enum log_level level;
+		char *file;   /* NULL: stderr */
+		char *events; /* JSON lines event file; NULL: none */
+	} log;
+
+	struct {
+		char **forwarders; /* empty: /etc/resolv.conf */
+		size_t n_forwarders;
+		char *trust_anchor_file; /* NULL: no DNSSEC validation */
+		unsigned timeout;	 /* seconds per lookup */
+	} dns;
+
+	struct {
+		char *ca_file;	   /* NULL: the system store */
+		char *server_cert; /* client-side STARTTLS; NULL: generated in state_dir */
+		char *server_key;
+		bool client_starttls; /* offer STARTTLS to the mailer */
+	} tls;
+
+	struct {
+		unsigned fetch_timeout;	   /* seconds, whole HTTPS fetch */
+		bool defer_on_dns_failure; /* SERVFAIL and no cache: 4xx (true) or no policy */
+		bool refresh;		   /* proactive refresh before expiry */
+	} sts;
+
+	struct conf_policy *policies;
+	size_t n_policies;
+	struct conf_smarthost *smarthosts;
+	size_t n_smarthosts;
+
+	struct {
+		bool enabled; /* an nfq section is present */
+		unsigned *queues;
+		size_t n_queues;
+		enum conf_nfq_action action;
+		bool fail_open;
+	} nfq;
+
+	struct {
+		struct conf_addr *listen; /* NULL: no metrics endpoint */
+	} metrics;
+
+	struct {
+		char *socket; /* NULL: no control socket */
+	} control;
+};
+
+/*
+ * conf_defaults - fill c with the built-in defaults (no listener, no file).
+ * Returns 0, or -1 on allocation failure. Free with conf_free().
+ */
+int conf_defaults(struct conf *c);
+
+/*
+ * conf_load - read and validate path. On success returns a new struct conf
+ * (free with conf_free()). On failure returns NULL and writes one line to err
+ * naming the file, the line and the key, e.g.
+ *   "/etc/stsproxy/stsproxy.conf:12: dns.timeout: expected an integer".
+ */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+
+/*
+ * conf_load_string - as conf_load() but from memory; name is used in
+ * messages in place of the file name. For tests and fuzzing.
+ */
+struct conf *conf_load_string(const char *text, const char *name, char *err, size_t errlen);
+
+/* conf_free - frees c and everything it owns; NULL is a no-op. */
+void conf_free(struct conf *c);
+
+/*
+ * conf_parse_addr - parse "host:port" or "[v6]:port" (numeric only) into
+ * out; 0 or -1. Owned strings are not touched: out->text is left alone.
+ */
+int conf_parse_addr(const char *text, struct conf_addr *out);
+
+/* conf_parse_net - parse "addr/prefix" or a bare address; 0 or -1. */
+int conf_parse_net(const char *text, struct conf_net *out);
+
+/* conf_net_contains - true if sa (AF_INET or AF_INET6) is inside net. */
+bool conf_net_contains(const struct conf_net *net, const struct sockaddr *sa);
+
+#endif
