@@ -56,7 +56,7 @@ join(char *buf, size_t len, const char *prefix, const char *name)
 /* check_keys - every member of group must be named in allowed (NULL-terminated). */
 static int
 check_keys(struct cx *x, const config_setting_t *group, const char *prefix,
-	   const char *const *allowed)
+           const char *const *allowed)
 {
 	char key[128];
 	int n = config_setting_length(group);
@@ -71,7 +71,7 @@ check_keys(struct cx *x, const config_setting_t *group, const char *prefix,
 				known = true;
 		if (!known)
 			return bad(x, s, join(key, sizeof(key), prefix, name ? name : "?"),
-				   "unknown key");
+			           "unknown key");
 	}
 	return 0;
 }
@@ -79,7 +79,7 @@ check_keys(struct cx *x, const config_setting_t *group, const char *prefix,
 /* get_str - optional string member; *dst replaced (old value freed) when present. */
 static int
 get_str(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	char **dst)
+        char **dst)
 {
 	char key[128];
 	const config_setting_t *s = config_setting_get_member(group, name);
@@ -99,7 +99,7 @@ get_str(struct cx *x, const config_setting_t *group, const char *prefix, const c
 /* get_uint - optional integer member within [min, max]. */
 static int
 get_uint(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	 long long min, long long max, unsigned *dst)
+         long long min, long long max, unsigned *dst)
 {
 	char key[128];
 	const config_setting_t *s = config_setting_get_member(group, name);
@@ -115,7 +115,7 @@ get_uint(struct cx *x, const config_setting_t *group, const char *prefix, const 
 		return bad(x, s, join(key, sizeof(key), prefix, name), "expected an integer");
 	if (v < min || v > max)
 		return bad(x, s, join(key, sizeof(key), prefix, name),
-			   "%lld is out of range (%lld to %lld)", v, min, max);
+		           "%lld is out of range (%lld to %lld)", v, min, max);
 	*dst = (unsigned)v;
 	return 0;
 }
@@ -123,7 +123,7 @@ get_uint(struct cx *x, const config_setting_t *group, const char *prefix, const 
 /* get_bool - optional boolean member. */
 static int
 get_bool(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	 bool *dst)
+         bool *dst)
 {
 	char key[128];
 	const config_setting_t *s = config_setting_get_member(group, name);
@@ -131,8 +131,7 @@ get_bool(struct cx *x, const config_setting_t *group, const char *prefix, const 
 	if (s == NULL)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return bad(x, s, join(key, sizeof(key), prefix, name),
-			   "expected true or false");
+		return bad(x, s, join(key, sizeof(key), prefix, name), "expected true or false");
 	*dst = config_setting_get_bool(s) != 0;
 	return 0;
 }
@@ -140,7 +139,7 @@ get_bool(struct cx *x, const config_setting_t *group, const char *prefix, const 
 /* get_choice - optional string member that must be one of names[]; *dst = its index. */
 static int
 get_choice(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	   const char *const *names, int *dst)
+           const char *const *names, int *dst)
 {
 	char key[128], list[128] = "";
 	const config_setting_t *s = config_setting_get_member(group, name);
@@ -166,7 +165,7 @@ get_choice(struct cx *x, const config_setting_t *group, const char *prefix, cons
 /* get_list - optional member that must be an array or list; NULL when absent. */
 static int
 get_list(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	 const config_setting_t **out)
+         const config_setting_t **out)
 {
 	char key[128];
 	const config_setting_t *s = config_setting_get_member(group, name);
@@ -176,8 +175,7 @@ get_list(struct cx *x, const config_setting_t *group, const char *prefix, const 
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
 	    config_setting_type(s) != CONFIG_TYPE_LIST)
-		return bad(x, s, join(key, sizeof(key), prefix, name),
-			   "expected a list [ ... ]");
+		return bad(x, s, join(key, sizeof(key), prefix, name), "expected a list [ ... ]");
 	*out = s;
 	return 0;
 }
@@ -185,7 +183,7 @@ get_list(struct cx *x, const config_setting_t *group, const char *prefix, const 
 /* get_group - optional member that must be a group { ... }; NULL when absent. */
 static int
 get_group(struct cx *x, const config_setting_t *parent, const char *name,
-	  const config_setting_t **out)
+          const config_setting_t **out)
 {
 	const config_setting_t *s = config_setting_get_member(parent, name);
 
@@ -201,7 +199,7 @@ get_group(struct cx *x, const config_setting_t *parent, const char *name,
 /* get_strings - optional list of strings, each passed to check (may be NULL). */
 static int
 get_strings(struct cx *x, const config_setting_t *group, const char *prefix, const char *name,
-	    char ***dst, size_t *n, const char *(*check)(const char *))
+            char ***dst, size_t *n, const char *(*check)(const char *))
 {
 	char key[128];
 	const config_setting_t *l;
@@ -221,7 +219,7 @@ get_strings(struct cx *x, const config_setting_t *group, const char *prefix, con
 		const char *v, *why;
 
 		snprintf(key, sizeof(key), "%s%s%s[%d]", prefix ? prefix : "", prefix ? "." : "",
-			 name, i);
+		         name, i);
 		if (config_setting_type(e) != CONFIG_TYPE_STRING)
 			return bad(x, e, key, "expected a string");
 		v = config_setting_get_string(e);
@@ -311,7 +309,7 @@ get_domain(struct cx *x, const config_setting_t *g, const char *key, char **dst)
 		return bad(x, s, key, "domain: expected a string");
 	if (sts_domain_to_ascii(config_setting_get_string(s), ascii, sizeof(ascii)) < 0)
 		return bad(x, s, key, "domain: \"%s\" is not a valid domain name",
-			   config_setting_get_string(s));
+		           config_setting_get_string(s));
 	if ((*dst = strdup(ascii)) == NULL)
 		return bad(x, s, key, "out of memory");
 	return 0;
@@ -337,23 +335,28 @@ load_policies(struct cx *x, const config_setting_t *root, struct conf *c)
 
 		snprintf(key, sizeof(key), "policies[%d]", i);
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-			return bad(x, g, key, "expected a group { domain = ...; mode = ...; mx = [ ... ]; }");
+			return bad(x, g, key,
+			           "expected a group { domain = ...; mode = ...; mx = [ ... ]; }");
 		c->n_policies++;
 		p->line = config_setting_source_line(g);
 		if (check_keys(x, g, key, keys) < 0 || get_domain(x, g, key, &p->domain) < 0)
 			return -1;
 		if (config_setting_get_member(g, "mode") == NULL)
 			return bad(x, g, key, "\"mode\" is required");
-		if (get_choice(x, g, key, "mode", (const char *const[]){"none", "testing", "enforce", NULL}, &mode) < 0)
+		if (get_choice(x, g, key, "mode",
+		               (const char *const[]){"none", "testing", "enforce", NULL},
+		               &mode) < 0)
 			return -1;
 		p->mode = (enum sts_mode)mode;
 		if (get_strings(x, g, key, "mx", &p->mx, &p->n_mx, NULL) < 0)
 			return -1;
 		if (p->n_mx == 0 && p->mode != STS_MODE_NONE)
-			return bad(x, g, key, "\"mx\" needs at least one pattern unless mode is \"none\"");
+			return bad(x, g, key,
+			           "\"mx\" needs at least one pattern unless mode is \"none\"");
 		for (int j = 0; j < i; j++)
 			if (strcmp(c->policies[j].domain, p->domain) == 0)
-				return bad(x, g, key, "domain \"%s\" has a policy already", p->domain);
+				return bad(x, g, key, "domain \"%s\" has a policy already",
+				           p->domain);
 	}
 	return 0;
 }
@@ -392,14 +395,14 @@ load_smarthosts(struct cx *x, const config_setting_t *root, struct conf *c)
 		h->addr.text = addr;
 		if (conf_parse_addr(addr, &h->addr) < 0)
 			return bad(x, config_setting_get_member(g, "address"), key,
-				   "address: \"%s\" is not ADDRESS:PORT", addr);
+			           "address: \"%s\" is not ADDRESS:PORT", addr);
 		if (get_str(x, g, key, "name", &h->name) < 0)
 			return -1;
 		if (h->name == NULL)
 			return bad(x, g, key, "\"name\" is required");
 		if (!sts_hostname_valid(h->name))
 			return bad(x, config_setting_get_member(g, "name"), key,
-				   "name: \"%s\" is not a host name", h->name);
+			           "name: \"%s\" is not a host name", h->name);
 		sts_lower(h->name);
 	}
 	return 0;
@@ -409,17 +412,18 @@ static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
 	static const char *const top[] = {
-		"state_dir", "user", "mode", "listen", "interception", "clients",
-		"upstream_mark", "max_sessions", "workers", "max_line", "timeouts", "log",
-		"dns", "tls", "sts", "policies", "smarthosts", "nfq", "metrics", "control", NULL};
-	static const char *const timeouts[] = {"connect",  "greeting",   "command",
-					       "starttls", "data_block", "data_done", NULL};
+	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
+	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
+	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
+	    "metrics",       "control",      NULL};
+	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
+	                                       "data_block", "data_done", NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
 	static const char *const dnsk[] = {"forwarders", "trust_anchor_file", "timeout", NULL};
 	static const char *const tlsk[] = {"ca_file", "server_cert", "server_key",
-					   "client_starttls", NULL};
+	                                   "client_starttls", NULL};
 	static const char *const stsk[] = {"fetch_timeout", "defer_on_dns_failure", "refresh",
-					   NULL};
+	                                   NULL};
 	static const char *const nfqk[] = {"queues", "action", "fail_open", NULL};
 	static const char *const metk[] = {"listen", NULL};
 	static const char *const ctlk[] = {"socket", NULL};
@@ -434,11 +438,13 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	    get_str(x, root, NULL, "user", &c->user) < 0)
 		return -1;
 	v = (int)c->mode;
-	if (get_choice(x, root, NULL, "mode", (const char *const[]){"enforce", "monitor", NULL}, &v) < 0)
+	if (get_choice(x, root, NULL, "mode", (const char *const[]){"enforce", "monitor", NULL},
+	               &v) < 0)
 		return -1;
 	c->mode = (enum conf_proxy_mode)v;
 	v = (int)c->interception;
-	if (get_choice(x, root, NULL, "interception", (const char *const[]){"redirect", "tproxy", NULL}, &v) < 0)
+	if (get_choice(x, root, NULL, "interception",
+	               (const char *const[]){"redirect", "tproxy", NULL}, &v) < 0)
 		return -1;
 	c->interception = (enum conf_interception)v;
 
@@ -489,7 +495,10 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	if (g != NULL) {
 		v = (int)c->log.level;
 		if (check_keys(x, g, "log", logk) < 0 ||
-		    get_choice(x, g, "log", "level", (const char *const[]){"err", "warn", "notice", "info", "debug", NULL}, &v) < 0 ||
+		    get_choice(
+		        x, g, "log", "level",
+		        (const char *const[]){"err", "warn", "notice", "info", "debug", NULL},
+		        &v) < 0 ||
 		    get_str(x, g, "log", "file", &c->log.file) < 0 ||
 		    get_str(x, g, "log", "events", &c->log.events) < 0)
 			return -1;
@@ -500,8 +509,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		return -1;
 	if (g != NULL) {
 		if (check_keys(x, g, "dns", dnsk) < 0 ||
-		    get_strings(x, g, "dns", "forwarders", &c->dns.forwarders,
-				&c->dns.n_forwarders, check_forwarder) < 0 ||
+		    get_strings(x, g, "dns", "forwarders", &c->dns.forwarders, &c->dns.n_forwarders,
+		                check_forwarder) < 0 ||
 		    get_str(x, g, "dns", "trust_anchor_file", &c->dns.trust_anchor_file) < 0 ||
 		    get_uint(x, g, "dns", "timeout", 1, 300, &c->dns.timeout) < 0)
 			return -1;
@@ -525,7 +534,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	if (g != NULL) {
 		if (check_keys(x, g, "sts", stsk) < 0 ||
 		    get_uint(x, g, "sts", "fetch_timeout", 1, 60, &c->sts.fetch_timeout) < 0 ||
-		    get_bool(x, g, "sts", "defer_on_dns_failure", &c->sts.defer_on_dns_failure) < 0 ||
+		    get_bool(x, g, "sts", "defer_on_dns_failure", &c->sts.defer_on_dns_failure) <
+		        0 ||
 		    get_bool(x, g, "sts", "refresh", &c->sts.refresh) < 0)
 			return -1;
 	}
@@ -539,7 +549,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		c->nfq.enabled = true;
 		v = (int)c->nfq.action;
 		if (check_keys(x, g, "nfq", nfqk) < 0 ||
-		    get_choice(x, g, "nfq", "action", (const char *const[]){"log", "block", NULL}, &v) < 0 ||
+		    get_choice(x, g, "nfq", "action", (const char *const[]){"log", "block", NULL},
+		               &v) < 0 ||
 		    get_bool(x, g, "nfq", "fail_open", &c->nfq.fail_open) < 0 ||
 		    get_list(x, g, "nfq", "queues", &l) < 0)
 			return -1;
@@ -555,10 +566,12 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 			for (int i = 0; i < n; i++) {
 				const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
 				if (config_setting_type(e) != CONFIG_TYPE_INT ||
-				    config_setting_get_int(e) < 0 || config_setting_get_int(e) > 65535)
+				    config_setting_get_int(e) < 0 ||
+				    config_setting_get_int(e) > 65535)
 					return bad(x, e, "nfq.queues",
-						   "expected queue numbers from 0 to 65535");
-				c->nfq.queues[c->nfq.n_queues++] = (unsigned)config_setting_get_int(e);
+					           "expected queue numbers from 0 to 65535");
+				c->nfq.queues[c->nfq.n_queues++] =
+				    (unsigned)config_setting_get_int(e);
 			}
 		}
 	}
@@ -567,7 +580,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		return -1;
 	if (g != NULL) {
 		char *addr = NULL;
-		if (check_keys(x, g, "metrics", metk) < 0 || get_str(x, g, "metrics", "listen", &addr) < 0)
+		if (check_keys(x, g, "metrics", metk) < 0 ||
+		    get_str(x, g, "metrics", "listen", &addr) < 0)
 			return -1;
 		if (addr == NULL && (addr = strdup("127.0.0.1:9125")) == NULL)
 			return bad(x, g, "metrics", "out of memory");
@@ -578,13 +592,13 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		c->metrics.listen->text = addr;
 		if (conf_parse_addr(addr, c->metrics.listen) < 0)
 			return bad(x, config_setting_get_member(g, "listen"), "metrics.listen",
-				   "\"%s\" is not ADDRESS:PORT", addr);
+			           "\"%s\" is not ADDRESS:PORT", addr);
 	}
 
 	if (get_group(x, root, "control", &g) < 0)
 		return -1;
-	if (g != NULL &&
-	    (check_keys(x, g, "control", ctlk) < 0 || get_str(x, g, "control", "socket", &c->control.socket) < 0))
+	if (g != NULL && (check_keys(x, g, "control", ctlk) < 0 ||
+	                  get_str(x, g, "control", "socket", &c->control.socket) < 0))
 		return -1;
 
 	if (c->n_listen == 0 && !c->nfq.enabled)
@@ -663,7 +677,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	config_init(&cfg);
 	if (config_read(&cfg, f) != CONFIG_TRUE)
 		snprintf(err, errlen, "%s:%d: syntax error: %s", path, config_error_line(&cfg),
-			 config_error_text(&cfg));
+		         config_error_text(&cfg));
 	else
 		c = load(&cfg, path, err, errlen);
 	fclose(f);
@@ -681,7 +695,7 @@ conf_load_string(const char *text, const char *name, char *err, size_t errlen)
 	config_init(&cfg);
 	if (config_read_string(&cfg, text) != CONFIG_TRUE)
 		snprintf(err, errlen, "%s:%d: syntax error: %s", name, config_error_line(&cfg),
-			 config_error_text(&cfg));
+		         config_error_text(&cfg));
 	else
 		c = load(&cfg, name, err, errlen);
 	config_destroy(&cfg);
@@ -822,7 +836,7 @@ conf_net_contains(const struct conf_net *net, const struct sockaddr *sa)
 	} else if (sa->sa_family == AF_INET6 && net->family == AF_INET6) {
 		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 	} else if (sa->sa_family == AF_INET6 && net->family == AF_INET &&
-		   IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+	           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
 		memcpy(mapped, ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr + 12, 4);
 		a = mapped;
 	} else {

@@ -51,7 +51,7 @@ struct conf_smarthost {
 
 enum conf_proxy_mode {
 	CONF_PROXY_ENFORCE = 0, /* block what the policy says to block */
-	CONF_PROXY_MONITOR,	/* never block, log what enforce would have done */
+	CONF_PROXY_MONITOR,     /* never block, log what enforce would have done */
 };
 
 enum conf_interception {
@@ -78,7 +78,7 @@ struct conf {
 	char *path; /* the file it came from */
 
 	char *state_dir; /* cache, generated keys, server memory */
-	char *user;	 /* drop privileges to this user when started as root; NULL: stay */
+	char *user;      /* drop privileges to this user when started as root; NULL: stay */
 
 	enum conf_proxy_mode mode;
 	struct conf_addr *listen;
@@ -88,8 +88,8 @@ struct conf {
 	size_t n_clients;
 	uint32_t upstream_mark; /* SO_MARK on upstream sockets; 0: none */
 	unsigned max_sessions;
-	unsigned workers; /* event loop threads */
-	unsigned max_line;    /* longest command or reply line accepted, octets */
+	unsigned workers;  /* event loop threads */
+	unsigned max_line; /* longest command or reply line accepted, octets */
 	struct conf_timeouts timeouts;
 
 	struct {
@@ -102,20 +102,20 @@ struct conf {
 		char **forwarders; /* empty: /etc/resolv.conf */
 		size_t n_forwarders;
 		char *trust_anchor_file; /* NULL: no DNSSEC validation */
-		unsigned timeout;	 /* seconds per lookup */
+		unsigned timeout;        /* seconds per lookup */
 	} dns;
 
 	struct {
-		char *ca_file;	   /* NULL: the system store */
+		char *ca_file;     /* NULL: the system store */
 		char *server_cert; /* client-side STARTTLS; NULL: generated in state_dir */
 		char *server_key;
 		bool client_starttls; /* offer STARTTLS to the mailer */
 	} tls;
 
 	struct {
-		unsigned fetch_timeout;	   /* seconds, whole HTTPS fetch */
+		unsigned fetch_timeout;    /* seconds, whole HTTPS fetch */
 		bool defer_on_dns_failure; /* SERVFAIL and no cache: 4xx (true) or no policy */
-		bool refresh;		   /* proactive refresh before expiry */
+		bool refresh;              /* proactive refresh before expiry */
 	} sts;
 
 	struct conf_policy *policies;

@@ -20,7 +20,7 @@ static const char *const level_names[] = {"err", "warn", "notice", "info", "debu
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum log_level log_level = LOG_LVL_INFO;
-static FILE *log_file;	/* NULL: stderr */
+static FILE *log_file; /* NULL: stderr */
 static char *log_path;
 
 int
@@ -107,7 +107,7 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		memcpy(line + sizeof(line) - 4, "...", 4);
 	pthread_mutex_lock(&log_lock);
 	fprintf(log_file != NULL ? log_file : stderr, "%s.%03ldZ %s %s\n", stamp,
-		ts.tv_nsec / 1000000, level_names[level], line);
+	        ts.tv_nsec / 1000000, level_names[level], line);
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -6,24 +6,24 @@
 #include "core/types.h"
 
 static const char *const mode_names[] = {
-	[STS_MODE_NONE] = "none",
-	[STS_MODE_TESTING] = "testing",
-	[STS_MODE_ENFORCE] = "enforce",
+    [STS_MODE_NONE] = "none",
+    [STS_MODE_TESTING] = "testing",
+    [STS_MODE_ENFORCE] = "enforce",
 };
 
 static const char *const result_names[STS_RESULT_MAX] = {
-	[STS_RESULT_OK] = "ok",
-	[STS_RESULT_STARTTLS_NOT_SUPPORTED] = "starttls-not-supported",
-	[STS_RESULT_CERT_HOST_MISMATCH] = "certificate-host-mismatch",
-	[STS_RESULT_CERT_EXPIRED] = "certificate-expired",
-	[STS_RESULT_CERT_NOT_TRUSTED] = "certificate-not-trusted",
-	[STS_RESULT_VALIDATION_FAILURE] = "validation-failure",
-	[STS_RESULT_TLSA_INVALID] = "tlsa-invalid",
-	[STS_RESULT_DNSSEC_INVALID] = "dnssec-invalid",
-	[STS_RESULT_DANE_REQUIRED] = "dane-required",
-	[STS_RESULT_STS_POLICY_FETCH_ERROR] = "sts-policy-fetch-error",
-	[STS_RESULT_STS_POLICY_INVALID] = "sts-policy-invalid",
-	[STS_RESULT_STS_WEBPKI_INVALID] = "sts-webpki-invalid",
+    [STS_RESULT_OK] = "ok",
+    [STS_RESULT_STARTTLS_NOT_SUPPORTED] = "starttls-not-supported",
+    [STS_RESULT_CERT_HOST_MISMATCH] = "certificate-host-mismatch",
+    [STS_RESULT_CERT_EXPIRED] = "certificate-expired",
+    [STS_RESULT_CERT_NOT_TRUSTED] = "certificate-not-trusted",
+    [STS_RESULT_VALIDATION_FAILURE] = "validation-failure",
+    [STS_RESULT_TLSA_INVALID] = "tlsa-invalid",
+    [STS_RESULT_DNSSEC_INVALID] = "dnssec-invalid",
+    [STS_RESULT_DANE_REQUIRED] = "dane-required",
+    [STS_RESULT_STS_POLICY_FETCH_ERROR] = "sts-policy-fetch-error",
+    [STS_RESULT_STS_POLICY_INVALID] = "sts-policy-invalid",
+    [STS_RESULT_STS_WEBPKI_INVALID] = "sts-webpki-invalid",
 };
 
 const char *

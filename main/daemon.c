@@ -26,9 +26,9 @@ daemon_check_conf(const struct conf *c, char *err, size_t errlen)
 		for (size_t j = 0; j < p->n_mx; j++) {
 			if (!sts_mx_pattern_valid(p->mx[j])) {
 				snprintf(err, errlen,
-					 "%s:%d: policies[%zu].mx[%zu]: \"%s\" is not a valid MX "
-					 "pattern (RFC 8461 section 4.1)",
-					 c->path, p->line, i, j, p->mx[j]);
+				         "%s:%d: policies[%zu].mx[%zu]: \"%s\" is not a valid MX "
+				         "pattern (RFC 8461 section 4.1)",
+				         c->path, p->line, i, j, p->mx[j]);
 				return -1;
 			}
 		}
@@ -79,7 +79,7 @@ daemon_run(const struct conf *c)
 	log_set_level(c->log.level);
 	if (log_open(c->log.file) < 0) {
 		log_err("event=start error=\"cannot open log file %s: %s\"", c->log.file,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	if (daemon_check_conf(c, err, sizeof(err)) < 0) {
@@ -88,7 +88,7 @@ daemon_run(const struct conf *c)
 	}
 	if (evlog_open(c->log.events) < 0) {
 		log_err("event=start error=\"cannot open event file %s: %s\"", c->log.events,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	if ((d.loop = loop_new()) == NULL) {
@@ -108,7 +108,7 @@ daemon_run(const struct conf *c)
 		goto fail;
 	}
 	log_notice("event=start version=%s config=%s mode=%s", STSPROXY_VERSION, c->path,
-		   c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor");
+	           c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor");
 	if (loop_run(d.loop) < 0) {
 		log_err("event=loop error=\"%s\"", strerror(errno));
 		d.status = -1;

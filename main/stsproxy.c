@@ -23,19 +23,18 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: stsproxy [-c FILE] [--check-config]\n"
-		"       stsproxy check txt RECORD | policy FILE | mx PATTERN HOST\n"
-		"       stsproxy --version | --help\n"
-		"\n"
-		"  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
-		"  -t, --check-config  validate the configuration and exit 0 or 1\n"
-		"  -V, --version       print the version\n"
-		"  -h, --help          this text\n"
-		"\n"
-		"stsproxy relays outbound SMTP sessions, upgrades them to STARTTLS and\n"
-		"refuses delivery where a domain's MTA-STS policy is not met.\n"
-		"See stsproxy(8) and stsproxy.conf(5).\n");
+	fprintf(f, "usage: stsproxy [-c FILE] [--check-config]\n"
+	           "       stsproxy check txt RECORD | policy FILE | mx PATTERN HOST\n"
+	           "       stsproxy --version | --help\n"
+	           "\n"
+	           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
+	           "  -t, --check-config  validate the configuration and exit 0 or 1\n"
+	           "  -V, --version       print the version\n"
+	           "  -h, --help          this text\n"
+	           "\n"
+	           "stsproxy relays outbound SMTP sessions, upgrades them to STARTTLS and\n"
+	           "refuses delivery where a domain's MTA-STS policy is not met.\n"
+	           "See stsproxy(8) and stsproxy.conf(5).\n");
 }
 
 /* check_config - load and validate path; also what the modules check themselves. */
@@ -63,11 +62,11 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 't'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONF;
 	char err[512];

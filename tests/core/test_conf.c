@@ -36,26 +36,27 @@ write_conf(const char *name, const char *text)
 }
 
 static const char good[] =
-	"state_dir = \"/tmp/sts\";\n"
-	"mode = \"monitor\";\n"
-	"listen = [ \"0.0.0.0:10025\", \"[::]:10025\" ];\n"
-	"interception = \"tproxy\";\n"
-	"clients = [ \"10.0.0.0/8\", \"2001:db8::/32\" ];\n"
-	"upstream_mark = 0x25;\n"
-	"max_sessions = 500;\n"
-	"workers = 1;\n"
-	"timeouts = { connect = 5; data_done = 60; };\n"
-	"log = { level = \"debug\"; events = \"/tmp/sts/events.json\"; };\n"
-	"dns = { forwarders = [ \"10.0.0.53\", \"10.0.0.54@5353\" ]; timeout = 3; };\n"
-	"tls = { ca_file = \"/etc/ssl/certs/ca-certificates.crt\"; client_starttls = false; };\n"
-	"sts = { fetch_timeout = 10; defer_on_dns_failure = false; };\n"
-	"policies = (\n"
-	"  { domain = \"Partner.Example\"; mode = \"enforce\"; mx = [ \"*.partner.example\" ]; },\n"
-	"  { domain = \"b\xc3\xbc" "cher.example\"; mode = \"testing\"; mx = [ \"mx.example\" ]; }\n"
-	");\n"
-	"smarthosts = ( { address = \"198.51.100.7:25\"; name = \"Relay.Example.NET\"; } );\n"
-	"nfq = { queues = [ 0, 1 ]; action = \"block\"; fail_open = false; };\n"
-	"metrics = { };\n";
+    "state_dir = \"/tmp/sts\";\n"
+    "mode = \"monitor\";\n"
+    "listen = [ \"0.0.0.0:10025\", \"[::]:10025\" ];\n"
+    "interception = \"tproxy\";\n"
+    "clients = [ \"10.0.0.0/8\", \"2001:db8::/32\" ];\n"
+    "upstream_mark = 0x25;\n"
+    "max_sessions = 500;\n"
+    "workers = 1;\n"
+    "timeouts = { connect = 5; data_done = 60; };\n"
+    "log = { level = \"debug\"; events = \"/tmp/sts/events.json\"; };\n"
+    "dns = { forwarders = [ \"10.0.0.53\", \"10.0.0.54@5353\" ]; timeout = 3; };\n"
+    "tls = { ca_file = \"/etc/ssl/certs/ca-certificates.crt\"; client_starttls = false; };\n"
+    "sts = { fetch_timeout = 10; defer_on_dns_failure = false; };\n"
+    "policies = (\n"
+    "  { domain = \"Partner.Example\"; mode = \"enforce\"; mx = [ \"*.partner.example\" ]; },\n"
+    "  { domain = \"b\xc3\xbc"
+    "cher.example\"; mode = \"testing\"; mx = [ \"mx.example\" ]; }\n"
+    ");\n"
+    "smarthosts = ( { address = \"198.51.100.7:25\"; name = \"Relay.Example.NET\"; } );\n"
+    "nfq = { queues = [ 0, 1 ]; action = \"block\"; fail_open = false; };\n"
+    "metrics = { };\n";
 
 static void
 good_file_loads_every_field(void **state)
@@ -137,57 +138,61 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{"syntax_error", "listen = [ \"127.0.0.1:1\" ]\nmode = ;\n",
-	 "2: syntax error: syntax error"},
-	{"unknown_top_key", "listen = [ \"127.0.0.1:1\" ];\n\nbogus = 1;\n",
-	 "3: bogus: unknown key"},
-	{"unknown_group_key", "listen = [ \"127.0.0.1:1\" ];\ndns = {\n  timeuot = 3;\n};\n",
-	 "3: dns.timeuot: unknown key"},
-	{"wrong_type_integer", "listen = [ \"127.0.0.1:1\" ];\ndns = { timeout = \"3\"; };\n",
-	 "2: dns.timeout: expected an integer"},
-	{"wrong_type_string", "listen = [ \"127.0.0.1:1\" ];\nstate_dir = 5;\n",
-	 "2: state_dir: expected a string"},
-	{"wrong_type_bool", "listen = [ \"127.0.0.1:1\" ];\ntls = { client_starttls = 1; };\n",
-	 "2: tls.client_starttls: expected true or false"},
-	{"wrong_type_group", "listen = [ \"127.0.0.1:1\" ];\ndns = 1;\n",
-	 "2: dns: expected a group { ... }"},
-	{"wrong_type_list", "listen = \"127.0.0.1:1\";\n", "1: listen: expected a list [ ... ]"},
-	{"out_of_range", "listen = [ \"127.0.0.1:1\" ];\nmax_sessions = 0;\n",
-	 "2: max_sessions: 0 is out of range (1 to 1000000)"},
-	{"bad_choice", "listen = [ \"127.0.0.1:1\" ];\nmode = \"block\";\n",
-	 "2: mode: \"block\" is not one of \"enforce\", \"monitor\""},
-	{"bad_listen_address", "listen = [ \"localhost:25\" ];\n",
-	 "1: listen[0]: \"localhost:25\": expected ADDRESS:PORT with a numeric address"},
-	{"bad_client_network", "listen = [ \"127.0.0.1:1\" ];\nclients = [ \"10.0.0.0/33\" ];\n",
-	 "2: clients[0]: \"10.0.0.0/33\": expected ADDRESS or ADDRESS/PREFIX"},
-	{"bad_forwarder", "listen = [ \"127.0.0.1:1\" ];\ndns = { forwarders = [ \"ns.example\" ]; };\n",
-	 "2: dns.forwarders[0]: \"ns.example\": expected an IP address, optionally with @PORT"},
-	{"policy_without_mode",
-	 "listen = [ \"127.0.0.1:1\" ];\npolicies = (\n { domain = \"a.example\"; mx = [ \"mx.a.example\" ]; }\n);\n",
-	 "3: policies[0]: \"mode\" is required"},
-	{"policy_bad_domain",
-	 "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a..example\"; mode = \"enforce\"; mx = [ \"x.example\" ]; } );\n",
-	 "2: policies[0]: domain: \"a..example\" is not a valid domain name"},
-	{"policy_enforce_without_mx",
-	 "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"enforce\"; } );\n",
-	 "2: policies[0]: \"mx\" needs at least one pattern unless mode is \"none\""},
-	{"policy_duplicate",
-	 "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"none\"; },\n"
-	 " { domain = \"A.example\"; mode = \"none\"; } );\n",
-	 "3: policies[1]: domain \"a.example\" has a policy already"},
-	{"policy_unknown_key",
-	 "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"none\"; max_age = 5; } );\n",
-	 "2: policies[0].max_age: unknown key"},
-	{"smarthost_bad_name",
-	 "listen = [ \"127.0.0.1:1\" ];\nsmarthosts = ( { address = \"10.0.0.1:25\"; name = \"10.0.0.1\"; } );\n",
-	 "2: smarthosts[0]: name: \"10.0.0.1\" is not a host name"},
-	{"server_cert_without_key",
-	 "listen = [ \"127.0.0.1:1\" ];\ntls = { server_cert = \"/x.pem\"; };\n",
-	 "2: tls: server_cert and server_key go together"},
-	{"nfq_bad_queue", "nfq = { queues = [ 70000 ]; };\n",
-	 "1: nfq.queues: expected queue numbers from 0 to 65535"},
-	{"nothing_to_do", "mode = \"enforce\";\n",
-	 "0: listen: nothing to do: set \"listen\" or an \"nfq\" group"},
+    {"syntax_error", "listen = [ \"127.0.0.1:1\" ]\nmode = ;\n", "2: syntax error: syntax error"},
+    {"unknown_top_key", "listen = [ \"127.0.0.1:1\" ];\n\nbogus = 1;\n", "3: bogus: unknown key"},
+    {"unknown_group_key", "listen = [ \"127.0.0.1:1\" ];\ndns = {\n  timeuot = 3;\n};\n",
+     "3: dns.timeuot: unknown key"},
+    {"wrong_type_integer", "listen = [ \"127.0.0.1:1\" ];\ndns = { timeout = \"3\"; };\n",
+     "2: dns.timeout: expected an integer"},
+    {"wrong_type_string", "listen = [ \"127.0.0.1:1\" ];\nstate_dir = 5;\n",
+     "2: state_dir: expected a string"},
+    {"wrong_type_bool", "listen = [ \"127.0.0.1:1\" ];\ntls = { client_starttls = 1; };\n",
+     "2: tls.client_starttls: expected true or false"},
+    {"wrong_type_group", "listen = [ \"127.0.0.1:1\" ];\ndns = 1;\n",
+     "2: dns: expected a group { ... }"},
+    {"wrong_type_list", "listen = \"127.0.0.1:1\";\n", "1: listen: expected a list [ ... ]"},
+    {"out_of_range", "listen = [ \"127.0.0.1:1\" ];\nmax_sessions = 0;\n",
+     "2: max_sessions: 0 is out of range (1 to 1000000)"},
+    {"bad_choice", "listen = [ \"127.0.0.1:1\" ];\nmode = \"block\";\n",
+     "2: mode: \"block\" is not one of \"enforce\", \"monitor\""},
+    {"bad_listen_address", "listen = [ \"localhost:25\" ];\n",
+     "1: listen[0]: \"localhost:25\": expected ADDRESS:PORT with a numeric address"},
+    {"bad_client_network", "listen = [ \"127.0.0.1:1\" ];\nclients = [ \"10.0.0.0/33\" ];\n",
+     "2: clients[0]: \"10.0.0.0/33\": expected ADDRESS or ADDRESS/PREFIX"},
+    {"bad_forwarder",
+     "listen = [ \"127.0.0.1:1\" ];\ndns = { forwarders = [ \"ns.example\" ]; };\n",
+     "2: dns.forwarders[0]: \"ns.example\": expected an IP address, optionally with @PORT"},
+    {"policy_without_mode",
+     "listen = [ \"127.0.0.1:1\" ];\npolicies = (\n { domain = \"a.example\"; mx = [ "
+     "\"mx.a.example\" ]; }\n);\n",
+     "3: policies[0]: \"mode\" is required"},
+    {"policy_bad_domain",
+     "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a..example\"; mode = \"enforce\"; "
+     "mx = [ \"x.example\" ]; } );\n",
+     "2: policies[0]: domain: \"a..example\" is not a valid domain name"},
+    {"policy_enforce_without_mx",
+     "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"enforce\"; } "
+     ");\n",
+     "2: policies[0]: \"mx\" needs at least one pattern unless mode is \"none\""},
+    {"policy_duplicate",
+     "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"none\"; },\n"
+     " { domain = \"A.example\"; mode = \"none\"; } );\n",
+     "3: policies[1]: domain \"a.example\" has a policy already"},
+    {"policy_unknown_key",
+     "listen = [ \"127.0.0.1:1\" ];\npolicies = ( { domain = \"a.example\"; mode = \"none\"; "
+     "max_age = 5; } );\n",
+     "2: policies[0].max_age: unknown key"},
+    {"smarthost_bad_name",
+     "listen = [ \"127.0.0.1:1\" ];\nsmarthosts = ( { address = \"10.0.0.1:25\"; name = "
+     "\"10.0.0.1\"; } );\n",
+     "2: smarthosts[0]: name: \"10.0.0.1\" is not a host name"},
+    {"server_cert_without_key",
+     "listen = [ \"127.0.0.1:1\" ];\ntls = { server_cert = \"/x.pem\"; };\n",
+     "2: tls: server_cert and server_key go together"},
+    {"nfq_bad_queue", "nfq = { queues = [ 70000 ]; };\n",
+     "1: nfq.queues: expected queue numbers from 0 to 65535"},
+    {"nothing_to_do", "mode = \"enforce\";\n",
+     "0: listen: nothing to do: set \"listen\" or an \"nfq\" group"},
 };
 
 static void
@@ -203,7 +208,7 @@ bad_files_name_file_line_and_key(void **state)
 		snprintf(expect, sizeof(expect), "%s:%s", path, bad_cases[i].message);
 		if (c != NULL || strcmp(err, expect) != 0)
 			fail_msg("case %s: got \"%s\", expected \"%s\"", bad_cases[i].name,
-				 c ? "(loaded)" : err, expect);
+			         c ? "(loaded)" : err, expect);
 	}
 }
 
@@ -273,11 +278,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(good_file_loads_every_field),
-		cmocka_unit_test(defaults_follow_rfc5321_timeouts),
-		cmocka_unit_test(bad_files_name_file_line_and_key),
-		cmocka_unit_test(missing_file_is_an_error),
-		cmocka_unit_test(addresses_and_networks),
+	    cmocka_unit_test(good_file_loads_every_field),
+	    cmocka_unit_test(defaults_follow_rfc5321_timeouts),
+	    cmocka_unit_test(bad_files_name_file_line_and_key),
+	    cmocka_unit_test(missing_file_is_an_error),
+	    cmocka_unit_test(addresses_and_networks),
 	};
 
 	return cmocka_run_group_tests_name("conf", tests, setup, teardown);
