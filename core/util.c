@@ -16,7 +16,8 @@
 /*
  * Longest input accepted by sts_domain_to_ascii(): UTF-8 needs at most four
  * octets per character, so anything longer cannot map to 253 A-label
- * octets except through ignored code points, which we do not care for.
+ * octets except through code points that the mapping drops, which no
+ * real domain is padded with.
  */
 #define DOMAIN_INPUT_MAX (4 * STS_HOSTNAME_MAX + 4)
 

@@ -5,6 +5,7 @@
 # saved in build/fuzz/ and fail the run. One line per target: executions
 # and coverage reached (docs/ROBUSTNESS.md records them).
 set -u
+export LSAN_OPTIONS="suppressions=$(pwd)/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 secs=$1
 shift
 pass=0

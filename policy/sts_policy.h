@@ -13,22 +13,22 @@
 
 #include "core/types.h"
 
-#define STS_POLICY_MAX_BODY   65536	 /* section 3.3: 64 KiB */
-#define STS_MAX_AGE_CLAMP     31557600u /* section 3.2: about one year */
-#define STS_POLICY_MAX_MX     64	 /* mx lines kept; more is an error */
-#define STS_HOSTNAME_MAX      253
+#define STS_POLICY_MAX_BODY 65536     /* section 3.3: 64 KiB */
+#define STS_MAX_AGE_CLAMP   31557600u /* section 3.2: about one year */
+#define STS_POLICY_MAX_MX   64        /* mx lines kept; more is an error */
+#define STS_HOSTNAME_MAX    253
 
 /* A parsed policy. Owns mx[] and its strings; release with sts_policy_clear(). */
 struct sts_policy {
 	enum sts_mode mode;
 	uint32_t max_age; /* seconds, already clamped to STS_MAX_AGE_CLAMP */
-	char **mx;	  /* validated patterns, lower case, no trailing dot */
+	char **mx;        /* validated patterns, lower case, no trailing dot */
 	size_t n_mx;
 };
 
 /* Why a policy was rejected. */
 struct sts_policy_error {
-	unsigned line;	  /* 1-based line of the problem; 0: the whole file */
+	unsigned line;    /* 1-based line of the problem; 0: the whole file */
 	char reason[160]; /* human-readable, e.g. "mode: unknown value \"Enforce\"" */
 };
 
@@ -39,7 +39,7 @@ struct sts_policy_error {
  * and leaves *out empty.
  */
 int sts_policy_parse(const char *text, size_t len, struct sts_policy *out,
-		     struct sts_policy_error *err);
+                     struct sts_policy_error *err);
 
 /* sts_policy_clear - free what p owns and zero it; safe on a zeroed struct. */
 void sts_policy_clear(struct sts_policy *p);

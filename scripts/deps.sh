@@ -10,7 +10,7 @@ PACKAGES="
 build-essential pkg-config make gcc clang llvm libclang-rt-14-dev
 libssl-dev libunbound-dev libconfig-dev libnetfilter-queue-dev libmnl-dev
 libcurl4-openssl-dev libsqlite3-dev libjansson-dev libsystemd-dev libidn2-dev
-libcmocka-dev
+libcmocka-dev libevent-dev
 openssl ca-certificates dns-root-data
 unbound nsd ldnsutils nginx-light postfix swaks python3 python3-aiosmtpd
 iproute2 iptables nftables socat curl sqlite3 procps psmisc
