@@ -1,0 +1,669 @@
+// sources: tls/tls_io.c tls/tls_ctx.c tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c
+// core/types.c
+/*
+ * test_tls_io.c - the endpoint and its TLS pump, driven by the real event
+ * loop over non-blocking socketpairs (TCP on 127.0.0.1 where a reset is
+ * needed), with real OpenSSL handshakes.
+ *
+ * Each side is a "peer": on every loop event it runs the pump, then its
+ * application step (echo, STARTTLS dialogue, bulk transfer), again while
+ * anything moves, and finally sets the loop mask to tls_io_events().
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/loop.h"
+#include "tls/tls_ctx.h"
+#include "tls/tls_io.h"
+#include "tls/tls_verify.h"
+#include "tests/tls/testca.h"
+
+#define IN_MAX  (64 * 1024)
+#define OUT_MAX (64 * 1024)
+#define BULK    (5u * 1024 * 1024)
+
+static struct {
+	struct testca *ca;
+	SSL_CTX *client, *server;
+} env;
+
+struct peer;
+typedef int app_fn(struct peer *p); /* >0 when it did something */
+
+struct peer {
+	struct loop *loop;
+	struct tls_io *io;
+	app_fn *app;
+	bool server;
+	bool dead;
+	char err[128];
+	/* dialogue state */
+	int step;
+	int starttls_rc;
+	char got[256];
+	size_t got_len;
+	/* bulk transfer */
+	size_t sent, recvd, total;
+	bool mismatch;
+	size_t mem_max;
+};
+
+static int
+setup(void **state)
+{
+	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256];
+	const char *sans[] = {"mx1.example"};
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	if ((env.ca = testca_new(NULL)) == NULL ||
+	    testca_issue(env.ca, "mx1", sans, 1, 0, crt, key) != 0)
+		return -1;
+	env.client = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
+	env.server = tls_server_ctx_new(crt, key, err, sizeof(err));
+	if (env.client == NULL || env.server == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	SSL_CTX_free(env.client);
+	SSL_CTX_free(env.server);
+	testca_free(env.ca);
+	return 0;
+}
+
+/* peer_run - the owner's part of the strategy: pump, application, repeat, re-arm. */
+static void
+peer_run(struct peer *p)
+{
+	int r, a, guard = 0;
+	size_t mem;
+
+	if (p->dead)
+		return;
+	do {
+		r = tls_io_pump(p->io);
+		if (r < 0) {
+			snprintf(p->err, sizeof(p->err), "%s", tls_io_error(p->io));
+			p->dead = true;
+			loop_fd_del(p->loop, tls_io_fd(p->io));
+			return;
+		}
+		a = p->app != NULL ? p->app(p) : 0;
+		mem = tls_io_memory(p->io);
+		if (mem > p->mem_max)
+			p->mem_max = mem;
+	} while ((r > 0 || a > 0) && ++guard < 100000);
+	assert_int_equal(loop_fd_mod(p->loop, tls_io_fd(p->io), tls_io_events(p->io)), 0);
+}
+
+static void
+peer_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	peer_run(arg);
+}
+
+static void
+peer_init(struct peer *p, struct loop *loop, int fd, bool server, app_fn *app)
+{
+	memset(p, 0, sizeof(*p));
+	p->loop = loop;
+	p->server = server;
+	p->app = app;
+	p->io = tls_io_new(fd, IN_MAX, OUT_MAX);
+	assert_non_null(p->io);
+	assert_int_equal(loop_fd_add(loop, fd, LOOP_READ | LOOP_WRITE, peer_cb, p), 0);
+}
+
+static void
+peer_free(struct peer *p)
+{
+	if (p->io != NULL) {
+		if (!p->dead)
+			loop_fd_del(p->loop, tls_io_fd(p->io));
+		tls_io_free(p->io);
+		p->io = NULL;
+	}
+}
+
+typedef bool done_fn(struct peer *a, struct peer *b);
+
+/* drive - run the loop until done() or 20 seconds; false on the timeout. */
+static bool
+drive(struct loop *loop, struct peer *a, struct peer *b, done_fn *done)
+{
+	uint64_t end = loop_now_ms(loop) + 20000;
+
+	peer_run(a);
+	peer_run(b);
+	while (!done(a, b)) {
+		if (loop_now_ms(loop) > end)
+			return false;
+		assert_true(loop_once(loop, 100) >= 0);
+	}
+	return true;
+}
+
+static void
+pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+}
+
+/* keep - append a received line to got (for the assertions). */
+static void
+keep(struct peer *p, const char *line, size_t len)
+{
+	if (p->got_len + len < sizeof(p->got)) {
+		memcpy(p->got + p->got_len, line, len);
+		p->got_len += len;
+		p->got[p->got_len] = '\0';
+	}
+}
+
+/* echo - the server: every complete line goes back, within the output budget. */
+static int
+app_echo(struct peer *p)
+{
+	const char *line;
+	size_t len;
+	int did = 0;
+
+	while ((line = tls_io_line(p->io, &len, NULL)) != NULL && tls_io_out_space(p->io) >= len) {
+		if (len == 10 && memcmp(line, "STARTTLS\r\n", 10) == 0) {
+			tls_io_consume(p->io, len);
+			assert_int_equal(tls_io_write(p->io, "220 ready\r\n", 11), 0);
+			p->starttls_rc = tls_io_start_tls(p->io, env.server, true, NULL);
+			return 1;
+		}
+		assert_int_equal(tls_io_write(p->io, line, len), 0);
+		tls_io_consume(p->io, len);
+		did = 1;
+	}
+	return did;
+}
+
+/* collect - the client: keep every line; on "220 ready" start TLS and send "secret". */
+static int
+app_client(struct peer *p)
+{
+	const char *line;
+	size_t len;
+	int did = 0;
+
+	while ((line = tls_io_line(p->io, &len, NULL)) != NULL) {
+		bool ready = len == 11 && memcmp(line, "220 ready\r\n", 11) == 0;
+
+		keep(p, line, len);
+		tls_io_consume(p->io, len);
+		did = 1;
+		if (ready) {
+			p->starttls_rc = tls_io_start_tls(p->io, env.client, false, "mx1.example");
+			assert_int_equal(tls_io_write(p->io, "secret\r\n", 8), 0);
+		}
+	}
+	return did;
+}
+
+static bool
+got_secret(struct peer *a, struct peer *b)
+{
+	(void)b;
+	return a->dead || strstr(a->got, "secret\r\n") != NULL;
+}
+
+static bool
+got_three(struct peer *a, struct peer *b)
+{
+	(void)b;
+	return a->dead || strstr(a->got, "three\r\n") != NULL;
+}
+
+static void
+plaintext_echo(void **state)
+{
+	struct loop *loop = loop_new();
+	struct peer a, b;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	peer_init(&a, loop, sv[0], false, app_client);
+	peer_init(&b, loop, sv[1], true, app_echo);
+	assert_int_equal(tls_io_write(a.io, "one\r\ntwo\r\n", 10), 0);
+	assert_int_equal(tls_io_out_pending(a.io), 10);
+	assert_int_equal(tls_io_write(a.io, "three\r\n", 7), 0);
+	assert_true(tls_io_memory(a.io) >= 17);
+	assert_int_equal(tls_io_events(a.io), LOOP_READ | LOOP_WRITE);
+	assert_true(drive(loop, &a, &b, got_three));
+	assert_false(a.dead);
+	assert_string_equal(a.got, "one\r\ntwo\r\nthree\r\n");
+	assert_false(tls_io_is_tls(a.io));
+	assert_null(tls_io_ssl(a.io));
+	/* Idle: every buffer is released. */
+	assert_int_equal(tls_io_memory(a.io), 0);
+	assert_int_equal(tls_io_memory(b.io), 0);
+	peer_free(&a);
+	peer_free(&b);
+	loop_free(loop);
+}
+
+/* RFC 3207 section 4: STARTTLS in the middle of a plaintext dialogue. */
+static void
+rfc3207_4_starttls_upgrade_then_echo(void **state)
+{
+	struct loop *loop = loop_new();
+	struct peer a, b;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	peer_init(&a, loop, sv[0], false, app_client);
+	peer_init(&b, loop, sv[1], true, app_echo);
+	a.starttls_rc = b.starttls_rc = 99;
+	assert_int_equal(tls_io_write(a.io, "EHLO a\r\nSTARTTLS\r\n", 18), 0);
+	assert_true(drive(loop, &a, &b, got_secret));
+	if (a.dead || b.dead)
+		fail_msg("client: %s, server: %s", a.err, b.err);
+	assert_int_equal(a.starttls_rc, 0);
+	assert_int_equal(b.starttls_rc, 0);
+	/* The 220 was read in clear, the echo of "secret" came back through TLS. */
+	assert_string_equal(a.got, "EHLO a\r\n220 ready\r\nsecret\r\n");
+	assert_true(tls_io_is_tls(a.io) && tls_io_is_tls(b.io));
+	assert_true(tls_io_handshake_done(a.io) && tls_io_handshake_done(b.io));
+	assert_string_equal(SSL_get_servername(tls_io_ssl(b.io), TLSEXT_NAMETYPE_host_name),
+	                    "mx1.example");
+	assert_true(SSL_version(tls_io_ssl(a.io)) >= TLS1_2_VERSION);
+	/* What the proxy does next: judge the upstream certificate (RFC 8461 section 4.2). */
+	struct tls_facts f = {0};
+	const char *names[] = {"mx1.example"};
+	tls_facts_from_ssl(&f, tls_io_ssl(a.io));
+	assert_int_equal(tls_check_names(&f, names, 1, NULL, NULL, 0), STS_RESULT_OK);
+	tls_facts_clear(&f);
+	/* A second STARTTLS is refused. */
+	assert_int_equal(tls_io_start_tls(a.io, env.client, false, NULL), -1);
+	assert_int_equal(tls_io_memory(a.io), 0);
+	assert_int_equal(tls_io_memory(b.io), 0);
+	peer_free(&a);
+	peer_free(&b);
+	loop_free(loop);
+}
+
+static uint8_t
+pattern(size_t i, bool server)
+{
+	uint32_t x = (uint32_t)i * 2654435761u + (server ? 0x9e3779b9u : 0);
+
+	return (uint8_t)(x >> 13 ^ x >> 24);
+}
+
+/* bulk - send total bytes of the pattern, check what comes in against the peer's. */
+static int
+app_bulk(struct peer *p)
+{
+	char chunk[16384];
+	const char *in;
+	size_t len, n, i;
+	int did = 0;
+
+	if ((in = tls_io_in(p->io, &len)) != NULL) {
+		for (i = 0; i < len; i++)
+			if ((uint8_t)in[i] != pattern(p->recvd + i, !p->server))
+				p->mismatch = true;
+		p->recvd += len;
+		tls_io_consume(p->io, len);
+		did = 1;
+	}
+	while (p->sent < p->total && (n = tls_io_out_space(p->io)) > 0) {
+		if (n > sizeof(chunk))
+			n = sizeof(chunk);
+		if (n > p->total - p->sent)
+			n = p->total - p->sent;
+		for (i = 0; i < n; i++)
+			chunk[i] = (char)pattern(p->sent + i, p->server);
+		assert_int_equal(tls_io_write(p->io, chunk, n), 0);
+		p->sent += n;
+		did = 1;
+	}
+	return did;
+}
+
+static bool
+bulk_done(struct peer *a, struct peer *b)
+{
+	return a->dead || b->dead || (a->recvd >= BULK && b->recvd >= BULK);
+}
+
+static void
+bulk_transfer(void **state)
+{
+	bool tls = *state != NULL;
+	struct loop *loop = loop_new();
+	struct peer a, b;
+	int sv[2];
+
+	pair(sv);
+	peer_init(&a, loop, sv[0], false, app_bulk);
+	peer_init(&b, loop, sv[1], true, app_bulk);
+	a.total = b.total = BULK;
+	if (tls) {
+		assert_int_equal(tls_io_start_tls(a.io, env.client, false, "mx1.example"), 0);
+		assert_int_equal(tls_io_start_tls(b.io, env.server, true, NULL), 0);
+		assert_true(tls_io_is_tls(a.io));
+		assert_false(tls_io_handshake_done(a.io));
+	}
+	assert_true(drive(loop, &a, &b, bulk_done));
+	if (a.dead || b.dead)
+		fail_msg("client: %s, server: %s", a.err, b.err);
+	assert_int_equal(a.recvd, BULK);
+	assert_int_equal(b.recvd, BULK);
+	assert_false(a.mismatch);
+	assert_false(b.mismatch);
+	assert_int_equal(tls_io_handshake_done(a.io), tls);
+	/* Bounded: never more than the two buffers, and nothing once idle. */
+	assert_true(a.mem_max <= IN_MAX + OUT_MAX);
+	assert_true(b.mem_max <= IN_MAX + OUT_MAX);
+	assert_int_equal(tls_io_memory(a.io), 0);
+	assert_int_equal(tls_io_memory(b.io), 0);
+	peer_free(&a);
+	peer_free(&b);
+	loop_free(loop);
+}
+
+/* settle - pump both until nothing moves (no loop: for the short cases). */
+static void
+settle(struct tls_io *a, struct tls_io *b)
+{
+	for (int i = 0; i < 200; i++) {
+		int ra = tls_io_pump(a), rb = tls_io_pump(b);
+
+		if (ra <= 0 && rb <= 0)
+			return;
+		usleep(1000);
+	}
+}
+
+/*
+ * RFC 3207 section 5, CVE-2011-0411: plaintext after STARTTLS would be taken
+ * as protected. Both directions: the mailer pipelining a command after its
+ * STARTTLS, and a server sending bytes after its 220.
+ */
+static void
+rfc3207_5_injection_refused(void **state)
+{
+	static const struct {
+		const char *sent, *first;
+		bool server;
+	} cases[] = {
+	    {"STARTTLS\r\nMAIL FROM:<evil@example>\r\n", "STARTTLS\r\n", true},
+	    {"220 2.0.0 ready\r\n250 injected\r\n", "220 2.0.0 ready\r\n", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tls_io *us, *them;
+		const char *line;
+		size_t len;
+		int sv[2];
+
+		pair(sv);
+		us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+		them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+		assert_int_equal(tls_io_write(them, cases[i].sent, strlen(cases[i].sent)), 0);
+		settle(us, them);
+		line = tls_io_line(us, &len, NULL);
+		assert_non_null(line);
+		assert_int_equal(len, strlen(cases[i].first));
+		assert_memory_equal(line, cases[i].first, len);
+		tls_io_consume(us, len);
+		assert_int_equal(tls_io_start_tls(us, cases[i].server ? env.server : env.client,
+		                                  cases[i].server, NULL),
+		                 -1);
+		assert_false(tls_io_is_tls(us));
+		assert_string_equal(tls_io_error(us), "");
+		/* Nothing was dropped: the caller still sees the injected bytes to report. */
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, strlen(cases[i].sent) - strlen(cases[i].first));
+		tls_io_free(us);
+		tls_io_free(them);
+	}
+}
+
+/* Plaintext arriving after the handshake began is no ClientHello: the handshake fails. */
+static void
+rfc3207_5_plaintext_after_starttls_fails(void **state)
+{
+	struct tls_io *srv, *cl;
+	int sv[2], r = 0;
+
+	(void)state;
+	pair(sv);
+	srv = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+	cl = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	assert_int_equal(tls_io_start_tls(srv, env.server, true, NULL), 0);
+	assert_int_equal(tls_io_events(srv), LOOP_READ);
+	assert_int_equal(tls_io_write(cl, "MAIL FROM:<evil@example>\r\n", 26), 0);
+	for (int i = 0; i < 100 && r >= 0; i++) {
+		tls_io_pump(cl);
+		r = tls_io_pump(srv);
+	}
+	assert_true(r < 0);
+	assert_int_equal(strncmp(tls_io_error(srv), "tls: ", 5), 0);
+	assert_int_equal(tls_io_events(srv), 0);
+	assert_int_equal(tls_io_pump(srv), -1);
+	tls_io_free(srv);
+	tls_io_free(cl);
+}
+
+/* tcp_pair - a connected TCP pair on 127.0.0.1 (a reset needs TCP). */
+static void
+tcp_pair(int sv[2])
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t slen = sizeof(sin);
+	int l;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&sin, &slen), 0);
+	assert_true((sv[0] = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(sv[0], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_true((sv[1] = accept(l, NULL, NULL)) >= 0);
+	close(l);
+}
+
+static void
+abort_close(struct tls_io *io)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	assert_int_equal(setsockopt(tls_io_fd(io), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	tls_io_free(io);
+}
+
+/* A reset peer surfaces as the error "reset", in clear and under TLS. */
+static void
+peer_reset(void **state)
+{
+	for (int tls = 0; tls <= 1; tls++) {
+		struct tls_io *us, *them;
+		int sv[2], r = 0;
+		size_t len;
+
+		(void)state;
+		tcp_pair(sv);
+		us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+		them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+		if (tls) {
+			assert_int_equal(tls_io_start_tls(us, env.client, false, NULL), 0);
+			assert_int_equal(tls_io_start_tls(them, env.server, true, NULL), 0);
+			for (int i = 0;
+			     i < 200 && !(tls_io_handshake_done(us) && tls_io_handshake_done(them));
+			     i++) {
+				assert_true(tls_io_pump(us) >= 0);
+				assert_true(tls_io_pump(them) >= 0);
+				usleep(500);
+			}
+			assert_true(tls_io_handshake_done(us));
+		}
+		assert_int_equal(tls_io_write(them, "hello\r\n", 7), 0);
+		settle(us, them);
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, 7);
+		abort_close(them);
+		for (int i = 0; i < 200 && r >= 0; i++) {
+			r = tls_io_pump(us);
+			usleep(500);
+		}
+		assert_true(r < 0);
+		if (strcmp(tls_io_error(us), "reset") != 0)
+			fail_msg("tls=%d: error \"%s\", want \"reset\"", tls, tls_io_error(us));
+		tls_io_free(us);
+	}
+}
+
+/* A graceful close: output flushed, close_notify, then the peer sees the end. */
+static void
+shutdown_then_eof(void **state)
+{
+	for (int tls = 0; tls <= 1; tls++) {
+		struct tls_io *us, *them;
+		const char *line;
+		int sv[2], r = 0, flags;
+		size_t len;
+
+		(void)state;
+		pair(sv);
+		us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+		them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+		if (tls) {
+			assert_int_equal(tls_io_start_tls(us, env.server, true, NULL), 0);
+			assert_int_equal(tls_io_start_tls(them, env.client, false, NULL), 0);
+		}
+		assert_int_equal(tls_io_write(us, "221 bye\r\npartial", 16), 0);
+		tls_io_shutdown(us);
+		assert_int_equal(tls_io_write(us, "more", 4), -1);
+		assert_int_equal(tls_io_out_space(us), 0);
+		for (int i = 0; i < 200 && !tls_io_shutdown_done(us); i++) {
+			assert_true(tls_io_pump(us) >= 0);
+			assert_true(tls_io_pump(them) >= 0);
+		}
+		assert_true(tls_io_shutdown_done(us));
+		assert_int_equal(tls_io_out_pending(us), 0);
+		settle(us, them);
+		line = tls_io_line(them, &len, &flags);
+		assert_non_null(line);
+		assert_int_equal(len, 9);
+		assert_int_equal(flags, 0);
+		tls_io_consume(them, len);
+		assert_false(tls_io_eof(them));
+		/* The unterminated rest comes with its flag once the peer closed. */
+		line = tls_io_line(them, &len, &flags);
+		assert_non_null(line);
+		assert_int_equal(flags, TLS_IO_LINE_NO_EOL);
+		assert_memory_equal(line, "partial", 7);
+		assert_int_equal(len, 7);
+		tls_io_consume(them, len);
+		assert_true(tls_io_eof(them));
+		assert_int_equal(tls_io_events(them) & LOOP_READ, 0);
+		r = tls_io_pump(them);
+		assert_int_equal(r, -1);
+		assert_string_equal(tls_io_error(them), "eof");
+		tls_io_free(us);
+		tls_io_free(them);
+	}
+}
+
+/* RFC 5321 section 4.5.3.1: bounded lines; an overlong one is flagged, not grown. */
+static void
+rfc5321_4_5_3_1_line_too_long(void **state)
+{
+	char big[100];
+	struct tls_io *us, *them;
+	const char *line;
+	int sv[2], flags;
+	size_t len;
+
+	(void)state;
+	pair(sv);
+	us = tls_io_new(sv[0], 64, 32);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	memset(big, 'A', sizeof(big));
+	assert_int_equal(tls_io_write(them, "short\n", 6), 0);
+	assert_int_equal(tls_io_write(them, big, sizeof(big)), 0);
+	settle(us, them);
+	line = tls_io_line(us, &len, &flags);
+	assert_non_null(line);
+	assert_int_equal(len, 6);
+	assert_int_equal(flags, 0);
+	tls_io_consume(us, len);
+	/* The buffer refills to its bound and stops reading (backpressure). */
+	settle(us, them);
+	line = tls_io_line(us, &len, &flags);
+	assert_non_null(line);
+	assert_int_equal(len, 64);
+	assert_int_equal(flags, TLS_IO_LINE_TOO_LONG);
+	assert_int_equal(tls_io_events(us) & LOOP_READ, 0);
+	assert_true(tls_io_memory(us) <= 64);
+	tls_io_consume(us, 1000); /* more than held: all */
+	assert_null(tls_io_in(us, &len));
+	assert_int_equal(len, 0);
+	assert_int_equal(tls_io_memory(us), 0);
+	/* A partial line is not a line yet. */
+	settle(us, them);
+	assert_null(tls_io_line(us, &len, &flags));
+	assert_int_equal(flags, 0);
+
+	/* The output bound: a write that does not fit is refused whole. */
+	assert_int_equal(tls_io_out_space(us), 32);
+	assert_int_equal(tls_io_write(us, big, 33), -1);
+	assert_int_equal(tls_io_write(us, big, 30), 0);
+	assert_int_equal(tls_io_out_space(us), 2);
+	assert_int_equal(tls_io_write(us, big, 3), -1);
+	assert_int_equal(tls_io_out_pending(us), 30);
+	tls_io_free(us);
+	tls_io_free(them);
+	tls_io_free(NULL);
+}
+
+int
+main(void)
+{
+	static const int on = 1;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(plaintext_echo),
+	    cmocka_unit_test(rfc3207_4_starttls_upgrade_then_echo),
+	    cmocka_unit_test_prestate(bulk_transfer, NULL),
+	    cmocka_unit_test_prestate(bulk_transfer, (void *)&on),
+	    cmocka_unit_test(rfc3207_5_injection_refused),
+	    cmocka_unit_test(rfc3207_5_plaintext_after_starttls_fails),
+	    cmocka_unit_test(peer_reset),
+	    cmocka_unit_test(shutdown_then_eof),
+	    cmocka_unit_test(rfc5321_4_5_3_1_line_too_long),
+	};
+
+	return cmocka_run_group_tests_name("tls_io", tests, setup, teardown);
+}

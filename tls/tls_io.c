@@ -1,0 +1,591 @@
+/*
+ * tls_io.c - one endpoint of a proxied connection and the TLS pump.
+ *
+ * The pump (tls_io_pump) is the only place that touches the socket or the
+ * SSL object after set-up, in the manner of Postfix's tlsproxy: every event
+ * leads to one call that tries each direction, records what OpenSSL wants
+ * for the next step, and lets tls_io_events() turn that into loop events.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "core/loop.h"
+#include "tls/tls_io.h"
+
+/* Largest read per system call or SSL_read (one TLS record). */
+#define IO_CHUNK 16384
+/* First allocation of a buffer; it doubles up to its maximum. */
+#define IO_MIN_ALLOC 4096
+
+/*
+ * A bounded byte queue. Invariants:
+ *   p == NULL  <=>  cap == 0;  len == 0  =>  p == NULL and off == 0
+ *     (a buffer is released the moment it becomes empty);
+ *   off + len <= cap <= max; the bytes are p[off .. off + len).
+ * p may move (compaction, realloc) while OpenSSL retries a write of it:
+ * hence SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.
+ */
+struct buf {
+	char *p;
+	size_t off, len, cap, max;
+};
+
+enum io_state {
+	IO_PLAIN = 0,   /* no TLS */
+	IO_TLS_PENDING, /* TLS started; plaintext queued before still being sent */
+	IO_HANDSHAKE,   /* TLS handshake running */
+	IO_TLS,         /* TLS up */
+};
+
+struct tls_io {
+	int fd;
+	SSL *ssl;
+	enum io_state state;
+	struct buf in, out;
+	size_t plain_left; /* IO_TLS_PENDING: leading bytes of out to send in clear */
+	int hs_want;       /* loop events the handshake waits for */
+	int rd_want;       /* ... the last SSL_read */
+	int wr_want;       /* ... the last SSL_write */
+	int sd_want;       /* ... the last SSL_shutdown */
+	bool peer_closed;  /* read returned 0 or close_notify: no more input */
+	bool shut_req, shut_done;
+	bool failed;
+	char err[128];
+};
+
+/* buf_release - free an empty buffer's memory. */
+static void
+buf_release(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->off = b->len = b->cap = 0;
+}
+
+/* buf_reserve - room for need more bytes after the data; 0, or -1 (max or memory). */
+static int
+buf_reserve(struct buf *b, size_t need)
+{
+	size_t cap;
+	char *p;
+
+	if (need > b->max - b->len)
+		return -1;
+	if (b->cap - b->off - b->len >= need)
+		return 0;
+	if (b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+		if (b->cap - b->len >= need)
+			return 0;
+	}
+	cap = b->cap > 0 ? b->cap : IO_MIN_ALLOC;
+	while (cap < b->len + need)
+		cap = cap > b->max / 2 ? b->max : cap * 2;
+	if (cap > b->max)
+		cap = b->max;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* buf_drop - remove n bytes from the front (n <= len); releases an emptied buffer. */
+static void
+buf_drop(struct buf *b, size_t n)
+{
+	b->off += n;
+	b->len -= n;
+	if (b->len == 0)
+		buf_release(b);
+}
+
+/* io_fail - remember the first reason; the endpoint is dead from now on. */
+static int
+io_fail(struct tls_io *io, const char *what, const char *detail)
+{
+	if (!io->failed) {
+		if (detail != NULL)
+			snprintf(io->err, sizeof(io->err), "%s: %s", what, detail);
+		else
+			snprintf(io->err, sizeof(io->err), "%s", what);
+		io->failed = true;
+	}
+	ERR_clear_error();
+	return -1;
+}
+
+/* io_fail_errno - a failed system call: a reset peer is "reset", others named. */
+static int
+io_fail_errno(struct tls_io *io, const char *call, int err)
+{
+	if (err == ECONNRESET || err == EPIPE || err == ECONNABORTED)
+		return io_fail(io, "reset", NULL);
+	return io_fail(io, call, strerror(err));
+}
+
+/*
+ * ssl_result - classify a failed SSL_* call. Returns 0 and sets *want when
+ * OpenSSL must wait for the socket, 1 when the peer closed, -1 on a fatal
+ * error (the endpoint has failed).
+ */
+static int
+ssl_result(struct tls_io *io, int ret, int *want)
+{
+	int err = errno;
+	unsigned long e;
+	const char *reason;
+
+	switch (SSL_get_error(io->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		*want = LOOP_READ;
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		*want = LOOP_WRITE;
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		return 1;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			if (err == 0)
+				return 1;
+			return io_fail_errno(io, "tls", err);
+		}
+		break;
+	default:
+		break;
+	}
+	e = ERR_peek_last_error();
+	reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+	return io_fail(io, "tls", reason != NULL ? reason : "protocol error");
+}
+
+/* tls_io_new - an endpoint owning a non-blocking fd */
+struct tls_io *
+tls_io_new(int fd, size_t in_max, size_t out_max)
+{
+	struct tls_io *io;
+	int fl;
+
+	if (fd < 0 || in_max == 0 || out_max == 0)
+		goto fail;
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		goto fail;
+	if ((io = calloc(1, sizeof(*io))) == NULL)
+		goto fail;
+	io->fd = fd;
+	io->in.max = in_max;
+	io->out.max = out_max;
+	io->rd_want = LOOP_READ;
+	io->wr_want = LOOP_WRITE;
+	io->sd_want = LOOP_WRITE;
+	return io;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* tls_io_free - release everything the endpoint owns */
+void
+tls_io_free(struct tls_io *io)
+{
+	if (io == NULL)
+		return;
+	SSL_free(io->ssl);
+	close(io->fd);
+	buf_release(&io->in);
+	buf_release(&io->out);
+	free(io);
+}
+
+/* tls_io_fd - the socket, still owned by the endpoint */
+int
+tls_io_fd(const struct tls_io *io)
+{
+	return io->fd;
+}
+
+/* is_ip_literal - an address is never sent as SNI (RFC 6066 section 3). */
+static bool
+is_ip_literal(const char *s)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* tls_io_start_tls - arm a handshake; refuse when plaintext is buffered */
+int
+tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
+{
+	SSL *ssl;
+
+	/* RFC 3207 section 5: nothing received in clear may be kept past STARTTLS. */
+	if (io->in.len > 0)
+		return -1;
+	if (io->state != IO_PLAIN || io->failed || io->shut_req || io->peer_closed)
+		return -1;
+	ERR_clear_error();
+	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, io->fd) != 1) {
+		SSL_free(ssl);
+		return io_fail(io, "tls", "SSL_new failed");
+	}
+	/*
+	 * SMTP servers often close after QUIT without close_notify; the SMTP
+	 * dialogue itself shows a truncation (no final reply), so a missing
+	 * close_notify is an ordinary end of input, not an error.
+	 */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                      SSL_MODE_RELEASE_BUFFERS);
+	if (server) {
+		SSL_set_accept_state(ssl);
+	} else {
+		if (sni != NULL && sni[0] != '\0' && !is_ip_literal(sni) &&
+		    SSL_set_tlsext_host_name(ssl, sni) != 1) {
+			SSL_free(ssl);
+			return io_fail(io, "tls", "bad SNI host name");
+		}
+		SSL_set_connect_state(ssl);
+	}
+	io->ssl = ssl;
+	io->plain_left = io->out.len;
+	io->state = io->plain_left > 0 ? IO_TLS_PENDING : IO_HANDSHAKE;
+	io->hs_want = server ? LOOP_READ : LOOP_WRITE;
+	return 0;
+}
+
+/* io_read - read until EAGAIN, a full buffer or the end; -1 on failure, else bytes read. */
+static long
+io_read(struct tls_io *io)
+{
+	char chunk[IO_CHUNK];
+	size_t room, got;
+	long total = 0;
+	ssize_t n;
+	int r;
+
+	while (!io->peer_closed && io->in.len < io->in.max) {
+		room = io->in.max - io->in.len;
+		if (room > sizeof(chunk))
+			room = sizeof(chunk);
+		if (io->ssl != NULL) {
+			ERR_clear_error();
+			errno = 0;
+			r = SSL_read_ex(io->ssl, chunk, room, &got);
+			if (r != 1) {
+				r = ssl_result(io, r, &io->rd_want);
+				if (r < 0)
+					return -1;
+				if (r > 0)
+					io->peer_closed = true;
+				break;
+			}
+			io->rd_want = LOOP_READ;
+		} else {
+			n = recv(io->fd, chunk, room, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				return io_fail_errno(io, "recv", errno);
+			}
+			if (n == 0) {
+				io->peer_closed = true;
+				break;
+			}
+			got = (size_t)n;
+		}
+		if (buf_reserve(&io->in, got) != 0)
+			return io_fail(io, "out of memory", NULL);
+		memcpy(io->in.p + io->in.off + io->in.len, chunk, got);
+		io->in.len += got;
+		total += (long)got;
+	}
+	return total;
+}
+
+/* io_write - send up to limit queued bytes; -1 on failure, else bytes sent. */
+static long
+io_write(struct tls_io *io, size_t limit, bool clear)
+{
+	long total = 0;
+	size_t done;
+	ssize_t n;
+	int r;
+
+	while (limit > 0) {
+		if (clear) {
+			n = send(io->fd, io->out.p + io->out.off, limit, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				return io_fail_errno(io, "send", errno);
+			}
+			done = (size_t)n;
+		} else {
+			ERR_clear_error();
+			errno = 0;
+			r = SSL_write_ex(io->ssl, io->out.p + io->out.off, limit, &done);
+			if (r != 1) {
+				r = ssl_result(io, r, &io->wr_want);
+				if (r < 0)
+					return -1;
+				if (r > 0) /* the peer closed both ways */
+					return io_fail(io, "reset", NULL);
+				break;
+			}
+			io->wr_want = LOOP_WRITE;
+		}
+		buf_drop(&io->out, done);
+		limit -= done;
+		total += (long)done;
+	}
+	return total;
+}
+
+/* io_close_write - TLS close_notify, then the socket's sending side; <0, 0, >0 as the pump. */
+static int
+io_close_write(struct tls_io *io)
+{
+	int r;
+
+	if (io->state == IO_TLS) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_shutdown(io->ssl);
+		if (r < 0) {
+			r = ssl_result(io, r, &io->sd_want);
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				return 0;
+		}
+	}
+	/* The peer may be gone already; the close is done either way. */
+	shutdown(io->fd, SHUT_WR);
+	io->shut_done = true;
+	return 1;
+}
+
+/* tls_io_pump - the strategy function run after every event */
+int
+tls_io_pump(struct tls_io *io)
+{
+	int progress = 0, r;
+	bool was_closed = io->peer_closed;
+	long n;
+
+	if (io->failed)
+		return -1;
+	if (io->state == IO_TLS_PENDING) {
+		if ((n = io_write(io, io->plain_left, true)) < 0)
+			return -1;
+		io->plain_left -= (size_t)n;
+		progress |= n > 0;
+		if (io->plain_left > 0)
+			return progress;
+		io->state = IO_HANDSHAKE;
+	}
+	if (io->state == IO_HANDSHAKE) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_do_handshake(io->ssl);
+		if (r != 1) {
+			r = ssl_result(io, r, &io->hs_want);
+			if (r < 0)
+				return -1;
+			if (r > 0)
+				return io_fail(io, "tls", "connection closed during handshake");
+			return progress;
+		}
+		io->state = IO_TLS;
+		progress = 1;
+	}
+	if ((n = io_read(io)) < 0)
+		return -1;
+	progress |= n > 0 || io->peer_closed != was_closed;
+	if (io->out.len > 0) {
+		if ((n = io_write(io, io->out.len, io->ssl == NULL)) < 0)
+			return -1;
+		progress |= n > 0;
+	}
+	if (io->shut_req && !io->shut_done && io->out.len == 0) {
+		if ((r = io_close_write(io)) < 0)
+			return -1;
+		progress |= r;
+	}
+	if (io->peer_closed && io->in.len == 0 && io->out.len == 0)
+		return io_fail(io, "eof", NULL);
+	return progress;
+}
+
+/* tls_io_error - why the endpoint failed, or "" */
+const char *
+tls_io_error(const struct tls_io *io)
+{
+	return io->failed ? io->err : "";
+}
+
+/* tls_io_events - loop events the pump waits for now */
+int
+tls_io_events(const struct tls_io *io)
+{
+	int ev = 0;
+
+	if (io->failed)
+		return 0;
+	switch (io->state) {
+	case IO_TLS_PENDING:
+		return LOOP_WRITE;
+	case IO_HANDSHAKE:
+		return io->hs_want;
+	case IO_PLAIN:
+	case IO_TLS:
+		break;
+	}
+	if (!io->peer_closed && io->in.len < io->in.max)
+		ev |= io->ssl != NULL ? io->rd_want : LOOP_READ;
+	if (io->out.len > 0)
+		ev |= io->ssl != NULL ? io->wr_want : LOOP_WRITE;
+	else if (io->shut_req && !io->shut_done)
+		ev |= io->sd_want;
+	return ev;
+}
+
+/* tls_io_eof - peer closed and all input consumed */
+bool
+tls_io_eof(const struct tls_io *io)
+{
+	return io->peer_closed && io->in.len == 0;
+}
+
+/* tls_io_is_tls - TLS was started */
+bool
+tls_io_is_tls(const struct tls_io *io)
+{
+	return io->ssl != NULL;
+}
+
+/* tls_io_handshake_done - TLS is up */
+bool
+tls_io_handshake_done(const struct tls_io *io)
+{
+	return io->state == IO_TLS;
+}
+
+/* tls_io_ssl - the TLS session, or NULL */
+SSL *
+tls_io_ssl(const struct tls_io *io)
+{
+	return io->ssl;
+}
+
+/* tls_io_in - the buffered input */
+const char *
+tls_io_in(const struct tls_io *io, size_t *len)
+{
+	*len = io->in.len;
+	return io->in.len > 0 ? io->in.p + io->in.off : NULL;
+}
+
+/* tls_io_consume - drop consumed input */
+void
+tls_io_consume(struct tls_io *io, size_t n)
+{
+	buf_drop(&io->in, n < io->in.len ? n : io->in.len);
+}
+
+/* tls_io_line - the first complete line, or a flagged remainder */
+const char *
+tls_io_line(const struct tls_io *io, size_t *len, int *flags)
+{
+	const char *p, *lf;
+
+	if (flags != NULL)
+		*flags = 0;
+	*len = 0;
+	if (io->in.len == 0)
+		return NULL;
+	p = io->in.p + io->in.off;
+	if ((lf = memchr(p, '\n', io->in.len)) != NULL) {
+		*len = (size_t)(lf - p) + 1;
+		return p;
+	}
+	if (io->in.len >= io->in.max) {
+		if (flags != NULL)
+			*flags = TLS_IO_LINE_TOO_LONG;
+	} else if (io->peer_closed) {
+		if (flags != NULL)
+			*flags = TLS_IO_LINE_NO_EOL;
+	} else {
+		return NULL;
+	}
+	*len = io->in.len;
+	return p;
+}
+
+/* tls_io_write - queue output within out_max */
+int
+tls_io_write(struct tls_io *io, const void *buf, size_t len)
+{
+	if (io->failed || io->shut_req)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (buf_reserve(&io->out, len) != 0)
+		return -1;
+	memcpy(io->out.p + io->out.off + io->out.len, buf, len);
+	io->out.len += len;
+	return 0;
+}
+
+/* tls_io_out_pending - bytes queued, not yet sent */
+size_t
+tls_io_out_pending(const struct tls_io *io)
+{
+	return io->out.len;
+}
+
+/* tls_io_out_space - room left in the output buffer */
+size_t
+tls_io_out_space(const struct tls_io *io)
+{
+	if (io->failed || io->shut_req)
+		return 0;
+	return io->out.max - io->out.len;
+}
+
+/* tls_io_shutdown - request a graceful close after the flush */
+void
+tls_io_shutdown(struct tls_io *io)
+{
+	io->shut_req = true;
+}
+
+/* tls_io_shutdown_done - the graceful close is complete */
+bool
+tls_io_shutdown_done(const struct tls_io *io)
+{
+	return io->shut_done;
+}
+
+/* tls_io_memory - buffer bytes held now */
+size_t
+tls_io_memory(const struct tls_io *io)
+{
+	return io->in.cap + io->out.cap;
+}
