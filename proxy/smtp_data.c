@@ -1,0 +1,133 @@
+/*
+ * smtp_data.c - the DATA stream scanner: a small state machine over the
+ * octets, so that chunk boundaries never matter.
+ */
+#include "proxy/smtp_data.h"
+
+#include <string.h>
+
+/*
+ * The position in the stream. Every line end must be CRLF (RFC 5321
+ * section 2.3.8), and the data ends at a line holding only "." (section
+ * 4.1.1.4), that is CRLF "." CRLF, the first CRLF being the previous line's.
+ */
+enum dstate {
+	D_BOL = 0, /* at the start of a line */
+	D_TEXT,    /* inside a line */
+	D_CR,      /* after a CR inside a line: only LF may follow */
+	D_DOT,     /* after a "." at the start of a line */
+	D_DOT_CR,  /* after "." CR at the start of a line: LF ends the data */
+	D_END,
+	D_BAD,
+};
+
+#define ERR_BARE_CR "554 5.5.2 Message refused: bare CR in data"
+#define ERR_BARE_LF "554 5.5.2 Message refused: bare LF in data"
+#define ERR_NUL     "554 5.6.0 Message refused: NUL in data"
+
+/* smtp_data_init - ready for the first octet after the DATA command's CRLF. */
+void
+smtp_data_init(struct smtp_data *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = D_BOL;
+}
+
+static void
+line_done(struct smtp_data *d)
+{
+	if (d->line_len > d->longest_line)
+		d->longest_line = d->line_len;
+	if (d->line_len > SMTP_DATA_LINE_MAX)
+		d->long_lines++;
+	d->line_len = 0;
+}
+
+static int
+refuse(struct smtp_data *d, const char *why, uint64_t offset)
+{
+	d->state = D_BAD;
+	d->error = why;
+	d->error_offset = offset;
+	return SMTP_DATA_BAD;
+}
+
+/* smtp_data_feed - scan one chunk. */
+int
+smtp_data_feed(struct smtp_data *d, const char *buf, size_t len, size_t *consumed)
+{
+	size_t i = 0;
+
+	*consumed = 0;
+	if (d->state == D_END)
+		return SMTP_DATA_END;
+	if (d->state == D_BAD)
+		return SMTP_DATA_BAD;
+
+	while (i < len) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (d->state == D_TEXT) {
+			/* Fast path: the body of a line. */
+			size_t start = i;
+
+			while (i < len && buf[i] != '\r' && buf[i] != '\n' && buf[i] != '\0')
+				i++;
+			d->line_len += i - start;
+			d->octets += i - start;
+			if (i == len)
+				break;
+			c = (unsigned char)buf[i];
+		}
+
+		switch (d->state) {
+		case D_BOL:
+		case D_TEXT:
+		case D_DOT:
+			if (c == '\0') {
+				*consumed = i;
+				return refuse(d, ERR_NUL, d->octets);
+			}
+			if (c == '\n') {
+				*consumed = i;
+				return refuse(d, ERR_BARE_LF, d->octets);
+			}
+			if (c == '\r') {
+				d->state = d->state == D_DOT ? D_DOT_CR : D_CR;
+			} else {
+				d->state = (d->state == D_BOL && c == '.') ? D_DOT : D_TEXT;
+				d->line_len++;
+			}
+			break;
+		case D_CR:
+		case D_DOT_CR:
+			if (c != '\n') {
+				/* The CR is the offender; it came just before this octet. */
+				*consumed = i > 0 ? i - 1 : 0;
+				return refuse(d, ERR_BARE_CR, d->octets - 1);
+			}
+			if (d->state == D_DOT_CR) {
+				d->octets++;
+				d->state = D_END;
+				*consumed = i + 1;
+				return SMTP_DATA_END;
+			}
+			line_done(d);
+			d->state = D_BOL;
+			break;
+		default:
+			break;
+		}
+		d->octets++;
+		i++;
+	}
+	*consumed = len;
+	return SMTP_DATA_MORE;
+}
+
+/* smtp_data_cr_pending - a CR waits for its LF. */
+bool
+smtp_data_cr_pending(const struct smtp_data *d)
+{
+	return d->state == D_CR || d->state == D_DOT_CR;
+}
