@@ -12,7 +12,7 @@ libssl-dev libunbound-dev libconfig-dev libnetfilter-queue-dev libmnl-dev
 libcurl4-openssl-dev libsqlite3-dev libjansson-dev libsystemd-dev libidn2-dev
 libcmocka-dev libevent-dev
 openssl ca-certificates dns-root-data
-unbound nsd ldnsutils nginx-light postfix swaks python3 python3-aiosmtpd
+unbound nsd ldnsutils nginx-light postfix swaks libnet-ssleay-perl python3 python3-aiosmtpd
 iproute2 iptables nftables socat curl sqlite3 procps psmisc
 valgrind cppcheck clang-format
 "
