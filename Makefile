@@ -46,7 +46,7 @@ TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all help deps test check unit integration demo clean format format-check cppcheck \
-        fuzz fuzz-run install uninstall bench bench-smoke
+        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests
 
 all: $(BIN)
 
@@ -158,11 +158,21 @@ fuzz-run: fuzz
 
 # --- benchmarks --------------------------------------------------------------
 
-bench: $(BIN)
-	@sh bench/run.sh full $(BUILD)
+# A micro-benchmark bench/bench_x.c names its sources like a test does.
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+bench_sources = $(shell sed -n 's|^// sources: ||p' bench/$(1).c)
+define bench_rule
+$(BUILD)/bench/$(1): $(BUILD)/bench/$(1).o $$(patsubst %.c,$(BUILD)/%.o,$$(call bench_sources,$(1)))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach b,$(patsubst bench/%.c,%,$(BENCH_SRCS)),$(eval $(call bench_rule,$(b))))
 
-bench-smoke: $(BIN)
-	@sh bench/run.sh smoke $(BUILD)
+bench: deps-check $(BIN) $(BENCH_BINS)
+	@bash bench/run.sh full $(BUILD)
+
+bench-smoke: $(BIN) $(BENCH_BINS)
+	@bash bench/run.sh smoke $(BUILD)
 
 # --- install -----------------------------------------------------------------
 

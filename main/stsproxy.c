@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "main/daemon.h"
 #include "policy/sts_check.h"
+#include "policy/sts_cli.h"
 
 #define DEFAULT_CONF "/etc/stsproxy/stsproxy.conf"
 
@@ -25,6 +26,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: stsproxy [-c FILE] [--check-config]\n"
 	           "       stsproxy check txt RECORD | policy FILE | mx PATTERN HOST\n"
+	           "       stsproxy policy [-c FILE] [--json] DOMAIN\n"
 	           "       stsproxy --version | --help\n"
 	           "\n"
 	           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
@@ -76,6 +78,8 @@ main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return sts_check_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "policy") == 0)
+		return sts_cli_policy_main(argc - 1, argv + 1);
 
 	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (ch) {

@@ -550,6 +550,16 @@ sts_dns_new(struct loop *loop, const struct sts_dns_params *p, char *err, size_t
 		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
 		goto fail;
 	}
+	/*
+	 * libunbound answers the special-use "test." domain (RFC 6761) itself
+	 * with NXDOMAIN. With forwarders configured, the operator's resolver
+	 * decides: staging networks and our own lab publish policies there.
+	 */
+	if (p->n_forwarders > 0 &&
+	    (r = ub_ctx_set_option(d->ctx, "local-zone:", "test. nodefault")) != 0) {
+		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
 	for (size_t i = 0; i < p->n_forwarders; i++) {
 		if (p->forwarders == NULL || p->forwarders[i] == NULL ||
 		    (r = ub_ctx_set_fwd(d->ctx, p->forwarders[i])) != 0) {

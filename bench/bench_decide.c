@@ -1,0 +1,208 @@
+// sources: policy/sts_engine.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_mx.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
+// sources: tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c core/types.c
+// sources: core/util.c core/conf.c
+/*
+ * bench_decide.c - the per-recipient decision path on one thread: a warm
+ * engine (100,000 cached policies and their MX sets in memory) answering
+ * sts_engine_lookup_now() and judging real TLS facts with sts_decide(),
+ * and the policy file parser on a typical policy.
+ *
+ * DNS answers come from the scripted resolver used by the unit tests: the
+ * benchmark measures the engine, not the network.
+ *
+ *   bench_decide [DOMAINS [ROUNDS]]
+ * prints "decide_per_sec N" and "policy_parse_per_sec N".
+ */
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "policy/sts_cache.h"
+#include "policy/sts_dns.h"
+#include "policy/sts_engine.h"
+#include "policy/sts_policy.h"
+#include "tests/tls/testca.h"
+
+void fake_dns_set(const char *name, int type, enum sts_dns_status status, const char *const *recs,
+                  size_t n);
+
+#define POLICY                                                                                     \
+	"version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.mx.example.com\r\n"       \
+	"max_age: 604800\r\n"
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+answered(void *arg, const struct sts_answer *a)
+{
+	size_t *n = arg;
+
+	if (a->status == STS_POLICY && a->n_mx == 1)
+		(*n)++;
+}
+
+/* leaf_facts - what a verified handshake with mx1.example.com would show. */
+static int
+leaf_facts(struct testca *ca, struct tls_facts *f)
+{
+	const char *san = "mx1.example.com";
+	char crt[TESTCA_PATH_MAX];
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	FILE *fp;
+	int ret = -1;
+
+	memset(f, 0, sizeof(*f));
+	if (store == NULL || ctx == NULL ||
+	    X509_STORE_load_locations(store, testca_ca_file(ca), NULL) != 1 ||
+	    testca_issue(ca, "mx1", &san, 1, 0, crt, NULL) < 0 || (fp = fopen(crt, "r")) == NULL)
+		goto out;
+	f->cert = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (f->cert == NULL || X509_STORE_CTX_init(ctx, store, f->cert, NULL) != 1)
+		goto out;
+	f->verify_result = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+	f->starttls_offered = true;
+	f->handshake_done = true;
+	ret = f->verify_result == X509_V_OK ? 0 : -1;
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t n_dom = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+	size_t rounds = argc > 2 ? strtoul(argv[2], NULL, 10) : 10;
+	const char *mx = "10 mx1.example.com", *addr = "10.0.25.2";
+	char dir[] = "/tmp/bench-decide-XXXXXX", err[256];
+	char(*names)[32] = NULL;
+	struct conf *conf = NULL;
+	struct loop *loop = NULL;
+	struct sts_cache *cache = NULL;
+	struct sts_engine *e = NULL;
+	struct testca *ca = NULL;
+	struct tls_facts facts = {0};
+	struct sts_policy p = {0};
+	struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
+	struct sts_answer a;
+	struct sts_decision d;
+	size_t warm = 0, pass = 0, calls = 0;
+	double t0, t;
+	int rc = 1;
+
+	if (n_dom == 0 || rounds == 0 || mkdtemp(dir) == NULL)
+		return 2;
+	log_set_level(LOG_LVL_WARN);
+	inet_pton(AF_INET, "10.0.25.2", &dest.sin_addr);
+	fake_dns_set("*", 'M', STS_DNS_OK, &mx, 1);
+	fake_dns_set("*", 'A', STS_DNS_OK, &addr, 1);
+	if ((names = calloc(n_dom, sizeof(*names))) == NULL ||
+	    (conf = calloc(1, sizeof(*conf))) == NULL || conf_defaults(conf) < 0 ||
+	    (loop = loop_new()) == NULL ||
+	    (cache = sts_cache_open(dir, err, sizeof(err))) == NULL ||
+	    (ca = testca_new(NULL)) == NULL || leaf_facts(ca, &facts) < 0 ||
+	    sts_policy_parse(POLICY, strlen(POLICY), &p, NULL) < 0) {
+		fprintf(stderr, "bench_decide: set-up failed %s\n", err);
+		goto out;
+	}
+	conf->sts.refresh = false;
+	struct sts_engine_params ep = {
+	    .loop = loop, .conf = conf, .cache = cache, .mx_cache_max = n_dom + 1024};
+	if ((e = sts_engine_new(&ep, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "bench_decide: %s\n", err);
+		goto out;
+	}
+
+	/* Warm up: the cache, then one asynchronous lookup per domain for the MX sets. */
+	t0 = now_s();
+	for (size_t i = 0; i < n_dom; i++) {
+		snprintf(names[i], sizeof(names[i]), "d%07zu.example.net", i);
+		if (sts_cache_put(cache, names[i], "bench1", POLICY, strlen(POLICY), &p,
+		                  sts_now_wall()) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < n_dom;) {
+		for (size_t j = 0; j < 512 && i < n_dom; j++, i++)
+			sts_engine_lookup(e, names[i], NULL, answered, &warm);
+		for (int k = 0; k < 8; k++)
+			loop_once(loop, 0);
+	}
+	while (warm < n_dom && loop_once(loop, 0) > 0)
+		;
+	fprintf(stderr, "warm-up: %zu domains in %.1f s\n", warm, now_s() - t0);
+	if (warm != n_dom)
+		goto out;
+
+	t0 = now_s();
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t i = 0; i < n_dom; i++) {
+			if (sts_engine_lookup_now(e, names[i], (struct sockaddr *)&dest, &a) != 1)
+				goto out;
+			sts_decide(&a, (struct sockaddr *)&dest, &facts, &d);
+			pass += d.pass;
+			calls++;
+		}
+	}
+	t = now_s() - t0;
+	if (pass != calls) {
+		fprintf(stderr, "bench_decide: %zu of %zu decisions failed\n", calls - pass, calls);
+		goto out;
+	}
+	printf("decide_per_sec %.0f\n", (double)calls / t);
+
+	calls = 0;
+	t0 = now_s();
+	do {
+		for (int i = 0; i < 10000; i++) {
+			struct sts_policy q = {0};
+			if (sts_policy_parse(POLICY, strlen(POLICY), &q, NULL) < 0)
+				goto out;
+			sts_policy_clear(&q);
+			calls++;
+		}
+	} while ((t = now_s() - t0) < 1.0);
+	printf("policy_parse_per_sec %.0f\n", (double)calls / t);
+	rc = 0;
+out:
+	sts_engine_free(e);
+	sts_cache_close(cache);
+	loop_free(loop);
+	conf_free(conf);
+	sts_policy_clear(&p);
+	tls_facts_clear(&facts);
+	testca_free(ca);
+	free(names);
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}

@@ -1,0 +1,348 @@
+/*
+ * sts_cli.c - "stsproxy policy DOMAIN": one full policy lookup through the
+ * same engine, resolver, fetcher and persistent cache the daemon uses, for
+ * an operator asking "what would stsproxy enforce for this domain, and
+ * why?". The engine's trace hook shows what was seen on the wire.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "policy/sts_cache.h"
+#include "policy/sts_cli.h"
+#include "policy/sts_engine.h"
+
+#define DEFAULT_CONF      "/etc/stsproxy/stsproxy.conf"
+#define DEFAULT_STATE_DIR "/var/lib/stsproxy"
+#define TRACE_MAX         64
+
+struct cli {
+	bool json;
+	bool done;
+	int rc;
+	json_t *txt, *mx; /* strings seen, in order */
+	char txt_status[32];
+	char mx_status[32];
+	char fetch[256];
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: stsproxy policy [-c FILE] [--json] DOMAIN\n");
+}
+
+static void
+on_trace(void *arg, const char *domain, const char *what, const char *detail)
+{
+	struct cli *c = arg;
+
+	(void)domain;
+	if (strcmp(what, "txt") == 0 && json_array_size(c->txt) < TRACE_MAX)
+		json_array_append_new(c->txt, json_string(detail));
+	else if (strcmp(what, "txt-status") == 0)
+		sts_strlcpy(c->txt_status, detail, sizeof(c->txt_status));
+	else if (strcmp(what, "mx") == 0 && json_array_size(c->mx) < TRACE_MAX)
+		json_array_append_new(c->mx, json_string(detail));
+	else if (strcmp(what, "mx-status") == 0)
+		sts_strlcpy(c->mx_status, detail, sizeof(c->mx_status));
+	else if (strcmp(what, "fetch") == 0)
+		sts_strlcpy(c->fetch, detail, sizeof(c->fetch));
+}
+
+static void
+rfc3339(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		sts_strlcpy(buf, "", len);
+}
+
+static void
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *src =
+	    ss->ss_family == AF_INET
+	        ? (const void *)&((const struct sockaddr_in *)(const void *)ss)->sin_addr
+	        : (const void *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+
+	if (inet_ntop(ss->ss_family, src, buf, (socklen_t)len) == NULL)
+		sts_strlcpy(buf, "?", len);
+}
+
+static const char *
+status_name(enum sts_status s)
+{
+	return s == STS_POLICY ? "policy" : s == STS_DEFER ? "defer" : "none";
+}
+
+static json_t *
+answer_json(const struct cli *c, const struct sts_answer *a)
+{
+	json_t *o = json_object(), *cand = json_array(), *addrs = json_array(), *pol;
+	char buf[64];
+
+	json_object_set_new(o, "domain", json_string(a->domain));
+	json_object_set(o, "txt", c->txt);
+	json_object_set_new(o, "txt_status",
+	                    c->txt_status[0] != '\0' ? json_string(c->txt_status) : json_null());
+	json_object_set_new(o, "fetch", c->fetch[0] != '\0' ? json_string(c->fetch) : json_null());
+	json_object_set(o, "mx_records", c->mx);
+	json_object_set_new(o, "status", json_string(status_name(a->status)));
+	json_object_set_new(o, "source", json_string(sts_source_name(a->source)));
+	json_object_set_new(o, "id", a->id[0] != '\0' ? json_string(a->id) : json_null());
+	if (a->status == STS_POLICY && a->policy != NULL) {
+		pol = json_object();
+		json_object_set_new(pol, "mode", json_string(sts_mode_name(a->policy->mode)));
+		json_t *mx = json_array();
+		for (size_t i = 0; i < a->policy->n_mx; i++)
+			json_array_append_new(mx, json_string(a->policy->mx[i]));
+		json_object_set_new(pol, "mx", mx);
+		json_object_set_new(pol, "max_age", json_integer(a->policy->max_age));
+		json_object_set_new(o, "policy", pol);
+		json_object_set_new(o, "mode", json_string(sts_mode_name(a->mode)));
+	} else {
+		json_object_set_new(o, "policy", json_null());
+		json_object_set_new(o, "mode", json_null());
+	}
+	rfc3339(a->expires_at, buf, sizeof(buf));
+	json_object_set_new(o, "expires", buf[0] != '\0' ? json_string(buf) : json_null());
+	for (size_t i = 0; i < a->n_mx; i++)
+		json_array_append_new(cand, json_string(a->mx[i]));
+	for (size_t i = 0; i < a->n_addr; i++) {
+		addr_text(&a->addr[i], buf, sizeof(buf));
+		json_array_append_new(addrs, json_string(buf));
+	}
+	json_object_set_new(o, "candidates", cand);
+	json_object_set_new(o, "addresses", addrs);
+	json_object_set_new(o, "problem",
+	                    a->problem != STS_RESULT_OK ? json_string(sts_result_name(a->problem))
+	                                                : json_null());
+	json_object_set_new(o, "reason",
+	                    a->reason[0] != '\0' ? json_string(a->reason) : json_null());
+	return o;
+}
+
+static void
+print_text(const struct cli *c, const struct sts_answer *a)
+{
+	char buf[64];
+	size_t i;
+
+	printf("domain: %s\n", a->domain);
+	for (i = 0; i < json_array_size(c->txt); i++)
+		printf("txt: %s\n", json_string_value(json_array_get(c->txt, i)));
+	if (c->txt_status[0] != '\0')
+		printf("txt: (%s)\n", c->txt_status);
+	if (c->fetch[0] != '\0')
+		printf("fetch: %s\n", c->fetch);
+	printf("status: %s\n", status_name(a->status));
+	printf("source: %s\n", sts_source_name(a->source));
+	if (a->status == STS_POLICY && a->policy != NULL) {
+		printf("id: %s\n", a->id[0] != '\0' ? a->id : "-");
+		printf("mode: %s\n", sts_mode_name(a->policy->mode));
+		for (i = 0; i < a->policy->n_mx; i++)
+			printf("mx: %s\n", a->policy->mx[i]);
+		printf("max_age: %u\n", a->policy->max_age);
+		rfc3339(a->expires_at, buf, sizeof(buf));
+		printf("expires: %s\n", buf[0] != '\0' ? buf : "never");
+	}
+	for (i = 0; i < json_array_size(c->mx); i++)
+		printf("mx-record: %s\n", json_string_value(json_array_get(c->mx, i)));
+	if (c->mx_status[0] != '\0')
+		printf("mx-record: (%s)\n", c->mx_status);
+	for (i = 0; i < a->n_mx; i++)
+		printf("candidate: %s\n", a->mx[i]);
+	for (i = 0; i < a->n_addr; i++) {
+		addr_text(&a->addr[i], buf, sizeof(buf));
+		printf("address: %s\n", buf);
+	}
+	if (a->status == STS_POLICY && a->mode != STS_MODE_NONE && a->n_mx == 0)
+		printf("note: no MX host of %s matches the policy\n", a->domain);
+	if (a->problem != STS_RESULT_OK)
+		printf("problem: %s: %s\n", sts_result_name(a->problem), a->reason);
+}
+
+static void
+on_answer(void *arg, const struct sts_answer *a)
+{
+	struct cli *c = arg;
+
+	c->done = true;
+	c->rc = a->status == STS_POLICY ? 0 : 1;
+	if (c->json) {
+		json_t *o = answer_json(c, a);
+		char *s = json_dumps(o, JSON_COMPACT);
+		if (s != NULL)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		print_text(c, a);
+	}
+	fflush(stdout);
+}
+
+/* mkdir_p - create dir and its parents (mode 0750); 0 or -1 with errno. */
+static int
+mkdir_p(const char *dir)
+{
+	char path[4096];
+	size_t len;
+
+	if ((len = sts_strlcpy(path, dir, sizeof(path))) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		char ch = path[i];
+		path[i] = '\0';
+		if (mkdir(path, 0750) < 0 && errno != EEXIST)
+			return -1;
+		path[i] = ch;
+	}
+	return 0;
+}
+
+/* load_conf - -c FILE, else the default file, else built-in defaults. */
+static struct conf *
+load_conf(const char *path, char *err, size_t errlen)
+{
+	struct conf *c;
+	const char *dir;
+
+	if (path != NULL || access(DEFAULT_CONF, F_OK) == 0)
+		return conf_load(path != NULL ? path : DEFAULT_CONF, err, errlen);
+	if ((c = calloc(1, sizeof(*c))) == NULL || conf_defaults(c) < 0)
+		goto nomem;
+	if ((dir = getenv("STSPROXY_STATE_DIR")) == NULL || dir[0] == '\0')
+		dir = DEFAULT_STATE_DIR;
+	free(c->state_dir);
+	if ((c->state_dir = strdup(dir)) == NULL)
+		goto nomem;
+	return c;
+nomem:
+	conf_free(c);
+	snprintf(err, errlen, "out of memory");
+	return NULL;
+}
+
+int
+sts_cli_policy_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct cli cli = {.rc = 1};
+	const char *path = NULL;
+	char err[512], domain[STS_CACHE_DOMAIN_MAX];
+	struct conf *c = NULL;
+	struct sts_cache *cache = NULL;
+	struct loop *loop = NULL;
+	struct sts_engine *e = NULL;
+	struct sts_engine_params p = {0};
+	uint64_t deadline;
+	int ch, rc = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'j':
+			cli.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	/* RFC-NOTES "SMTPUTF8 domains": policies are looked up under A-labels. */
+	if (sts_domain_to_ascii(argv[optind], domain, sizeof(domain)) < 0) {
+		fprintf(stderr, "stsproxy: policy: \"%s\" is not a valid domain\n", argv[optind]);
+		return 2;
+	}
+	if ((c = load_conf(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "stsproxy: %s\n", err);
+		return 1;
+	}
+	log_set_level(c->log.level < LOG_LVL_NOTICE ? c->log.level : LOG_LVL_NOTICE);
+	c->sts.refresh = false; /* one lookup, no background work */
+	if (mkdir_p(c->state_dir) < 0) {
+		fprintf(stderr, "stsproxy: %s: %s\n", c->state_dir, strerror(errno));
+		goto out;
+	}
+	if ((cache = sts_cache_open(c->state_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "stsproxy: %s\n", err);
+		goto out;
+	}
+	if ((loop = loop_new()) == NULL) {
+		fprintf(stderr, "stsproxy: event loop: %s\n", strerror(errno));
+		goto out;
+	}
+	if ((cli.txt = json_array()) == NULL || (cli.mx = json_array()) == NULL) {
+		fprintf(stderr, "stsproxy: out of memory\n");
+		goto out;
+	}
+	p.loop = loop;
+	p.conf = c;
+	p.cache = cache;
+	p.check_txt = true; /* show the live TXT record, not only the cache */
+	p.trace = on_trace;
+	p.trace_arg = &cli;
+	if ((e = sts_engine_new(&p, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "stsproxy: %s\n", err);
+		goto out;
+	}
+	if (sts_engine_lookup(e, domain, NULL, on_answer, &cli) == 0) {
+		fprintf(stderr, "stsproxy: policy: lookup of %s could not start\n", domain);
+		goto out;
+	}
+	/* The resolver and the fetcher have their own timeouts; this only bounds a hang. */
+	deadline = loop_now_ms(loop) + 1000ull * (3u * c->dns.timeout + c->sts.fetch_timeout + 10u);
+	while (!cli.done && loop_now_ms(loop) < deadline)
+		if (loop_once(loop, 500) < 0)
+			break;
+	if (!cli.done) {
+		fprintf(stderr, "stsproxy: policy: lookup of %s did not finish\n", domain);
+		goto out;
+	}
+	rc = cli.rc;
+out:
+	sts_engine_free(e);
+	loop_free(loop);
+	sts_cache_close(cache);
+	json_decref(cli.txt);
+	json_decref(cli.mx);
+	conf_free(c);
+	return rc;
+}

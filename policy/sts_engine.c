@@ -1,0 +1,1350 @@
+/*
+ * sts_engine.c - the MTA-STS policy engine (RFC 8461 sections 3, 4 and 5).
+ *
+ * A lookup is a small state machine, one "resolution" per domain shared by
+ * every waiter that asks for that domain while it runs:
+ *
+ *   START -> TXT -> FETCH_ADDR -> FETCH -> MX -> MX_ADDR -> done
+ *
+ * with shortcuts: an operator policy or a fresh cached policy skips to MX,
+ * and a remembered MX set skips the rest. The persistent cache (shared by
+ * every engine) holds policies; this engine keeps only MX sets, and for a
+ * few minutes the fact that a domain publishes nothing, so that the warm
+ * path (sts_engine_lookup_now) needs no I/O at all.
+ *
+ * Background resolutions (a TXT recheck of an old cache entry, a proactive
+ * refresh) run the same machine without waiters and without the MX steps.
+ *
+ * Every resolution and waiter lives on a list of the engine, so that
+ * sts_engine_free() can cancel everything; a callback may free the engine,
+ * which is then only marked and destroyed when the delivery unwinds.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "policy/sts_dns.h"
+#include "policy/sts_engine.h"
+#include "policy/sts_fetch.h"
+#include "policy/sts_mx.h"
+#include "policy/sts_txt.h"
+
+#define MXC_TTL_MS       (300u * 1000u) /* MX sets and "no policy" kept 5 minutes */
+#define MXC_DEFAULT_MAX  16384
+#define RECHECK_AFTER    300 /* s: re-check the TXT id of a cache entry this old */
+#define INFLIGHT_MAX     1024
+#define REFRESH_MS       60000
+#define REFRESH_MARGIN   3600 /* s before expiry a cached policy is refreshed */
+#define REFRESH_PER_TICK 4
+#define KEY_LOCAL        "\001local" /* never a TXT id: ids are letters and digits */
+#define KEY_NO_POLICY    "\001none"
+#define MXC_KEY_MAX      (STS_CACHE_ID_MAX + 8)
+
+enum res_kind {
+	RK_LOOKUP = 0, /* waiters want an answer */
+	RK_RECHECK,    /* background: is the TXT id of a cached policy unchanged? */
+	RK_REFRESH,    /* background: fetch again before expiry (section 3.3) */
+};
+
+enum res_state {
+	RS_START = 0,
+	RS_TXT,
+	RS_FETCH_ADDR,
+	RS_FETCH,
+	RS_MX,
+	RS_MX_ADDR,
+	RS_DONE,
+};
+
+static const char *const state_names[] = {
+    [RS_START] = "start", [RS_TXT] = "txt", [RS_FETCH_ADDR] = "fetch-addr",
+    [RS_FETCH] = "fetch", [RS_MX] = "mx",   [RS_MX_ADDR] = "mx-addr",
+    [RS_DONE] = "done",
+};
+
+struct resolution;
+
+struct waiter {
+	struct waiter *next, *prev; /* the engine's list, for cancel and free */
+	struct waiter *rnext;       /* its resolution's list, in arrival order */
+	struct resolution *r;
+	uint64_t id;
+	sts_engine_cb *cb;
+	void *arg;
+	bool has_dest;
+	struct sockaddr_storage dest;
+};
+
+/* One address lookup of a candidate MX host; its callback finds r through it. */
+struct addr_sub {
+	struct resolution *r;
+	uint64_t id;
+};
+
+struct resolution {
+	struct resolution *next, *prev; /* the engine's in-flight list */
+	struct sts_engine *e;
+	enum res_kind kind;
+	enum res_state state;
+	bool solo; /* not shared: answered per waiter (a smarthost destination) */
+	char domain[STS_CACHE_DOMAIN_MAX];
+	struct waiter *waiters, **wtail;
+	uint64_t timer, dns_id, fetch_id;
+	struct addr_sub sub[STS_ANSWER_MAX_MX];
+	size_t n_sub_pending;
+	char txt_id[STS_CACHE_ID_MAX];
+
+	/* the outcome */
+	enum sts_status status;
+	enum sts_source source;
+	const struct sts_cache_entry *entry; /* referenced; may be expired */
+	const struct sts_policy *policy;     /* entry's, an operator's, or &fetched */
+	struct sts_policy fetched;
+	char id[STS_CACHE_ID_MAX];
+	int64_t expires_at;
+	enum sts_result problem;
+	char reason[160];
+	bool mx_done; /* the MX set is complete and may be remembered */
+	size_t n_mx;
+	char mx[STS_ANSWER_MAX_MX][254];
+	size_t n_addr;
+	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
+};
+
+/* A remembered MX set (or "no policy"), valid MXC_TTL_MS for one policy key. */
+struct mxc {
+	struct mxc *hnext;         /* hash chain */
+	struct mxc *older, *newer; /* insertion order, for eviction */
+	uint64_t hash;
+	uint64_t at_ms;
+	char key[MXC_KEY_MAX]; /* the policy the candidates were chosen for */
+	size_t n_mx, n_addr;
+	char (*mx)[254];
+	struct sockaddr_storage *addr;
+	char domain[]; /* lower case */
+};
+
+struct local_policy {
+	const char *domain; /* the configuration's */
+	struct sts_policy policy;
+};
+
+struct sts_engine {
+	struct loop *loop;
+	const struct conf *conf;
+	struct sts_cache *cache;
+	struct sts_dns *dns;
+	struct sts_fetch *fetch;
+	sts_engine_trace_cb *trace;
+	void *trace_arg;
+	bool check_txt;
+
+	struct local_policy *local;
+	size_t n_local;
+	struct sts_policy *smart; /* one per smarthost: mode enforce, mx = {name} */
+
+	struct resolution *inflight;
+	size_t n_inflight;
+	struct waiter *waiters;
+	uint64_t next_id;
+
+	struct mxc **mxc_tab;
+	size_t mxc_buckets, mxc_n, mxc_max;
+	struct mxc *mxc_oldest, *mxc_newest;
+
+	unsigned refresh_ms;
+	uint64_t refresh_timer;
+
+	const struct sts_cache_entry *held; /* behind the last lookup_now answer */
+	struct resolution *delivering;
+	int busy;
+	bool dead;
+};
+
+static void res_txt(struct resolution *r);
+static void res_mx(struct resolution *r);
+static void res_finish(struct resolution *r);
+static void engine_destroy(struct sts_engine *e);
+
+/* --- small helpers ---------------------------------------------------------- */
+
+static void
+trace(struct sts_engine *e, const char *domain, const char *what, const char *detail)
+{
+	if (e->trace != NULL)
+		e->trace(e->trace_arg, domain, what, detail);
+}
+
+static uint64_t
+hash_domain(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return h;
+}
+
+static bool
+addr_equal(const struct sockaddr *a, const struct sockaddr *b, bool with_port)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
+		       (!with_port || x->sin_port == y->sin_port);
+	}
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+		       (!with_port || x->sin6_port == y->sin6_port);
+	}
+	return false;
+}
+
+static void
+addr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *src = NULL;
+
+	if (sa->sa_family == AF_INET)
+		src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		src = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	if (src == NULL || inet_ntop(sa->sa_family, src, buf, (socklen_t)len) == NULL)
+		sts_strlcpy(buf, "?", len);
+}
+
+/* --- operator policies and smarthosts ---------------------------------------- */
+
+static const struct local_policy *
+local_find(const struct sts_engine *e, const char *domain)
+{
+	for (size_t i = 0; i < e->n_local; i++)
+		if (strcasecmp(e->local[i].domain, domain) == 0)
+			return &e->local[i];
+	return NULL;
+}
+
+static ssize_t
+smarthost_find(const struct sts_engine *e, const struct sockaddr *dest)
+{
+	if (dest == NULL)
+		return -1;
+	for (size_t i = 0; i < e->conf->n_smarthosts; i++)
+		if (addr_equal((const struct sockaddr *)&e->conf->smarthosts[i].addr.sa, dest,
+		               true))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* policy_from - a policy of mode with patterns mx[0..n), validated (section 3.2). */
+static int
+policy_from(struct sts_policy *p, enum sts_mode mode, char *const *mx, size_t n, const char *what,
+            char *err, size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	p->mode = mode;
+	p->max_age = STS_MAX_AGE_CLAMP;
+	if (n > 0 && (p->mx = calloc(n, sizeof(*p->mx))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		if (!sts_mx_pattern_valid(mx[i])) {
+			snprintf(err, errlen, "%s: invalid mx pattern \"%s\"", what, mx[i]);
+			goto fail;
+		}
+		if ((p->mx[i] = strdup(mx[i])) == NULL)
+			goto nomem;
+		p->n_mx++;
+		sts_lower(p->mx[i]);
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "%s: out of memory", what);
+fail:
+	sts_policy_clear(p);
+	return -1;
+}
+
+/* --- the memory cache of MX sets ----------------------------------------------- */
+
+static struct mxc *
+mxc_find(struct sts_engine *e, const char *domain, const char *key)
+{
+	uint64_t h = hash_domain(domain);
+	struct mxc *m;
+
+	for (m = e->mxc_tab[h % e->mxc_buckets]; m != NULL; m = m->hnext)
+		if (m->hash == h && strcasecmp(m->domain, domain) == 0)
+			break;
+	if (m == NULL || strcmp(m->key, key) != 0 || loop_now_ms(e->loop) - m->at_ms >= MXC_TTL_MS)
+		return NULL;
+	return m;
+}
+
+static void
+mxc_remove(struct sts_engine *e, struct mxc *m)
+{
+	struct mxc **pp = &e->mxc_tab[m->hash % e->mxc_buckets];
+
+	while (*pp != m)
+		pp = &(*pp)->hnext;
+	*pp = m->hnext;
+	if (m->older != NULL)
+		m->older->newer = m->newer;
+	else
+		e->mxc_oldest = m->newer;
+	if (m->newer != NULL)
+		m->newer->older = m->older;
+	else
+		e->mxc_newest = m->older;
+	e->mxc_n--;
+	free(m->mx);
+	free(m->addr);
+	free(m);
+}
+
+/* mxc_store - remember what r learned under key; failures only cost a later lookup. */
+static void
+mxc_store(struct sts_engine *e, const struct resolution *r, const char *key)
+{
+	size_t dlen = strlen(r->domain);
+	uint64_t h = hash_domain(r->domain);
+	struct mxc *m, *old;
+
+	for (old = e->mxc_tab[h % e->mxc_buckets]; old != NULL; old = old->hnext)
+		if (old->hash == h && strcasecmp(old->domain, r->domain) == 0)
+			break;
+	if (old != NULL)
+		mxc_remove(e, old);
+	while (e->mxc_n >= e->mxc_max && e->mxc_oldest != NULL)
+		mxc_remove(e, e->mxc_oldest);
+
+	if ((m = calloc(1, sizeof(*m) + dlen + 1)) == NULL)
+		return;
+	memcpy(m->domain, r->domain, dlen + 1);
+	sts_strlcpy(m->key, key, sizeof(m->key));
+	m->hash = h;
+	m->at_ms = loop_now_ms(e->loop);
+	if ((r->n_mx > 0 && (m->mx = calloc(r->n_mx, sizeof(*m->mx))) == NULL) ||
+	    (r->n_addr > 0 && (m->addr = calloc(r->n_addr, sizeof(*m->addr))) == NULL)) {
+		free(m->mx);
+		free(m);
+		return;
+	}
+	if (r->n_mx > 0)
+		memcpy(m->mx, r->mx, r->n_mx * sizeof(*m->mx));
+	if (r->n_addr > 0)
+		memcpy(m->addr, r->addr, r->n_addr * sizeof(*m->addr));
+	m->n_mx = r->n_mx;
+	m->n_addr = r->n_addr;
+
+	m->hnext = e->mxc_tab[h % e->mxc_buckets];
+	e->mxc_tab[h % e->mxc_buckets] = m;
+	m->older = e->mxc_newest;
+	if (e->mxc_newest != NULL)
+		e->mxc_newest->newer = m;
+	else
+		e->mxc_oldest = m;
+	e->mxc_newest = m;
+	e->mxc_n++;
+}
+
+/* --- answers ----------------------------------------------------------------------- */
+
+static void
+answer_init(struct sts_answer *a, const char *domain)
+{
+	a->status = STS_NO_POLICY;
+	a->source = STS_SOURCE_NONE;
+	a->mode = STS_MODE_NONE;
+	sts_strlcpy(a->domain, domain, sizeof(a->domain));
+	a->id[0] = '\0';
+	a->policy = NULL;
+	a->expires_at = 0;
+	a->n_mx = 0;
+	a->n_addr = 0;
+	a->problem = STS_RESULT_OK;
+	a->reason[0] = '\0';
+}
+
+static void
+answer_policy(struct sts_answer *a, enum sts_source source, const struct sts_policy *p,
+              const char *id, int64_t expires_at)
+{
+	a->status = STS_POLICY;
+	a->source = source;
+	a->policy = p;
+	a->mode = p->mode;
+	sts_strlcpy(a->id, id, sizeof(a->id));
+	a->expires_at = expires_at;
+}
+
+static void
+answer_mxc(struct sts_answer *a, const struct mxc *m)
+{
+	a->n_mx = m->n_mx;
+	for (size_t i = 0; i < m->n_mx; i++)
+		memcpy(a->mx[i], m->mx[i], sizeof(a->mx[i]));
+	a->n_addr = m->n_addr;
+	if (m->n_addr > 0)
+		memcpy(a->addr, m->addr, m->n_addr * sizeof(a->addr[0]));
+}
+
+/* answer_smarthost - section 3.4: a smarthost is checked against its configured name. */
+static void
+answer_smarthost(const struct sts_engine *e, size_t i, const char *domain, struct sts_answer *a)
+{
+	const struct conf_smarthost *s = &e->conf->smarthosts[i];
+
+	answer_init(a, domain);
+	answer_policy(a, STS_SOURCE_SMARTHOST, &e->smart[i], "", 0);
+	a->n_mx = 1;
+	sts_strlcpy(a->mx[0], s->name, sizeof(a->mx[0]));
+	a->n_addr = 1;
+	memcpy(&a->addr[0], &s->addr.sa, sizeof(a->addr[0]));
+}
+
+/* --- resolutions ---------------------------------------------------------------- */
+
+static void
+res_enter(struct resolution *r, enum res_state s)
+{
+	log_debug("event=policy-state domain=%s state=%s->%s", r->domain, state_names[r->state],
+	          state_names[s]);
+	r->state = s;
+}
+
+static struct resolution *
+res_find(struct sts_engine *e, const char *domain, enum res_kind kind)
+{
+	for (struct resolution *r = e->inflight; r != NULL; r = r->next)
+		if (r->kind == kind && !r->solo && strcmp(r->domain, domain) == 0)
+			return r;
+	return NULL;
+}
+
+static struct resolution *
+res_new(struct sts_engine *e, const char *domain, enum res_kind kind)
+{
+	struct resolution *r;
+
+	if (e->n_inflight >= INFLIGHT_MAX) {
+		log_warn(
+		    "event=policy-lookup domain=%s result=%s reason=\"too many lookups in flight\"",
+		    domain, sts_result_name(STS_RESULT_STS_POLICY_FETCH_ERROR));
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->e = e;
+	r->kind = kind;
+	r->wtail = &r->waiters;
+	sts_strlcpy(r->domain, domain, sizeof(r->domain));
+	r->next = e->inflight;
+	if (e->inflight != NULL)
+		e->inflight->prev = r;
+	e->inflight = r;
+	e->n_inflight++;
+	return r;
+}
+
+static void
+res_unlink(struct resolution *r)
+{
+	struct sts_engine *e = r->e;
+
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else if (e->inflight == r)
+		e->inflight = r->next;
+	else
+		return; /* not linked */
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	e->n_inflight--;
+}
+
+/* res_free - cancel what r still waits for and free it; its waiters must be gone. */
+static void
+res_free(struct resolution *r)
+{
+	struct sts_engine *e = r->e;
+
+	res_unlink(r);
+	loop_timer_cancel(e->loop, r->timer);
+	sts_dns_cancel(e->dns, r->dns_id);
+	sts_fetch_cancel(e->fetch, r->fetch_id);
+	for (size_t i = 0; i < STS_ANSWER_MAX_MX; i++)
+		sts_dns_cancel(e->dns, r->sub[i].id);
+	sts_cache_release(r->entry);
+	sts_policy_clear(&r->fetched);
+	free(r);
+}
+
+static void
+waiter_unlink(struct sts_engine *e, struct waiter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		e->waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+}
+
+static bool
+entry_valid(const struct sts_cache_entry *ce, int64_t now)
+{
+	return ce != NULL && ce->expires_at > now;
+}
+
+static void set_problem(struct resolution *r, enum sts_result problem, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_problem(struct resolution *r, enum sts_result problem, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->problem = problem;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* use_cache - section 3.3: no live policy but a valid cached one: apply the cached one. */
+static void
+use_cache(struct resolution *r)
+{
+	r->status = STS_POLICY;
+	r->source = STS_SOURCE_CACHE;
+	r->policy = &r->entry->policy;
+	sts_strlcpy(r->id, r->entry->id, sizeof(r->id));
+	r->expires_at = r->entry->expires_at;
+}
+
+/* no_policy_or_cache - the live lookup gave nothing usable: the cache if valid, else none. */
+static void
+no_policy_or_cache(struct resolution *r)
+{
+	if (entry_valid(r->entry, sts_now_wall())) {
+		use_cache(r);
+		if (r->kind == RK_LOOKUP) {
+			res_mx(r);
+			return;
+		}
+	} else {
+		r->status = STS_NO_POLICY;
+		r->source = STS_SOURCE_NONE;
+	}
+	res_finish(r);
+}
+
+static void
+refresh_alert(struct resolution *r)
+{
+	if (r->kind == RK_REFRESH && r->entry != NULL && r->entry->policy.mode != STS_MODE_NONE)
+		log_warn("alert=policy-refresh-failed domain=%s id=%s result=%s reason=\"%s\"",
+		         r->domain, r->entry->id, sts_result_name(r->problem), r->reason);
+}
+
+static void
+fetch_failed(struct resolution *r)
+{
+	/* Section 3.3: the same policy id is not fetched again within 5 minutes. */
+	sts_cache_fetch_failed(r->e->cache, r->domain, r->txt_id, sts_now_wall());
+	refresh_alert(r);
+	no_policy_or_cache(r);
+}
+
+static void
+fetch_cb(void *arg, const struct sts_fetch_result *fr)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	struct sts_policy_error perr = {0};
+	char detail[200];
+	int64_t now = sts_now_wall();
+
+	r->fetch_id = 0;
+	if (!fr->ok) {
+		snprintf(detail, sizeof(detail), "failed http=%ld: %s", fr->http_code, fr->reason);
+		trace(e, r->domain, "fetch", detail);
+		set_problem(r, fr->result, "policy fetch: %s", fr->reason);
+		fetch_failed(r);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "ok http=%ld", fr->http_code);
+	trace(e, r->domain, "fetch", detail);
+	if (sts_policy_parse(fr->body, fr->len, &r->fetched, &perr) < 0) {
+		set_problem(r, STS_RESULT_STS_POLICY_INVALID, "policy file line %u: %s", perr.line,
+		            perr.reason);
+		fetch_failed(r);
+		return;
+	}
+	/* Section 3.3: a fetched policy, "mode: none" included, replaces the cache. A disk
+	 * error is logged by the cache and the memory copy still applies. */
+	(void)sts_cache_put(e->cache, r->domain, r->txt_id, fr->body, fr->len, &r->fetched, now);
+	sts_cache_release(r->entry);
+	r->entry = sts_cache_get(e->cache, r->domain);
+	r->status = STS_POLICY;
+	r->source = STS_SOURCE_FETCHED;
+	sts_strlcpy(r->id, r->txt_id, sizeof(r->id));
+	if (r->entry != NULL && strcmp(r->entry->id, r->txt_id) == 0) {
+		r->policy = &r->entry->policy;
+		r->expires_at = r->entry->expires_at;
+	} else {
+		r->policy = &r->fetched;
+		r->expires_at = now + r->fetched.max_age;
+	}
+	if (r->kind == RK_LOOKUP)
+		res_mx(r);
+	else
+		res_finish(r);
+}
+
+static void
+fetch_addr_cb(void *arg, const struct sts_dns_answer *a)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+
+	r->dns_id = 0;
+	if (a->status != STS_DNS_OK) {
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "mta-sts.%s: %s%s%s", r->domain,
+		            sts_dns_status_name(a->status), a->why[0] != '\0' ? ": " : "", a->why);
+		trace(e, r->domain, "fetch", r->reason);
+		fetch_failed(r);
+		return;
+	}
+	res_enter(r, RS_FETCH);
+	r->fetch_id = sts_fetch_start(e->fetch, r->domain, a->addr, a->n, fetch_cb, r);
+	if (r->fetch_id == 0) {
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "policy fetch could not start");
+		fetch_failed(r);
+	}
+}
+
+/* res_fetch - section 3.3: the policy host is resolved by our own resolver, then fetched. */
+static void
+res_fetch(struct resolution *r)
+{
+	char name[STS_CACHE_DOMAIN_MAX + 8];
+
+	res_enter(r, RS_FETCH_ADDR);
+	if ((size_t)snprintf(name, sizeof(name), "mta-sts.%s", r->domain) >= sizeof(name) ||
+	    (r->dns_id = sts_dns_addr(r->e->dns, name, fetch_addr_cb, r)) == 0) {
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "%s: cannot be resolved", name);
+		fetch_failed(r);
+	}
+}
+
+static void
+txt_cb(void *arg, const struct sts_dns_answer *a)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	char id[STS_ID_MAX + 1] = "", why[128] = "";
+	int64_t now = sts_now_wall();
+	bool have_cache = entry_valid(r->entry, now);
+	int sel;
+
+	r->dns_id = 0;
+	if (a->status == STS_DNS_OK) {
+		for (size_t i = 0; i < a->n; i++)
+			trace(e, r->domain, "txt", a->txt[i]);
+		sel = sts_txt_select((const char *const *)a->txt, a->txt_len, a->n, id, why,
+		                     sizeof(why));
+	} else {
+		trace(e, r->domain, "txt-status", sts_dns_status_name(a->status));
+		if (a->status == STS_DNS_NXDOMAIN || a->status == STS_DNS_NODATA)
+			sel = 0;
+		else
+			sel = -2;
+	}
+
+	if (sel == -2) {
+		/* Section 3.1 and RFC-NOTES: a temporary failure keeps the cache; with
+		 * nothing cached, defer unless configured to treat it as no policy. */
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "TXT _mta-sts.%s: %s%s%s",
+		            r->domain, sts_dns_status_name(a->status),
+		            a->why[0] != '\0' ? ": " : "", a->why);
+		refresh_alert(r);
+		if (!have_cache && r->kind == RK_LOOKUP) {
+			r->status = e->conf->sts.defer_on_dns_failure ? STS_DEFER : STS_NO_POLICY;
+			res_finish(r);
+			return;
+		}
+		no_policy_or_cache(r);
+		return;
+	}
+	if (sel == -1) {
+		/* Section 3.1: several STSv1 records or an invalid one: no new policy now, but
+		 * a cached policy is kept. */
+		set_problem(r, STS_RESULT_STS_POLICY_INVALID, "TXT _mta-sts.%s: %s", r->domain,
+		            why);
+		refresh_alert(r);
+		no_policy_or_cache(r);
+		return;
+	}
+	if (sel == 0) {
+		if (r->kind == RK_REFRESH && r->entry != NULL) {
+			/* The record is gone but the policy host may still serve the policy
+			 * we hold: refresh it under its id rather than let it lapse. */
+			sts_strlcpy(r->txt_id, r->entry->id, sizeof(r->txt_id));
+			res_fetch(r);
+			return;
+		}
+		/* No record: no policy now; a cached one is used until it expires
+		 * (section 3.3 and RFC-NOTES: it is not deleted). */
+		if (r->kind == RK_LOOKUP && r->entry == NULL) {
+			r->n_mx = r->n_addr = 0;
+			mxc_store(e, r, KEY_NO_POLICY);
+		}
+		no_policy_or_cache(r);
+		return;
+	}
+
+	sts_strlcpy(r->txt_id, id, sizeof(r->txt_id));
+	if (have_cache && strcmp(r->entry->id, id) == 0 && r->kind != RK_REFRESH) {
+		/* Section 3.3: the id is unchanged, the cached policy stays current. */
+		sts_cache_touch(e->cache, r->domain, now);
+		no_policy_or_cache(r);
+		return;
+	}
+	if (!sts_cache_may_fetch(e->cache, r->domain, id, now)) {
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR,
+		            "policy id %s failed to fetch recently; not retried yet", id);
+		no_policy_or_cache(r);
+		return;
+	}
+	/* Section 3.3: a new id (or nothing valid cached) means the policy is fetched. */
+	res_fetch(r);
+}
+
+static void
+res_txt(struct resolution *r)
+{
+	char name[STS_CACHE_DOMAIN_MAX + 10];
+
+	res_enter(r, RS_TXT);
+	if ((size_t)snprintf(name, sizeof(name), "_mta-sts.%s", r->domain) >= sizeof(name) ||
+	    (r->dns_id = sts_dns_txt(r->e->dns, name, txt_cb, r)) == 0) {
+		struct sts_dns_answer a = {.status = STS_DNS_TEMPFAIL};
+		sts_strlcpy(a.why, "lookup could not start", sizeof(a.why));
+		txt_cb(r, &a);
+	}
+}
+
+static const char *
+mx_key(const struct resolution *r)
+{
+	return r->source == STS_SOURCE_LOCAL ? KEY_LOCAL : r->id;
+}
+
+static void
+mx_addrs_done(struct resolution *r)
+{
+	if (r->mx_done)
+		mxc_store(r->e, r, mx_key(r));
+	res_finish(r);
+}
+
+static void
+mx_addr_cb(void *arg, const struct sts_dns_answer *a)
+{
+	struct addr_sub *s = arg;
+	struct resolution *r = s->r;
+
+	s->id = 0;
+	if (a->status == STS_DNS_OK) {
+		for (size_t i = 0; i < a->n && r->n_addr < STS_ANSWER_MAX_ADDR; i++)
+			r->addr[r->n_addr++] = a->addr[i];
+	} else if (a->status == STS_DNS_TEMPFAIL) {
+		r->mx_done = false; /* try again next time rather than remember a hole */
+	}
+	if (--r->n_sub_pending == 0)
+		mx_addrs_done(r);
+}
+
+static int
+mx_pref_cmp(const void *a, const void *b)
+{
+	const struct sts_dns_mx *x = a, *y = b;
+
+	return (x->pref > y->pref) - (x->pref < y->pref);
+}
+
+static void
+mx_add_candidate(struct resolution *r, const char *host)
+{
+	/* Section 4.1: only MX hosts whose names match a policy pattern are candidates. */
+	if (host[0] == '\0' || r->n_mx >= STS_ANSWER_MAX_MX ||
+	    !sts_mx_match_policy(r->policy, host))
+		return;
+	for (size_t i = 0; i < r->n_mx; i++)
+		if (strcasecmp(r->mx[i], host) == 0)
+			return;
+	sts_strlcpy(r->mx[r->n_mx], host, sizeof(r->mx[0]));
+	sts_lower(r->mx[r->n_mx]);
+	r->n_mx++;
+}
+
+static void
+mx_cb(void *arg, const struct sts_dns_answer *a)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	struct sts_dns_mx mx[STS_DNS_MAX_RECORDS];
+	size_t n = 0;
+	char line[300];
+
+	r->dns_id = 0;
+	r->n_mx = r->n_addr = 0;
+	if (a->status == STS_DNS_OK) {
+		n = a->n < STS_DNS_MAX_RECORDS ? a->n : STS_DNS_MAX_RECORDS;
+		memcpy(mx, a->mx, n * sizeof(mx[0]));
+		qsort(mx, n, sizeof(mx[0]), mx_pref_cmp);
+		for (size_t i = 0; i < n; i++) {
+			snprintf(line, sizeof(line), "%u %s", mx[i].pref, mx[i].host);
+			trace(e, r->domain, "mx", line);
+			mx_add_candidate(r, mx[i].host);
+		}
+		r->mx_done = true;
+	} else {
+		trace(e, r->domain, "mx-status", sts_dns_status_name(a->status));
+		if (a->status == STS_DNS_NXDOMAIN || a->status == STS_DNS_NODATA) {
+			/* RFC 5321 section 5.1: without MX records the domain is its own MX. */
+			mx_add_candidate(r, r->domain);
+			r->mx_done = true;
+		} else {
+			log_notice("event=policy-lookup domain=%s result=mx-lookup reason=\"MX %s: "
+			           "%s\"",
+			           r->domain, sts_dns_status_name(a->status), a->why);
+		}
+	}
+	if (r->n_mx == 0) {
+		mx_addrs_done(r);
+		return;
+	}
+	res_enter(r, RS_MX_ADDR);
+	for (size_t i = 0; i < r->n_mx; i++) {
+		r->sub[i].r = r;
+		r->sub[i].id = sts_dns_addr(e->dns, r->mx[i], mx_addr_cb, &r->sub[i]);
+		if (r->sub[i].id != 0)
+			r->n_sub_pending++;
+		else
+			r->mx_done = false;
+	}
+	if (r->n_sub_pending == 0)
+		mx_addrs_done(r);
+}
+
+/* res_mx - the candidates: the domain's MX hosts that match the policy (section 4.1). */
+static void
+res_mx(struct resolution *r)
+{
+	const struct mxc *m;
+
+	if (r->policy == NULL || r->policy->mode == STS_MODE_NONE) {
+		res_finish(r);
+		return;
+	}
+	if ((m = mxc_find(r->e, r->domain, mx_key(r))) != NULL) {
+		r->n_mx = m->n_mx;
+		if (m->n_mx > 0)
+			memcpy(r->mx, m->mx, m->n_mx * sizeof(r->mx[0]));
+		r->n_addr = m->n_addr;
+		if (m->n_addr > 0)
+			memcpy(r->addr, m->addr, m->n_addr * sizeof(r->addr[0]));
+		res_finish(r);
+		return;
+	}
+	res_enter(r, RS_MX);
+	if ((r->dns_id = sts_dns_mx(r->e->dns, r->domain, mx_cb, r)) == 0) {
+		struct sts_dns_answer a = {.status = STS_DNS_TEMPFAIL};
+		mx_cb(r, &a);
+	}
+}
+
+static void
+start_background(struct sts_engine *e, const char *domain, enum res_kind kind)
+{
+	struct resolution *r;
+
+	if (res_find(e, domain, kind) != NULL || (r = res_new(e, domain, kind)) == NULL)
+		return;
+	r->entry = sts_cache_get(e->cache, domain);
+	if (r->entry == NULL) {
+		res_free(r);
+		return;
+	}
+	res_txt(r);
+}
+
+static void
+res_start(struct loop *loop, void *arg)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	const struct local_policy *lp;
+	int64_t now = sts_now_wall();
+
+	(void)loop;
+	r->timer = 0;
+	if (r->solo) {
+		res_finish(r);
+		return;
+	}
+	/* Operator policies win over published ones: no first-use gap. */
+	if ((lp = local_find(e, r->domain)) != NULL) {
+		r->status = STS_POLICY;
+		r->source = STS_SOURCE_LOCAL;
+		r->policy = &lp->policy;
+		res_mx(r);
+		return;
+	}
+	r->entry = sts_cache_get(e->cache, r->domain);
+	if (entry_valid(r->entry, now) && !e->check_txt) {
+		use_cache(r);
+		/* Section 3.3: the id is checked on use; an old check is redone in the
+		 * background while the cached policy answers at once. */
+		if (now - r->entry->last_checked >= RECHECK_AFTER)
+			start_background(e, r->domain, RK_RECHECK);
+		res_mx(r);
+		return;
+	}
+	res_txt(r);
+}
+
+/* res_finish - log a problem once, deliver to every waiter, free r. */
+static void
+res_finish(struct resolution *r)
+{
+	struct sts_engine *e = r->e;
+	struct sts_answer a;
+	struct waiter *w;
+	bool dead;
+
+	res_enter(r, RS_DONE);
+	if (r->problem != STS_RESULT_OK)
+		log_notice(
+		    "event=policy-lookup domain=%s result=%s status=%s source=%s reason=\"%s\"",
+		    r->domain, sts_result_name(r->problem),
+		    r->status == STS_POLICY  ? "policy"
+		    : r->status == STS_DEFER ? "defer"
+		                             : "none",
+		    sts_source_name(r->source), r->reason);
+	res_unlink(r);
+
+	answer_init(&a, r->domain);
+	a.status = r->status;
+	if (r->status == STS_POLICY && r->policy != NULL) {
+		answer_policy(&a, r->source, r->policy, r->id, r->expires_at);
+		a.n_mx = r->n_mx;
+		if (r->n_mx > 0)
+			memcpy(a.mx, r->mx, r->n_mx * sizeof(a.mx[0]));
+		a.n_addr = r->n_addr;
+		if (r->n_addr > 0)
+			memcpy(a.addr, r->addr, r->n_addr * sizeof(a.addr[0]));
+	} else if (r->status == STS_POLICY) {
+		a.status = STS_NO_POLICY;
+	}
+	a.problem = r->problem;
+	if (r->problem != STS_RESULT_OK)
+		sts_strlcpy(a.reason, r->reason, sizeof(a.reason));
+
+	e->busy++;
+	e->delivering = r;
+	while (!e->dead && (w = r->waiters) != NULL) {
+		ssize_t sh = w->has_dest ? smarthost_find(e, (struct sockaddr *)&w->dest) : -1;
+		struct sts_answer sa;
+
+		r->waiters = w->rnext;
+		if (r->waiters == NULL)
+			r->wtail = &r->waiters;
+		waiter_unlink(e, w);
+		if (sh >= 0) {
+			answer_smarthost(e, (size_t)sh, r->domain, &sa);
+			w->cb(w->arg, &sa);
+		} else {
+			w->cb(w->arg, &a);
+		}
+		free(w);
+	}
+	e->delivering = NULL;
+	dead = e->dead;
+	e->busy--;
+	if (dead) {
+		/* the engine was freed from a callback: the rest of r's waiters are freed
+		 * with it, silently */
+		while ((w = r->waiters) != NULL) {
+			r->waiters = w->rnext;
+			waiter_unlink(e, w);
+			free(w);
+		}
+	}
+	res_free(r);
+	if (dead && e->busy == 0)
+		engine_destroy(e);
+}
+
+/* --- proactive refresh ------------------------------------------------------- */
+
+static void
+refresh_tick(struct loop *loop, void *arg)
+{
+	struct sts_engine *e = arg;
+	char domains[REFRESH_PER_TICK][254];
+	size_t n;
+
+	e->refresh_timer = 0;
+	/* Section 3.3: refresh before expiry, a few per tick so that policies fetched
+	 * together are not all refetched at once. */
+	n = sts_cache_due(e->cache, sts_now_wall(), REFRESH_MARGIN, domains, REFRESH_PER_TICK);
+	for (size_t i = 0; i < n; i++)
+		if (local_find(e, domains[i]) == NULL)
+			start_background(e, domains[i], RK_REFRESH);
+	e->refresh_timer = loop_timer_add(loop, e->refresh_ms, refresh_tick, e);
+}
+
+/* --- the public functions --------------------------------------------------- */
+
+struct sts_engine *
+sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
+{
+	const struct conf *c = p->conf;
+	struct sts_engine *e;
+	struct sts_dns_params dp = {0};
+	struct sts_fetch_params fp = {0};
+
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		snprintf(err, errlen, "policy engine: out of memory");
+		return NULL;
+	}
+	e->loop = p->loop;
+	e->conf = c;
+	e->cache = p->cache;
+	e->trace = p->trace;
+	e->trace_arg = p->trace_arg;
+	e->check_txt = p->check_txt;
+	e->refresh_ms = p->refresh_ms != 0 ? p->refresh_ms : REFRESH_MS;
+	e->mxc_max = p->mx_cache_max != 0 ? p->mx_cache_max : MXC_DEFAULT_MAX;
+	e->mxc_buckets = e->mxc_max < 64 ? 64 : e->mxc_max;
+	if ((e->mxc_tab = calloc(e->mxc_buckets, sizeof(*e->mxc_tab))) == NULL)
+		goto nomem;
+
+	if (c->n_policies > 0 && (e->local = calloc(c->n_policies, sizeof(*e->local))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < c->n_policies; i++) {
+		char what[300];
+		snprintf(what, sizeof(what), "policy for %s (line %d)", c->policies[i].domain,
+		         c->policies[i].line);
+		if (policy_from(&e->local[i].policy, c->policies[i].mode, c->policies[i].mx,
+		                c->policies[i].n_mx, what, err, errlen) < 0)
+			goto fail;
+		e->local[i].domain = c->policies[i].domain;
+		e->n_local++;
+	}
+	if (c->n_smarthosts > 0 && (e->smart = calloc(c->n_smarthosts, sizeof(*e->smart))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < c->n_smarthosts; i++) {
+		/* The name is checked as a certificate name, not as a pattern. */
+		if ((e->smart[i].mx = calloc(1, sizeof(char *))) == NULL ||
+		    (e->smart[i].mx[0] = strdup(c->smarthosts[i].name)) == NULL)
+			goto nomem;
+		e->smart[i].n_mx = 1;
+		e->smart[i].mode = STS_MODE_ENFORCE;
+		e->smart[i].max_age = STS_MAX_AGE_CLAMP;
+	}
+
+	dp.forwarders = (const char *const *)c->dns.forwarders;
+	dp.n_forwarders = c->dns.n_forwarders;
+	dp.trust_anchor_file = c->dns.trust_anchor_file;
+	dp.timeout_ms = c->dns.timeout * 1000u;
+	if ((e->dns = sts_dns_new(p->loop, &dp, err, errlen)) == NULL)
+		goto fail;
+	fp.ca_file = c->tls.ca_file;
+	fp.timeout_ms = c->sts.fetch_timeout * 1000u;
+	fp.port = p->fetch_port;
+	if ((e->fetch = sts_fetch_new(p->loop, &fp, err, errlen)) == NULL)
+		goto fail;
+	if (c->sts.refresh &&
+	    (e->refresh_timer = loop_timer_add(p->loop, e->refresh_ms, refresh_tick, e)) == 0)
+		goto nomem;
+	return e;
+nomem:
+	snprintf(err, errlen, "policy engine: out of memory");
+fail:
+	engine_destroy(e);
+	return NULL;
+}
+
+static void
+engine_destroy(struct sts_engine *e)
+{
+	struct waiter *w;
+
+	if (e == NULL)
+		return;
+	loop_timer_cancel(e->loop, e->refresh_timer);
+	while ((w = e->waiters) != NULL) {
+		e->waiters = w->next;
+		free(w);
+	}
+	while (e->inflight != NULL) {
+		e->inflight->waiters = NULL;
+		res_free(e->inflight);
+	}
+	sts_cache_release(e->held);
+	while (e->mxc_oldest != NULL)
+		mxc_remove(e, e->mxc_oldest);
+	free(e->mxc_tab);
+	for (size_t i = 0; i < e->n_local; i++)
+		sts_policy_clear(&e->local[i].policy);
+	free(e->local);
+	if (e->smart != NULL)
+		for (size_t i = 0; i < e->conf->n_smarthosts; i++)
+			sts_policy_clear(&e->smart[i]);
+	free(e->smart);
+	sts_fetch_free(e->fetch);
+	sts_dns_free(e->dns);
+	free(e);
+}
+
+void
+sts_engine_free(struct sts_engine *e)
+{
+	if (e == NULL)
+		return;
+	if (e->busy > 0) {
+		e->dead = true; /* finished when the delivery in progress unwinds */
+		return;
+	}
+	engine_destroy(e);
+}
+
+int
+sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                      struct sts_answer *out)
+{
+	const struct local_policy *lp;
+	const struct sts_cache_entry *ce;
+	const struct mxc *m = NULL;
+	ssize_t sh;
+	int64_t now;
+
+	sts_cache_release(e->held);
+	e->held = NULL;
+	if (domain == NULL || strlen(domain) > STS_HOSTNAME_MAX)
+		return 0;
+	if ((sh = smarthost_find(e, dest)) >= 0) {
+		answer_smarthost(e, (size_t)sh, domain, out);
+		return 1;
+	}
+	if ((lp = local_find(e, domain)) != NULL) {
+		if (lp->policy.mode != STS_MODE_NONE &&
+		    (m = mxc_find(e, domain, KEY_LOCAL)) == NULL)
+			return 0;
+		answer_init(out, domain);
+		answer_policy(out, STS_SOURCE_LOCAL, &lp->policy, "", 0);
+		if (lp->policy.mode != STS_MODE_NONE)
+			answer_mxc(out, m);
+		return 1;
+	}
+	if (e->check_txt)
+		return 0;
+	now = sts_now_wall();
+	if ((ce = sts_cache_get(e->cache, domain)) != NULL) {
+		if (!entry_valid(ce, now) || (ce->policy.mode != STS_MODE_NONE &&
+		                              (m = mxc_find(e, domain, ce->id)) == NULL)) {
+			sts_cache_release(ce);
+			return 0;
+		}
+		answer_init(out, domain);
+		answer_policy(out, STS_SOURCE_CACHE, &ce->policy, ce->id, ce->expires_at);
+		if (ce->policy.mode != STS_MODE_NONE)
+			answer_mxc(out, m);
+		e->held = ce;
+		if (now - ce->last_checked >= RECHECK_AFTER)
+			start_background(e, domain, RK_RECHECK);
+		return 1;
+	}
+	if (mxc_find(e, domain, KEY_NO_POLICY) != NULL) {
+		answer_init(out, domain);
+		return 1;
+	}
+	return 0;
+}
+
+uint64_t
+sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                  sts_engine_cb *cb, void *arg)
+{
+	struct resolution *r = NULL;
+	struct waiter *w;
+	char dom[STS_CACHE_DOMAIN_MAX];
+	bool solo;
+
+	sts_cache_release(e->held);
+	e->held = NULL;
+	if (domain == NULL || cb == NULL || sts_strlcpy(dom, domain, sizeof(dom)) >= sizeof(dom) ||
+	    !sts_hostname_valid(dom))
+		return 0;
+	sts_lower(dom);
+	if (dom[strlen(dom) - 1] == '.')
+		dom[strlen(dom) - 1] = '\0';
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return 0;
+	solo = smarthost_find(e, dest) >= 0;
+	if (!solo)
+		r = res_find(e, dom, RK_LOOKUP);
+	if (r == NULL) {
+		if ((r = res_new(e, dom, RK_LOOKUP)) == NULL) {
+			free(w);
+			return 0;
+		}
+		r->solo = solo;
+		/* The callback never runs inside this call, even for an answer from memory. */
+		if ((r->timer = loop_timer_add(e->loop, 0, res_start, r)) == 0) {
+			res_free(r);
+			free(w);
+			return 0;
+		}
+	}
+	w->id = ++e->next_id;
+	w->cb = cb;
+	w->arg = arg;
+	w->r = r;
+	if (dest != NULL && (dest->sa_family == AF_INET || dest->sa_family == AF_INET6)) {
+		w->has_dest = true;
+		memcpy(&w->dest, dest,
+		       dest->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+		                                  : sizeof(struct sockaddr_in6));
+	}
+	*r->wtail = w;
+	r->wtail = &w->rnext;
+	w->next = e->waiters;
+	if (e->waiters != NULL)
+		e->waiters->prev = w;
+	e->waiters = w;
+	return w->id;
+}
+
+void
+sts_engine_cancel(struct sts_engine *e, uint64_t id)
+{
+	struct waiter *w, **pp;
+
+	sts_cache_release(e->held);
+	e->held = NULL;
+	if (id == 0)
+		return;
+	for (w = e->waiters; w != NULL && w->id != id; w = w->next)
+		;
+	if (w == NULL)
+		return;
+	waiter_unlink(e, w);
+	for (pp = &w->r->waiters; *pp != w; pp = &(*pp)->rnext)
+		;
+	*pp = w->rnext;
+	if (w->r->wtail == &w->rnext)
+		w->r->wtail = pp;
+	/* A shared resolution goes on without its last waiter: what it learns is
+	 * cached for the next lookup. A solo one has nothing more to do. */
+	if (w->r->waiters == NULL && w->r->solo && w->r != e->delivering)
+		res_free(w->r);
+	free(w);
+}
+
+void
+sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
+           struct sts_decision *out)
+{
+	const char *names[STS_ANSWER_MAX_MX];
+	char why[320] = "", prefix[128] = "", ip[INET6_ADDRSTRLEN], line[480];
+	size_t matched = 0;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	out->pass = true;
+	out->mode = STS_MODE_NONE;
+	out->result = STS_RESULT_OK;
+	if (a == NULL || a->status != STS_POLICY || a->mode == STS_MODE_NONE) {
+		/* Section 5: mode none, or no policy: as the mailer would have delivered. */
+		snprintf(out->reason, sizeof(out->reason), "no MTA-STS policy applies");
+		return;
+	}
+	out->tls_required = true;
+	out->mode = a->mode;
+
+	if (dest != NULL) {
+		for (size_t i = 0; i < a->n_addr && !out->dest_is_mx; i++)
+			out->dest_is_mx =
+			    addr_equal((const struct sockaddr *)&a->addr[i], dest, false);
+		if (!out->dest_is_mx) {
+			addr_text(dest, ip, sizeof(ip));
+			snprintf(prefix, sizeof(prefix),
+			         "destination %s is not an address of any policy MX; ", ip);
+		}
+	}
+
+	n = a->n_mx < STS_ANSWER_MAX_MX ? a->n_mx : STS_ANSWER_MAX_MX;
+	if (f == NULL || !f->starttls_offered) {
+		out->result = STS_RESULT_STARTTLS_NOT_SUPPORTED;
+		snprintf(why, sizeof(why), "STARTTLS not offered");
+	} else if (!f->handshake_done) {
+		out->result = STS_RESULT_VALIDATION_FAILURE;
+		snprintf(why, sizeof(why), "TLS handshake did not complete");
+	} else if (n == 0) {
+		/* Section 4.1: the MX host must match the policy; none of the domain's does. */
+		out->result = STS_RESULT_CERT_HOST_MISMATCH;
+		snprintf(why, sizeof(why), "no MX host of %s matches the policy", a->domain);
+	} else {
+		/* Section 4.2: a trusted chain and a SAN valid for a matching MX host. */
+		for (size_t i = 0; i < n; i++)
+			names[i] = a->mx[i];
+		out->result = tls_check_names(f, names, n, &matched, why, sizeof(why));
+		if (out->result == STS_RESULT_OK)
+			sts_strlcpy(out->matched, a->mx[matched], sizeof(out->matched));
+	}
+	out->pass = out->result == STS_RESULT_OK;
+	if (out->pass)
+		snprintf(line, sizeof(line), "%scertificate valid for %s", prefix, out->matched);
+	else
+		snprintf(line, sizeof(line), "%s%s", prefix, why);
+	/* the reason is for logs and a 451 text: a cut one is still useful */
+	sts_strlcpy(out->reason, line, sizeof(out->reason));
+}
+
+const char *
+sts_source_name(enum sts_source source)
+{
+	switch (source) {
+	case STS_SOURCE_LOCAL:
+		return "local";
+	case STS_SOURCE_SMARTHOST:
+		return "smarthost";
+	case STS_SOURCE_CACHE:
+		return "cache";
+	case STS_SOURCE_FETCHED:
+		return "fetched";
+	case STS_SOURCE_NONE:
+	default:
+		return "none";
+	}
+}

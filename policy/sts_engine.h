@@ -1,0 +1,167 @@
+/*
+ * sts_engine.h - the MTA-STS policy engine: for a recipient domain, what
+ * must a connection to its MX look like, and does a given upstream session
+ * meet it (RFC 8461 sections 3, 4 and 5).
+ *
+ * An engine belongs to one event loop (one per worker thread): its resolver
+ * (sts_dns) and policy fetcher (sts_fetch) run in that loop, and every
+ * function here must be called from that loop's thread. Engines of several
+ * loops share one struct sts_cache, which is thread-safe.
+ *
+ * A lookup answers from memory when it can (operator policy, smarthost,
+ * fresh cached policy and MX set): sts_engine_lookup_now() then fills the
+ * answer without a system call or an allocation. Otherwise
+ * sts_engine_lookup() resolves asynchronously: TXT _mta-sts.<domain>, the
+ * policy fetch when the id is new, the MX set, and the addresses of the MX
+ * hosts that match the policy. Concurrent lookups of one domain share one
+ * resolution. A cached policy whose TXT id was last checked long ago is
+ * answered from the cache at once and re-checked in the background; a
+ * changed id triggers a refetch (section 3.3).
+ */
+#ifndef STS_ENGINE_H
+#define STS_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/conf.h"
+#include "core/loop.h"
+#include "core/types.h"
+#include "policy/sts_cache.h"
+#include "policy/sts_policy.h"
+#include "tls/tls_verify.h"
+
+#define STS_ANSWER_MAX_MX   16 /* candidate MX hosts kept per answer */
+#define STS_ANSWER_MAX_ADDR 32 /* their addresses kept per answer */
+
+struct sts_engine;
+
+/*
+ * sts_engine_trace_cb - what a lookup saw on the network, for the "policy"
+ * command and debugging: what is one of
+ *   "txt"        detail is one TXT record of _mta-sts.<domain>, as joined
+ *   "txt-status" the TXT lookup did not answer OK: "nxdomain", "tempfail", ...
+ *   "fetch"      the policy fetch ended: "ok http=200" or "failed http=N: reason"
+ *   "mx"         detail is "<pref> <host>", one MX record of domain
+ *   "mx-status"  the MX lookup did not answer OK
+ * Runs from the loop while the lookup proceeds; strings are valid only
+ * during the call. Must not call into the engine.
+ */
+typedef void sts_engine_trace_cb(void *arg, const char *domain, const char *what,
+                                 const char *detail);
+
+struct sts_engine_params {
+	struct loop *loop;
+	const struct conf *conf;    /* dns.*, tls.ca_file, sts.*, policies, smarthosts; not owned */
+	struct sts_cache *cache;    /* shared by every engine; not owned */
+	uint16_t fetch_port;        /* 0: 443. Other values only for tests. */
+	size_t mx_cache_max;        /* MX sets kept in memory; 0: 16384 */
+	unsigned refresh_ms;        /* proactive refresh tick; 0: 60000 (other values for tests) */
+	bool check_txt;             /* every lookup re-checks the TXT id before answering,
+	                               even from a fresh cache (the "policy" command) */
+	sts_engine_trace_cb *trace; /* NULL: none */
+	void *trace_arg;
+};
+
+/* Where the policy in an answer came from. */
+enum sts_source {
+	STS_SOURCE_NONE = 0,  /* no policy */
+	STS_SOURCE_LOCAL,     /* an operator policy from the configuration */
+	STS_SOURCE_SMARTHOST, /* the destination is a configured smarthost */
+	STS_SOURCE_CACHE,     /* the persistent cache */
+	STS_SOURCE_FETCHED,   /* fetched for this lookup */
+};
+
+enum sts_status {
+	STS_NO_POLICY = 0, /* deliver as the mailer would have: plaintext allowed */
+	STS_POLICY,        /* a policy applies: see mode and the candidates */
+	STS_DEFER,         /* no answer now (temporary DNS failure, nothing cached,
+	                      sts.defer_on_dns_failure): answer 451 and let the mailer retry */
+};
+
+/*
+ * An answer. problem is set whenever something went wrong on the way, even
+ * when the status is STS_NO_POLICY (e.g. a TXT record exists but the fetch
+ * failed and nothing is cached: sts-policy-fetch-error, deliver as if no
+ * policy, and report it, RFC 8461 section 5).
+ */
+struct sts_answer {
+	enum sts_status status;
+	enum sts_source source;
+	enum sts_mode mode; /* STS_MODE_NONE unless status is STS_POLICY */
+	char domain[254];
+	char id[33];                     /* policy id ("" for local policies and smarthosts) */
+	const struct sts_policy *policy; /* valid only while the answer is */
+	int64_t expires_at;              /* 0 for local policies and smarthosts */
+	/* The domain's MX hosts whose names match the policy (section 4.1), or
+	 * the smarthost's name: the certificate must be valid for one of them. */
+	size_t n_mx;
+	char mx[STS_ANSWER_MAX_MX][254];
+	/* Their addresses, to say whether the destination is one of them. */
+	size_t n_addr;
+	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
+	enum sts_result problem; /* STS_RESULT_OK, or what failed during the lookup */
+	char reason[160];        /* human-readable, when problem is set */
+};
+
+/* The verdict on one upstream session for one recipient domain. */
+struct sts_decision {
+	bool pass;              /* the session meets the policy (always true without one) */
+	bool tls_required;      /* the policy demands verified TLS (mode testing or enforce) */
+	enum sts_mode mode;     /* the policy's mode; STS_MODE_NONE without one */
+	enum sts_result result; /* STS_RESULT_OK on a pass, else the TLS-RPT result type */
+	bool dest_is_mx;        /* the destination address is one of the candidates' */
+	char matched[254];      /* the candidate the certificate is valid for */
+	char reason[256];       /* for logs, events and the 451 text */
+};
+
+/* sts_engine_cb - a lookup finished; a is valid only during the call. */
+typedef void sts_engine_cb(void *arg, const struct sts_answer *a);
+
+/*
+ * sts_engine_new - an engine on p->loop. Validates the operator policies'
+ * MX patterns. Returns NULL with one line in err on failure. Free with
+ * sts_engine_free().
+ */
+struct sts_engine *sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen);
+
+/* sts_engine_free - cancel every lookup (no callback fires after) and free; NULL is a no-op. */
+void sts_engine_free(struct sts_engine *e);
+
+/*
+ * sts_engine_lookup_now - answer from memory if possible: returns 1 and
+ * fills *out (valid until the next call into the engine from this thread),
+ * or 0 when an asynchronous lookup is needed. dest (may be NULL) is the
+ * address the session is connected to, for smarthosts. No allocation and
+ * no system call when it returns 1 from a warm cache.
+ */
+int sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                          struct sts_answer *out);
+
+/*
+ * sts_engine_lookup - the full lookup. domain is lower case, in A-labels.
+ * Returns a non-zero id; cb then runs exactly once, later, from the loop
+ * (never inside this call), unless cancelled. Returns 0 on immediate failure
+ * (invalid domain, no memory); cb never runs.
+ */
+uint64_t sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                           sts_engine_cb *cb, void *arg);
+
+/* sts_engine_cancel - the callback of id will not run; 0 and unknown ids are ignored. */
+void sts_engine_cancel(struct sts_engine *e, uint64_t id);
+
+/*
+ * sts_decide - does an upstream session with TLS facts f (NULL: plaintext,
+ * no STARTTLS offered) to dest meet answer a (section 4.2 and RFC-NOTES
+ * "Validation")? Pure: no I/O, no allocation. Without a policy, or with
+ * mode none, the decision passes with tls_required false.
+ */
+void sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
+                struct sts_decision *out);
+
+/* sts_source_name - "none", "local", "smarthost", "cache", "fetched"; never NULL. */
+const char *sts_source_name(enum sts_source source);
+
+#endif

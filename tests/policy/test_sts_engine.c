@@ -1,0 +1,998 @@
+// sources: policy/sts_engine.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_mx.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
+// sources: tls/tls_verify.c tests/tls/testca.c core/conf.c core/loop.c core/log.c
+// sources: core/types.c core/util.c
+/*
+ * test_sts_engine.c - the MTA-STS policy engine against scripted DNS and
+ * HTTPS answers (the fakes replace policy/sts_dns.c and policy/sts_fetch.c
+ * at link time), with the real cache in a temporary state directory, the
+ * real parsers and a real event loop; and the decision function against
+ * real certificates from a throw-away CA.
+ */
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "policy/sts_cache.h"
+#include "policy/sts_dns.h"
+#include "policy/sts_engine.h"
+#include "policy/sts_policy.h"
+#include "tests/tls/testca.h"
+
+/* The fakes' control functions (tests/policy/fake_sts_dns.c, fake_sts_fetch.c). */
+void fake_dns_reset(void);
+void fake_dns_set(const char *name, int type, enum sts_dns_status status, const char *const *recs,
+                  size_t n);
+unsigned fake_dns_count(const char *name, int type);
+void fake_fetch_reset(void);
+void fake_fetch_set(const char *domain, int ok, enum sts_result result, long code,
+                    const char *body);
+unsigned fake_fetch_count(const char *domain);
+
+#define POLICY_A  "version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: 86400\n"
+#define POLICY_B  "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n"
+#define POLICY_T  "version: STSv1\nmode: testing\nmx: *.example.com\nmax_age: 86400\n"
+#define POLICY_N  "version: STSv1\nmode: none\nmax_age: 86400\n"
+#define OLD_CHECK 600 /* seconds: older than the engine's TXT recheck interval */
+
+/* --- fixture ------------------------------------------------------------------ */
+
+struct fx {
+	char dir[64];
+	char log[128];
+	struct conf *conf;
+	struct loop *loop;
+	struct sts_cache *cache;
+	struct sts_engine *e;
+	unsigned refresh_ms;
+};
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+fx_engine(struct fx *f)
+{
+	struct sts_engine_params p = {
+	    .loop = f->loop, .conf = f->conf, .cache = f->cache, .refresh_ms = f->refresh_ms};
+	char err[256] = "";
+
+	sts_engine_free(f->e);
+	f->e = sts_engine_new(&p, err, sizeof(err));
+	if (f->e == NULL)
+		fail_msg("sts_engine_new: %s", err);
+}
+
+static int teardown(void **state);
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	if (f == NULL)
+		return -1;
+	*state = f;
+	sts_strlcpy(f->dir, "/tmp/hH-engine-XXXXXX", sizeof(f->dir));
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->log, sizeof(f->log), "%s/log", f->dir);
+	if (log_open(f->log) < 0 || (f->conf = calloc(1, sizeof(*f->conf))) == NULL ||
+	    conf_defaults(f->conf) < 0)
+		goto fail;
+	f->conf->sts.refresh = false;
+	f->loop = loop_new();
+	f->cache = sts_cache_open(f->dir, err, sizeof(err));
+	if (f->loop == NULL || f->cache == NULL)
+		goto fail;
+	fake_dns_reset();
+	fake_fetch_reset();
+	return 0;
+fail:
+	teardown(state);
+	return -1;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	sts_engine_free(f->e);
+	sts_cache_close(f->cache);
+	loop_free(f->loop);
+	conf_free(f->conf);
+	log_open(NULL);
+	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* run - dispatch until nothing is left to do now. */
+static void
+run(struct fx *f)
+{
+	int idle = 0;
+
+	for (int i = 0; i < 1000 && idle < 3; i++)
+		idle = loop_once(f->loop, 0) > 0 ? 0 : idle + 1;
+}
+
+static bool
+log_has(const struct fx *f, const char *needle)
+{
+	char buf[65536];
+	FILE *fp = fopen(f->log, "r");
+	size_t n;
+
+	if (fp == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+static void
+cache_put(struct fx *f, const char *domain, const char *id, const char *text, int64_t at)
+{
+	struct sts_policy p = {0};
+
+	assert_int_equal(sts_policy_parse(text, strlen(text), &p, NULL), 0);
+	assert_int_equal(sts_cache_put(f->cache, domain, id, text, strlen(text), &p, at), 0);
+	sts_policy_clear(&p);
+}
+
+static void
+set_txt(const char *domain, const char *rec)
+{
+	char name[300];
+
+	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
+	fake_dns_set(name, 'T', STS_DNS_OK, &rec, 1);
+}
+
+static void
+set_addr(const char *name, const char *a)
+{
+	fake_dns_set(name, 'A', STS_DNS_OK, &a, 1);
+}
+
+/* publish - a domain with a TXT id, a policy host that serves body, and two MX hosts. */
+static void
+publish(const char *domain, const char *id, const char *body)
+{
+	char rec[64], host[300];
+	const char *mx[] = {"10 mx1.example.com", "20 mx2.example.com"};
+
+	snprintf(rec, sizeof(rec), "v=STSv1; id=%s", id);
+	set_txt(domain, rec);
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	set_addr(host, "10.0.44.2");
+	fake_fetch_set(domain, 1, STS_RESULT_OK, 200, body);
+	fake_dns_set(domain, 'M', STS_DNS_OK, mx, 2);
+	set_addr("mx1.example.com", "10.0.25.2");
+	set_addr("mx2.example.com", "10.0.26.2");
+}
+
+struct got {
+	int calls;
+	struct sts_answer a;
+	enum sts_mode pmode;
+	size_t p_nmx;
+};
+
+static void
+got_cb(void *arg, const struct sts_answer *a)
+{
+	struct got *g = arg;
+
+	g->calls++;
+	g->a = *a;
+	g->a.policy = NULL; /* valid only during the call */
+	g->pmode = a->policy != NULL ? a->policy->mode : STS_MODE_NONE;
+	g->p_nmx = a->policy != NULL ? a->policy->n_mx : 0;
+}
+
+static struct got
+lookup(struct fx *f, const char *domain)
+{
+	struct got g = {0};
+
+	assert_true(sts_engine_lookup(f->e, domain, NULL, got_cb, &g) != 0);
+	assert_int_equal(g.calls, 0); /* never inside the call */
+	run(f);
+	assert_int_equal(g.calls, 1);
+	return g;
+}
+
+static int64_t
+entry_last_checked(struct fx *f, const char *domain, char id[STS_CACHE_ID_MAX])
+{
+	const struct sts_cache_entry *ce = sts_cache_get(f->cache, domain);
+	int64_t t;
+
+	assert_non_null(ce);
+	if (id != NULL)
+		sts_strlcpy(id, ce->id, STS_CACHE_ID_MAX);
+	t = ce->last_checked;
+	sts_cache_release(ce);
+	return t;
+}
+
+/* --- lookups --------------------------------------------------------------------- */
+
+static void
+rfc8461_3_local_policy_wins(void **state)
+{
+	struct fx *f = *state;
+	struct conf_policy *cp = calloc(1, sizeof(*cp));
+	struct sts_answer a;
+	struct got g;
+
+	assert_non_null(cp);
+	cp->domain = strdup("example.com");
+	cp->mode = STS_MODE_ENFORCE;
+	cp->mx = calloc(1, sizeof(char *));
+	cp->mx[0] = strdup("mx2.example.com");
+	cp->n_mx = 1;
+	f->conf->policies = cp;
+	f->conf->n_policies = 1;
+	publish("example.com", "pub1", POLICY_A);
+	cache_put(f, "example.com", "cached1", POLICY_B, sts_now_wall());
+	fx_engine(f);
+
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.source, STS_SOURCE_LOCAL);
+	assert_int_equal(g.a.mode, STS_MODE_ENFORCE);
+	assert_int_equal(g.a.n_mx, 1);
+	assert_string_equal(g.a.mx[0], "mx2.example.com");
+	assert_int_equal(g.a.n_addr, 1);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 0);
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+	/* and warm: from memory */
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	assert_int_equal(a.source, STS_SOURCE_LOCAL);
+	assert_string_equal(a.mx[0], "mx2.example.com");
+}
+
+static void
+rfc8461_3_local_policy_bad_pattern_refused(void **state)
+{
+	struct fx *f = *state;
+	struct conf_policy *cp = calloc(1, sizeof(*cp));
+	struct sts_engine_params p = {.loop = f->loop, .conf = f->conf, .cache = f->cache};
+	char err[256] = "";
+
+	assert_non_null(cp);
+	cp->domain = strdup("example.com");
+	cp->mode = STS_MODE_ENFORCE;
+	cp->mx = calloc(1, sizeof(char *));
+	cp->mx[0] = strdup("mx.*.example.com");
+	cp->n_mx = 1;
+	cp->line = 7;
+	f->conf->policies = cp;
+	f->conf->n_policies = 1;
+	assert_null(sts_engine_new(&p, err, sizeof(err)));
+	assert_non_null(strstr(err, "mx.*.example.com"));
+}
+
+static void
+rfc8461_3_3_cached_fast_path_lookup_now(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer a;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
+	fx_engine(f);
+
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 0); /* cold MX */
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_string_equal(g.a.id, "id1");
+	assert_int_equal(g.a.n_mx, 2);
+
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	assert_int_equal(a.status, STS_POLICY);
+	assert_int_equal(a.source, STS_SOURCE_CACHE);
+	assert_int_equal(a.mode, STS_MODE_ENFORCE);
+	assert_non_null(a.policy);
+	assert_int_equal(a.policy->max_age, 86400);
+	assert_int_equal(a.n_mx, 2);
+	assert_string_equal(a.mx[0], "mx1.example.com");
+	assert_int_equal(a.n_addr, 2);
+	assert_true(a.expires_at > sts_now_wall());
+	/* a fresh cache entry needs no TXT query */
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 0);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
+	/* and a second async lookup reuses the MX set */
+	g = lookup(f, "example.com");
+	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
+}
+
+static void
+rfc8461_3_3_id_unchanged_touch_no_fetch(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0 = sts_now_wall() - OLD_CHECK;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	cache_put(f, "example.com", "id1", POLICY_A, t0);
+	fx_engine(f);
+
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE); /* answered at once */
+	run(f);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1); /* re-checked */
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+	assert_true(entry_last_checked(f, "example.com", NULL) >= sts_now_wall() - 5);
+}
+
+static void
+rfc8461_3_3_id_changed_refetch(void **state)
+{
+	struct fx *f = *state;
+	char id[STS_CACHE_ID_MAX];
+	struct got g;
+
+	publish("example.com", "id2", POLICY_B);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+
+	g = lookup(f, "example.com");
+	assert_string_equal(g.a.id, "id1");
+	run(f);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	entry_last_checked(f, "example.com", id);
+	assert_string_equal(id, "id2");
+	g = lookup(f, "example.com");
+	assert_string_equal(g.a.id, "id2");
+	assert_int_equal(g.a.n_mx, 0); /* mail.example.com is not an MX host */
+}
+
+static void
+rfc8461_3_3_expired_cache_refetched(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - 90000);
+	fx_engine(f);
+
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_FETCHED);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_true(g.a.expires_at > sts_now_wall());
+}
+
+/* Section 3.1: several STSv1 records or an invalid one give no new policy. */
+static void
+check_txt_broken_keeps_cache(struct fx *f, const char *const *recs, size_t n)
+{
+	struct got g;
+	char id[STS_CACHE_ID_MAX];
+
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_OK, recs, n);
+	publish("other.com", "x", POLICY_A);
+	fake_dns_set("_mta-sts.other.com", 'T', STS_DNS_OK, recs, n);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fake_fetch_set("example.com", 1, STS_RESULT_OK, 200, POLICY_B);
+	fx_engine(f);
+
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	run(f);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1);
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+	assert_int_equal(sts_cache_count(f->cache), 1);
+	entry_last_checked(f, "example.com", id);
+	assert_string_equal(id, "id1");
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+
+	/* without a cache: no policy, and the problem is reported */
+	g = lookup(f, "other.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_INVALID);
+	assert_int_equal(fake_fetch_count("other.com"), 0);
+}
+
+static void
+rfc8461_3_1_two_records_cache_kept(void **state)
+{
+	const char *recs[] = {"v=STSv1; id=a1", "v=STSv1; id=a2"};
+
+	check_txt_broken_keeps_cache(*state, recs, 2);
+}
+
+static void
+rfc8461_3_1_invalid_record_cache_kept(void **state)
+{
+	const char *recs[] = {"v=STSv1; id=not-valid!"};
+
+	check_txt_broken_keeps_cache(*state, recs, 1);
+}
+
+static void
+rfc8461_3_1_no_record_cache_used(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer a;
+	struct got g;
+
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_NXDOMAIN, NULL, 0);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	run(f);
+	assert_int_equal(sts_cache_count(f->cache), 1); /* not deleted */
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+
+	/* a domain without any record: no policy, remembered for the warm path */
+	g = lookup(f, "plain.org");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_OK);
+	assert_int_equal(sts_engine_lookup_now(f->e, "plain.org", NULL, &a), 1);
+	assert_int_equal(a.status, STS_NO_POLICY);
+}
+
+static void
+rfc8461_3_1_servfail_with_cache(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	publish("example.com", "id2", POLICY_B);
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_TEMPFAIL, NULL, 0);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	run(f);
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+	assert_true(
+	    log_has(f, "event=policy-lookup domain=example.com result=sts-policy-fetch-error"));
+	g = lookup(f, "example.com");
+	assert_string_equal(g.a.id, "id1");
+}
+
+static void
+rfc8461_3_1_servfail_no_cache_defer(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_TEMPFAIL, NULL, 0);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_DEFER);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	assert_non_null(strstr(g.a.reason, "tempfail"));
+
+	f->conf->sts.defer_on_dns_failure = false;
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+}
+
+static void
+rfc8461_3_3_fetch_404_no_cache(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	fake_fetch_set("example.com", 0, STS_RESULT_STS_POLICY_FETCH_ERROR, 404, NULL);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	assert_int_equal(sts_cache_count(f->cache), 0);
+	assert_true(log_has(f, "domain=example.com result=sts-policy-fetch-error"));
+}
+
+static void
+rfc8461_3_3_webpki_and_invalid_body(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	fake_fetch_set("example.com", 0, STS_RESULT_STS_WEBPKI_INVALID, 0, NULL);
+	publish("bad.com", "id1", "version: STSv1\nmode: enforce\n");
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_WEBPKI_INVALID);
+	g = lookup(f, "bad.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_INVALID);
+	assert_int_equal(sts_cache_count(f->cache), 0);
+}
+
+static void
+rfc8461_3_3_fetch_failure_with_cache(void **state)
+{
+	struct fx *f = *state;
+	char id[STS_CACHE_ID_MAX];
+	struct got g;
+
+	publish("example.com", "id2", POLICY_B);
+	fake_fetch_set("example.com", 0, STS_RESULT_STS_POLICY_FETCH_ERROR, 500, NULL);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	run(f);
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	entry_last_checked(f, "example.com", id);
+	assert_string_equal(id, "id1");
+	assert_false(sts_cache_may_fetch(f->cache, "example.com", "id2", sts_now_wall()));
+}
+
+static void
+rfc8461_3_3_backoff_no_refetch(void **state)
+{
+	struct fx *f = *state;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	fake_fetch_set("example.com", 0, STS_RESULT_STS_POLICY_FETCH_ERROR, 503, NULL);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	/* the site recovers, but the same id is not retried within 5 minutes */
+	fake_fetch_set("example.com", 1, STS_RESULT_OK, 200, POLICY_A);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	/* a new id is fetched at once */
+	set_txt("example.com", "v=STSv1; id=id2");
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_FETCHED);
+	assert_int_equal(fake_fetch_count("example.com"), 2);
+}
+
+static void
+rfc8461_3_3_concurrent_lookups_share(void **state)
+{
+	struct fx *f = *state;
+	struct got g[3] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	for (int i = 0; i < 3; i++)
+		assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[i]) != 0);
+	run(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].a.source, STS_SOURCE_FETCHED);
+		assert_int_equal(g[i].a.n_mx, 2);
+	}
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1);
+	assert_int_equal(fake_dns_count("mta-sts.example.com", 'A'), 1);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
+}
+
+static void
+engine_cancel(void **state)
+{
+	struct fx *f = *state;
+	struct got g[3] = {{0}};
+	uint64_t id[3];
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	for (int i = 0; i < 3; i++)
+		id[i] = sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[i]);
+	sts_engine_cancel(f->e, id[0]);
+	sts_engine_cancel(f->e, id[2]);
+	sts_engine_cancel(f->e, 0);
+	sts_engine_cancel(f->e, 999999);
+	run(f);
+	assert_int_equal(g[0].calls, 0);
+	assert_int_equal(g[1].calls, 1);
+	assert_int_equal(g[2].calls, 0);
+	/* freeing with lookups in flight: no callback ever fires */
+	set_txt("new.com", "v=STSv1; id=z");
+	id[0] = sts_engine_lookup(f->e, "new.com", NULL, got_cb, &g[0]);
+	assert_true(id[0] != 0);
+	loop_once(f->loop, 0);
+	sts_engine_free(f->e);
+	f->e = NULL;
+	run(f);
+	assert_int_equal(g[0].calls, 0);
+	/* invalid domains fail at once */
+	fx_engine(f);
+	assert_int_equal(sts_engine_lookup(f->e, "not a domain", NULL, got_cb, &g[0]), 0);
+	assert_int_equal(sts_engine_lookup(f->e, "10.0.0.1", NULL, got_cb, &g[0]), 0);
+}
+
+/* A callback may free the engine; the remaining waiters are dropped silently. */
+static struct fx *free_fx;
+
+static void
+free_cb(void *arg, const struct sts_answer *a)
+{
+	got_cb(arg, a);
+	sts_engine_free(free_fx->e);
+	free_fx->e = NULL;
+}
+
+static void
+engine_free_from_callback(void **state)
+{
+	struct fx *f = *state;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	free_fx = f;
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, free_cb, &g[0]) != 0);
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[1]) != 0);
+	run(f);
+	assert_int_equal(g[0].calls, 1);
+	assert_int_equal(g[1].calls, 0);
+}
+
+static void
+rfc8461_3_3_mode_none_replaces_cache(void **state)
+{
+	struct fx *f = *state;
+	const struct sts_cache_entry *ce;
+	struct sts_decision d;
+	struct got g;
+
+	publish("example.com", "id2", POLICY_N);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.mode, STS_MODE_ENFORCE);
+	run(f);
+	ce = sts_cache_get(f->cache, "example.com");
+	assert_non_null(ce);
+	assert_int_equal(ce->policy.mode, STS_MODE_NONE);
+	assert_string_equal(ce->id, "id2");
+	sts_cache_release(ce);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.mode, STS_MODE_NONE);
+	sts_decide(&g.a, NULL, NULL, &d);
+	assert_true(d.pass);
+	assert_false(d.tls_required);
+}
+
+static void
+rfc8461_4_1_mx_candidates_filtered(void **state)
+{
+	struct fx *f = *state;
+	const char *mx[] = {"30 backup.other.net", "10 mx1.example.com", "5 Mx2.Example.Com",
+	                    "40 example.com.evil.net"};
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	fake_dns_set("example.com", 'M', STS_DNS_OK, mx, 4);
+	set_addr("backup.other.net", "10.9.9.9");
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.n_mx, 2);
+	assert_string_equal(g.a.mx[0], "mx2.example.com"); /* by preference, lower case */
+	assert_string_equal(g.a.mx[1], "mx1.example.com");
+	assert_int_equal(g.a.n_addr, 2);
+	assert_int_equal(fake_dns_count("backup.other.net", 'A'), 0);
+
+	/* no matching host at all: no candidates, and the decision says why */
+	publish("lonely.com", "id1", POLICY_A);
+	fake_dns_set("lonely.com", 'M', STS_DNS_OK, mx, 1);
+	g = lookup(f, "lonely.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.n_mx, 0);
+}
+
+static void
+rfc8461_3_4_smarthost(void **state)
+{
+	struct fx *f = *state;
+	struct conf_smarthost *sh = calloc(1, sizeof(*sh));
+	struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
+	struct sts_answer a;
+	struct got g = {0};
+
+	assert_non_null(sh);
+	assert_int_equal(conf_parse_addr("198.51.100.7:25", &sh->addr), 0);
+	sh->addr.text = strdup("198.51.100.7:25");
+	sh->name = strdup("relay.example.net");
+	f->conf->smarthosts = sh;
+	f->conf->n_smarthosts = 1;
+	fx_engine(f);
+	inet_pton(AF_INET, "198.51.100.7", &dest.sin_addr);
+
+	assert_int_equal(sts_engine_lookup_now(f->e, "any.org", (struct sockaddr *)&dest, &a), 1);
+	assert_int_equal(a.source, STS_SOURCE_SMARTHOST);
+	assert_int_equal(a.mode, STS_MODE_ENFORCE);
+	assert_string_equal(a.mx[0], "relay.example.net");
+	assert_true(sts_engine_lookup(f->e, "any.org", (struct sockaddr *)&dest, got_cb, &g) != 0);
+	run(f);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.a.source, STS_SOURCE_SMARTHOST);
+	assert_int_equal(fake_dns_count("_mta-sts.any.org", 'T'), 0);
+	/* another port is not the smarthost */
+	dest.sin_port = htons(587);
+	assert_int_equal(sts_engine_lookup_now(f->e, "any.org", (struct sockaddr *)&dest, &a), 0);
+}
+
+static void
+rfc8461_3_3_refresh_due_and_alert(void **state)
+{
+	struct fx *f = *state;
+	int64_t old = sts_now_wall() - 86400 + 600; /* expires in 10 minutes */
+	const struct sts_cache_entry *ce;
+
+	publish("good.com", "g1", POLICY_A);
+	publish("down.com", "d1", POLICY_A);
+	fake_fetch_set("down.com", 0, STS_RESULT_STS_WEBPKI_INVALID, 0, NULL);
+	publish("fresh.com", "f1", POLICY_A);
+	cache_put(f, "good.com", "g1", POLICY_A, old);
+	cache_put(f, "down.com", "d1", POLICY_A, old);
+	cache_put(f, "fresh.com", "f1", POLICY_A, sts_now_wall());
+	f->conf->sts.refresh = true;
+	f->refresh_ms = 5;
+	fx_engine(f);
+	for (int i = 0; i < 20; i++)
+		loop_once(f->loop, 10);
+	run(f);
+
+	ce = sts_cache_get(f->cache, "good.com");
+	assert_non_null(ce);
+	assert_true(ce->expires_at > sts_now_wall() + 86000); /* refetched */
+	sts_cache_release(ce);
+	assert_int_equal(fake_fetch_count("good.com"), 1);
+	assert_int_equal(fake_fetch_count("fresh.com"), 0);
+	assert_int_equal(fake_fetch_count("down.com"), 1); /* then backing off */
+	assert_true(log_has(f, "alert=policy-refresh-failed domain=down.com id=d1 "
+	                       "result=sts-webpki-invalid"));
+	assert_false(log_has(f, "alert=policy-refresh-failed domain=good.com"));
+	assert_int_equal(sts_cache_count(f->cache), 3);
+}
+
+/* --- decisions ------------------------------------------------------------------ */
+
+struct certs {
+	struct testca *ca;
+	X509_STORE *store;
+};
+
+static struct certs certs;
+
+static int
+certs_setup(void **state)
+{
+	(void)state;
+	certs.ca = testca_new(NULL);
+	if (certs.ca == NULL || (certs.store = X509_STORE_new()) == NULL ||
+	    X509_STORE_load_locations(certs.store, testca_ca_file(certs.ca), NULL) != 1)
+		return -1;
+	return 0;
+}
+
+static int
+certs_teardown(void **state)
+{
+	(void)state;
+	X509_STORE_free(certs.store);
+	testca_free(certs.ca);
+	return 0;
+}
+
+/* facts - what a completed handshake with a certificate for san would show. */
+static void
+facts(struct tls_facts *tf, const char *file, const char *san, int flags)
+{
+	char crt[TESTCA_PATH_MAX];
+	X509_STORE_CTX *ctx;
+	FILE *fp;
+
+	memset(tf, 0, sizeof(*tf));
+	tf->starttls_offered = true;
+	tf->handshake_done = true;
+	assert_int_equal(testca_issue(certs.ca, file, &san, 1, flags, crt, NULL), 0);
+	assert_non_null(fp = fopen(crt, "r"));
+	tf->cert = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(tf->cert);
+	assert_non_null(ctx = X509_STORE_CTX_new());
+	assert_int_equal(X509_STORE_CTX_init(ctx, certs.store, tf->cert, NULL), 1);
+	tf->verify_result = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+	X509_STORE_CTX_free(ctx);
+	snprintf(tf->sans, sizeof(tf->sans), "DNS:%s", san);
+}
+
+static void
+answer(struct sts_answer *a, enum sts_mode mode, size_t n_mx)
+{
+	struct sockaddr_in *s;
+
+	memset(a, 0, sizeof(*a));
+	a->status = STS_POLICY;
+	a->source = STS_SOURCE_CACHE;
+	a->mode = mode;
+	sts_strlcpy(a->domain, "example.com", sizeof(a->domain));
+	a->n_mx = n_mx;
+	sts_strlcpy(a->mx[0], "mx1.example.com", sizeof(a->mx[0]));
+	sts_strlcpy(a->mx[1], "mx2.example.com", sizeof(a->mx[1]));
+	a->n_addr = n_mx > 0 ? 1 : 0;
+	s = (struct sockaddr_in *)&a->addr[0];
+	s->sin_family = AF_INET;
+	inet_pton(AF_INET, "10.0.25.2", &s->sin_addr);
+}
+
+static void
+rfc8461_4_2_decide_table(void **state)
+{
+	static const struct {
+		const char *name;
+		enum sts_mode mode;
+		size_t n_mx;
+		int tls; /* 0 none, 1 STARTTLS but no handshake, 2 handshake */
+		const char *san;
+		int flags;
+		const char *dest;
+		bool pass;
+		enum sts_result result;
+		bool dest_is_mx;
+		const char *reason;
+	} cases[] = {
+	    {"rfc8461_4_2_pass", STS_MODE_ENFORCE, 2, 2, "mx2.example.com", 0, "10.0.25.2", true,
+	     STS_RESULT_OK, true, "certificate valid for mx2.example.com"},
+	    {"rfc8461_4_2_pass_wildcard", STS_MODE_ENFORCE, 2, 2, "*.example.com", 0, "10.0.25.2",
+	     true, STS_RESULT_OK, true, "valid for mx1.example.com"},
+	    {"rfc3207_no_starttls", STS_MODE_ENFORCE, 2, 0, NULL, 0, "10.0.25.2", false,
+	     STS_RESULT_STARTTLS_NOT_SUPPORTED, true, "STARTTLS"},
+	    {"rfc8461_4_2_no_handshake", STS_MODE_ENFORCE, 2, 1, NULL, 0, "10.0.25.2", false,
+	     STS_RESULT_VALIDATION_FAILURE, true, "handshake"},
+	    {"rfc8461_4_2_expired", STS_MODE_ENFORCE, 2, 2, "mx1.example.com", 1, "10.0.25.2",
+	     false, STS_RESULT_CERT_EXPIRED, true, "expired"},
+	    {"rfc8461_4_2_untrusted", STS_MODE_ENFORCE, 2, 2, "mx1.example.com", 4, "10.0.25.2",
+	     false, STS_RESULT_CERT_NOT_TRUSTED, true, "self"},
+	    {"rfc8461_4_2_wrong_name", STS_MODE_ENFORCE, 2, 2, "mx.other.net", 0, "10.0.25.2",
+	     false, STS_RESULT_CERT_HOST_MISMATCH, true, "no name matches"},
+	    {"rfc8461_4_1_no_candidates", STS_MODE_ENFORCE, 0, 2, "mx1.example.com", 0, "10.0.25.2",
+	     false, STS_RESULT_CERT_HOST_MISMATCH, false,
+	     "no MX host of example.com matches the policy"},
+	    {"rfc8461_4_1_dest_not_mx", STS_MODE_ENFORCE, 2, 2, "mx1.example.com", 0, "10.1.2.3",
+	     true, STS_RESULT_OK, false,
+	     "destination 10.1.2.3 is not an address of any policy MX; "},
+	    {"rfc8461_5_testing_reports", STS_MODE_TESTING, 2, 0, NULL, 0, "10.0.25.2", false,
+	     STS_RESULT_STARTTLS_NOT_SUPPORTED, true, "STARTTLS"},
+	};
+	struct sts_decision d;
+	struct sts_answer a;
+	struct tls_facts tf;
+	char file[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
+
+		print_message("case %s\n", cases[i].name);
+		memset(&tf, 0, sizeof(tf));
+		if (cases[i].tls == 2) {
+			snprintf(file, sizeof(file), "leaf%zu", i);
+			facts(&tf, file, cases[i].san, cases[i].flags);
+		} else if (cases[i].tls == 1) {
+			tf.starttls_offered = true;
+		}
+		answer(&a, cases[i].mode, cases[i].n_mx);
+		inet_pton(AF_INET, cases[i].dest, &dest.sin_addr);
+		sts_decide(&a, (struct sockaddr *)&dest, cases[i].tls == 0 ? NULL : &tf, &d);
+		assert_int_equal(d.pass, cases[i].pass);
+		assert_true(d.tls_required);
+		assert_int_equal(d.mode, cases[i].mode);
+		assert_int_equal(d.result, cases[i].result);
+		assert_int_equal(d.dest_is_mx, cases[i].dest_is_mx);
+		if (strstr(d.reason, cases[i].reason) == NULL)
+			fail_msg("%s: reason \"%s\" lacks \"%s\"", cases[i].name, d.reason,
+			         cases[i].reason);
+		tls_facts_clear(&tf);
+	}
+}
+
+static void
+rfc8461_5_decide_without_policy(void **state)
+{
+	struct sts_decision d;
+	struct sts_answer a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.status = STS_NO_POLICY;
+	sts_decide(&a, NULL, NULL, &d);
+	assert_true(d.pass);
+	assert_false(d.tls_required);
+	assert_int_equal(d.result, STS_RESULT_OK);
+	a.status = STS_DEFER;
+	sts_decide(&a, NULL, NULL, &d);
+	assert_false(d.tls_required);
+	answer(&a, STS_MODE_NONE, 2);
+	sts_decide(&a, NULL, NULL, &d);
+	assert_true(d.pass);
+	assert_false(d.tls_required);
+	assert_int_equal(d.mode, STS_MODE_NONE);
+	assert_string_equal(sts_source_name(STS_SOURCE_FETCHED), "fetched");
+	assert_string_equal(sts_source_name((enum sts_source)99), "none");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest engine[] = {
+	    cmocka_unit_test_setup_teardown(rfc8461_3_local_policy_wins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_local_policy_bad_pattern_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_cached_fast_path_lookup_now, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_id_unchanged_touch_no_fetch, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_id_changed_refetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_expired_cache_refetched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_two_records_cache_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_invalid_record_cache_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_no_record_cache_used, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_servfail_with_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_servfail_no_cache_defer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_fetch_404_no_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_webpki_and_invalid_body, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_fetch_failure_with_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_backoff_no_refetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_concurrent_lookups_share, setup, teardown),
+	    cmocka_unit_test_setup_teardown(engine_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(engine_free_from_callback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_mode_none_replaces_cache, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_4_1_mx_candidates_filtered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_4_smarthost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_refresh_due_and_alert, setup, teardown),
+	};
+	const struct CMUnitTest decide[] = {
+	    cmocka_unit_test(rfc8461_4_2_decide_table),
+	    cmocka_unit_test(rfc8461_5_decide_without_policy),
+	};
+	int fails;
+
+	fails = cmocka_run_group_tests_name("sts_engine", engine, NULL, NULL);
+	fails += cmocka_run_group_tests_name("sts_decide", decide, certs_setup, certs_teardown);
+	return fails != 0;
+}
