@@ -10,13 +10,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/evlog.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "main/daemon.h"
+#include "policy/sts_cache.h"
 #include "policy/sts_mx.h"
+#include "proxy/proxy.h"
 
 int
 daemon_check_conf(const struct conf *c, char *err, size_t errlen)
@@ -41,7 +44,70 @@ struct daemon {
 	struct loop *loop;
 	int sigfd;
 	int status;
+	struct sts_cache *cache; /* shared by every worker's policy engine */
+	struct proxy *proxy;     /* NULL when nothing listens (no listen addresses) */
 };
+
+/*
+ * state_dir_ensure - create the state directory (and missing parents) when
+ * absent: the last component private to the daemon (0750), since it holds
+ * the policy cache and the generated TLS key. An existing directory is left
+ * as it is. 0, or -1 with err set.
+ */
+static int
+state_dir_ensure(const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	struct stat st;
+	size_t len = strlen(dir);
+
+	if (stat(dir, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		snprintf(err, errlen, "state_dir %s: not a directory", dir);
+		return -1;
+	}
+	if (len == 0 || len >= sizeof(path)) {
+		snprintf(err, errlen, "state_dir \"%s\": invalid path", dir);
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "state_dir: mkdir %.256s: %s", path, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* listen_text - "a,b,..." of the listen addresses for the start line; "none" without any. */
+static const char *
+listen_text(const struct conf *c, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	snprintf(buf, len, "none");
+	for (size_t i = 0; i < c->n_listen; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "", c->listen[i].text);
+
+		if (n < 0 || (size_t)n >= len - off) {
+			if (len >= 4) /* truncated: say so */
+				memcpy(buf + len - 4, "...", 4);
+			break;
+		}
+		off += (size_t)n;
+	}
+	return buf;
+}
 
 static void
 on_signal(struct loop *loop, int fd, int events, void *arg)
@@ -54,6 +120,7 @@ on_signal(struct loop *loop, int fd, int events, void *arg)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
+			/* The workers are drained after loop_run() returns. */
 			log_notice("event=stop signal=%s", strsignal((int)si.ssi_signo));
 			loop_stop(loop);
 			break;
@@ -62,6 +129,8 @@ on_signal(struct loop *loop, int fd, int events, void *arg)
 				log_err("event=reopen error=\"%s\"", strerror(errno));
 			break;
 		case SIGHUP:
+			/* Reload goes here: load and check a new struct conf, start
+			 * a new proxy on it, then drain the old one. */
 			log_notice("event=reload status=unchanged");
 			break;
 		}
@@ -73,7 +142,7 @@ int
 daemon_run(const struct conf *c)
 {
 	struct daemon d = {.conf = c, .sigfd = -1};
-	char err[512];
+	char err[512], addrs[512];
 	sigset_t set;
 
 	log_set_level(c->log.level);
@@ -107,12 +176,31 @@ daemon_run(const struct conf *c)
 		log_err("event=start error=\"signals: %s\"", strerror(errno));
 		goto fail;
 	}
-	log_notice("event=start version=%s config=%s mode=%s", STSPROXY_VERSION, c->path,
-	           c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor");
+	if (state_dir_ensure(c->state_dir, err, sizeof(err)) < 0 ||
+	    (d.cache = sts_cache_open(c->state_dir, err, sizeof(err))) == NULL) {
+		log_err("event=start error=\"%s\"", err);
+		goto fail;
+	}
+	/* The workers inherit the blocked signals: only the signalfd sees them. */
+	if (c->n_listen > 0 && (d.proxy = proxy_start(c, d.cache, err, sizeof(err))) == NULL) {
+		log_err("event=start error=\"%s\"", err);
+		goto fail;
+	}
+	/* Privileges are dropped (c->user) and readiness is reported to
+	 * systemd (sd_notify READY=1) here, once every listener is bound. */
+	log_notice("event=start version=%s config=%s mode=%s listen=%s workers=%u "
+	           "interception=%s cached_policies=%zu",
+	           STSPROXY_VERSION, c->path, c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor",
+	           listen_text(c, addrs, sizeof(addrs)), d.proxy != NULL ? c->workers : 0,
+	           c->interception == CONF_INTERCEPT_TPROXY ? "tproxy" : "redirect",
+	           sts_cache_count(d.cache));
 	if (loop_run(d.loop) < 0) {
 		log_err("event=loop error=\"%s\"", strerror(errno));
 		d.status = -1;
 	}
+	/* Drain: sessions answer 421 at their next safe point, then end. */
+	proxy_stop(d.proxy);
+	sts_cache_close(d.cache);
 	log_notice("event=stopped");
 	loop_fd_del(d.loop, d.sigfd);
 	close(d.sigfd);
@@ -120,6 +208,8 @@ daemon_run(const struct conf *c)
 	evlog_close();
 	return d.status;
 fail:
+	proxy_stop(d.proxy);
+	sts_cache_close(d.cache);
 	if (d.sigfd >= 0)
 		close(d.sigfd);
 	loop_free(d.loop);

@@ -1,0 +1,141 @@
+/*
+ * proxy.c - start and stop the workers, and own what they share.
+ *
+ * Workers are created (listeners bound) one after the other before any
+ * thread starts, so that a configuration error such as an address in use
+ * is reported by proxy_start() itself, with the address, and nothing is
+ * half running.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+#include "proxy/worker.h"
+#include "tls/tls_ctx.h"
+
+struct proxy {
+	const struct conf *conf;
+	SSL_CTX *upstream_tls;
+	SSL_CTX *client_tls;
+	struct worker **workers;
+	size_t n_workers;
+	atomic_uint active;
+};
+
+/* client_tls_new - the STARTTLS context offered to mailers; NULL and *err "" when not offered. */
+static int
+client_tls_new(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
+{
+	char cert[4096], key[4096], cn[256];
+
+	*out = NULL;
+	if (!c->tls.client_starttls)
+		return 0;
+	if (c->tls.server_cert != NULL && c->tls.server_key != NULL) {
+		*out = tls_server_ctx_new(c->tls.server_cert, c->tls.server_key, err, errlen);
+		return *out != NULL ? 0 : -1;
+	}
+	/* Mailers rarely verify the certificate of a next hop they do not
+	 * know they talk to; encryption on that leg still beats none. */
+	if (gethostname(cn, sizeof(cn)) < 0 || cn[0] == '\0')
+		snprintf(cn, sizeof(cn), "stsproxy");
+	cn[sizeof(cn) - 1] = '\0';
+	if (tls_selfsigned_ensure(c->state_dir, cn, cert, sizeof(cert), key, sizeof(key), err,
+	                          errlen) < 0)
+		return -1;
+	*out = tls_server_ctx_new(cert, key, err, errlen);
+	return *out != NULL ? 0 : -1;
+}
+
+/* proxy_start - TLS contexts, workers with bound listeners, then the threads */
+struct proxy *
+proxy_start(const struct conf *c, struct sts_cache *cache, char *err, size_t errlen)
+{
+	struct proxy *p;
+	sigset_t all, old;
+	bool masked = false;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(err, errlen, "proxy: out of memory");
+		return NULL;
+	}
+	p->conf = c;
+	atomic_init(&p->active, 0);
+	if ((p->upstream_tls = tls_client_ctx_new(c->tls.ca_file, err, errlen)) == NULL)
+		goto fail;
+	if (client_tls_new(c, &p->client_tls, err, errlen) < 0)
+		goto fail;
+	if ((p->workers = calloc(c->workers, sizeof(*p->workers))) == NULL) {
+		snprintf(err, errlen, "proxy: out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < c->workers; i++) {
+		struct worker_params wp = {
+		    .id = i,
+		    .conf = c,
+		    .cache = cache,
+		    .upstream_tls = p->upstream_tls,
+		    .client_tls = p->client_tls,
+		    .active = &p->active,
+		    .max_sessions = c->max_sessions,
+		};
+
+		if ((p->workers[i] = worker_new(&wp, err, errlen)) == NULL)
+			goto fail;
+		p->n_workers++;
+	}
+	/* Signals belong to the main loop's signalfd, never to a worker. */
+	sigfillset(&all);
+	masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+	for (size_t i = 0; i < p->n_workers; i++) {
+		if (worker_start(p->workers[i], err, errlen) < 0)
+			goto fail;
+	}
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return p;
+fail:
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	proxy_stop(p);
+	return NULL;
+}
+
+/* proxy_stop - drain every worker at once, then join and free */
+void
+proxy_stop(struct proxy *p)
+{
+	if (p == NULL)
+		return;
+	/* Ask all first so that the workers drain in parallel. */
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_stop(p->workers[i]);
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_free(p->workers[i]);
+	free(p->workers);
+	SSL_CTX_free(p->upstream_tls);
+	SSL_CTX_free(p->client_tls);
+	free(p);
+}
+
+/* proxy_stats - sum of the per-worker counters */
+void
+proxy_stats(const struct proxy *p, struct session_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_stats_add(p->workers[i], out);
+}
+
+/* proxy_sessions - live sessions, all workers */
+unsigned
+proxy_sessions(const struct proxy *p)
+{
+	return atomic_load_explicit(&p->active, memory_order_relaxed);
+}
