@@ -14,7 +14,7 @@ libcmocka-dev libevent-dev
 openssl ca-certificates dns-root-data
 unbound nsd ldnsutils nginx-light postfix swaks libnet-ssleay-perl python3 python3-aiosmtpd
 iproute2 iptables nftables socat curl sqlite3 procps psmisc
-valgrind cppcheck clang-format
+valgrind cppcheck clang-format man-db systemd
 "
 
 missing() {
