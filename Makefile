@@ -148,10 +148,14 @@ SECONDS ?= 60
 
 fuzz: $(FUZZ_BINS)
 
-# A fuzz target names the project sources it needs in a "// sources: a.c b.c" line.
-build/fuzz/%: fuzz/%.c
+# A fuzz target names the project sources it needs in "// sources: a.c b.c" lines.
+fuzz_sources = $(shell sed -n 's|^// sources: ||p' fuzz/$(1).c)
+define fuzz_rule
+build/fuzz/$(1): fuzz/$(1).c $$(call fuzz_sources,$(1))
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $$(sed -n 's|^// sources: ||p' $<) $(PKG_LIBS) -lpthread
+	clang $$(FUZZ_CFLAGS) -o $$@ fuzz/$(1).c $$(call fuzz_sources,$(1)) $$(PKG_LIBS) -lpthread
+endef
+$(foreach f,$(patsubst fuzz/%.c,%,$(FUZZ_SRCS)),$(eval $(call fuzz_rule,$(f))))
 
 fuzz-run: fuzz
 	@sh fuzz/run.sh $(SECONDS) $(FUZZ_BINS)
