@@ -54,5 +54,5 @@ else
 	notok "systemd-analyze security exposure '${score:-none}' < 3.0"
 fi
 check "unit is Type=notify with a watchdog" bash -c "grep -q '^Type=notify' systemd/stsproxy.service && grep -q '^WatchdogSec=' systemd/stsproxy.service"
-check "unit keeps only CAP_NET_ADMIN" grep -qx "CapabilityBoundingSet=CAP_NET_ADMIN" systemd/stsproxy.service
+check "unit keeps only CAP_NET_ADMIN and CAP_NET_RAW" grep -qx "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW" systemd/stsproxy.service
 exit $((fails > 0))

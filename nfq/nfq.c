@@ -1,0 +1,364 @@
+/*
+ * nfq.c - libnetfilter_queue glue through its libmnl API: one netlink
+ * socket per queue in the daemon's loop, packets parsed (nfq/packet.c)
+ * and judged (nfq/detect.c), verdicts sent back, batched where they are
+ * plain accepts, and resets sent for blocked flows.
+ *
+ * Every per-packet failure ends in an accept: the inspector must never
+ * become the reason mail stops flowing, except by a block decision.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "nfq/nfq.h"
+#include "nfq/packet.h"
+
+#define NFQ_COPY_RANGE 0xffff
+#define NFQ_BUF_SIZE   (NFQ_COPY_RANGE + (MNL_SOCKET_BUFFER_SIZE / 2))
+#define NFQ_TICK_MS    10000 /* expiry of idle flows */
+#define NFQ_SAVE_TICKS 6     /* server memory saved every minute when changed */
+
+struct nfq_queue {
+	struct nfq *owner;
+	struct mnl_socket *nl;
+	int fd;
+	unsigned num;
+	uint32_t batch_id; /* highest plain accept not yet sent */
+	bool batch;
+};
+
+struct nfq {
+	struct loop *loop;
+	const struct conf *conf;
+	struct sts_cache *cache;
+	struct nfq_callbacks cb;
+	struct detect *det;
+	struct nfq_queue *q;
+	size_t n_q;
+	int raw4;
+	int raw6;
+	uint64_t timer;
+	unsigned ticks;
+	char *buf; /* NFQ_BUF_SIZE, shared: one queue is read at a time */
+};
+
+static int
+send_msg(struct nfq_queue *q, struct nlmsghdr *nlh)
+{
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0) {
+		log_err("nfq: event=verdict_failed queue=%u error=\"%s\"", q->num, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+flush_batch(struct nfq_queue *q)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+
+	if (!q->batch)
+		return;
+	/* One message accepts every packet of the queue up to batch_id. */
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT_BATCH, q->num);
+	nfq_nlmsg_verdict_put(nlh, (int)q->batch_id, NF_ACCEPT);
+	send_msg(q, nlh);
+	q->batch = false;
+}
+
+static void
+verdict(struct nfq_queue *q, uint32_t id, int v, uint32_t mark)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->num);
+	nfq_nlmsg_verdict_put(nlh, (int)id, v);
+	if (mark)
+		nfq_nlmsg_verdict_put_mark(nlh, mark);
+	send_msg(q, nlh);
+}
+
+static void
+send_rst(struct nfq *n, const struct nfq_pkt *p, bool to_source)
+{
+	uint8_t pkt[NFQ_RST_MAX];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int len, fd = p->family == AF_INET6 ? n->raw6 : n->raw4;
+
+	if (fd < 0 || (len = nfq_packet_build_rst(p, to_source, pkt, sizeof(pkt))) < 0)
+		return;
+	memset(&ss, 0, sizeof(ss));
+	if (p->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, to_source ? p->src : p->dst, 16);
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, to_source ? p->src : p->dst, 4);
+		sl = sizeof(*s4);
+	}
+	if (sendto(fd, pkt, (size_t)len, 0, (struct sockaddr *)&ss, sl) < 0)
+		log_warn("nfq: event=rst_failed error=\"%s\"", strerror(errno));
+}
+
+static int
+on_packet(const struct nlmsghdr *nlh, void *data)
+{
+	struct nfq_queue *q = data;
+	struct nfq *n = q->owner;
+	struct nlattr *attr[NFQA_MAX + 1] = {0};
+	struct nfqnl_msg_packet_hdr *ph;
+	struct detect_result r = {DETECT_ACCEPT, false};
+	struct nfq_pkt p;
+	uint32_t id;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL)
+		return MNL_CB_OK;
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	id = ntohl(ph->packet_id);
+	if (attr[NFQA_PAYLOAD] != NULL &&
+	    nfq_packet_parse(mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+	                     mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), &p) == 0)
+		r = detect_packet(n->det, &p, loop_now_ms(n->loop));
+	switch (r.verdict) {
+	case DETECT_ACCEPT:
+		q->batch_id = id;
+		q->batch = true;
+		break;
+	case DETECT_RELEASE:
+		flush_batch(q);
+		/* NF_REPEAT: the rules see the mark, set the connmark, accept. */
+		verdict(q, id, NF_REPEAT, NFQ_MARK_DECIDED);
+		break;
+	case DETECT_DROP:
+		flush_batch(q);
+		verdict(q, id, NF_DROP, 0);
+		if (r.reset) {
+			send_rst(n, &p, true);
+			send_rst(n, &p, false);
+		}
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+static void
+on_readable(struct loop *loop, int fd, int events, void *arg)
+{
+	struct nfq_queue *q = arg;
+	ssize_t len;
+	int i;
+
+	(void)loop;
+	(void)fd;
+	(void)events;
+	/* A bounded number of reads per wake-up keeps the other queues served. */
+	for (i = 0; i < 64; i++) {
+		len = mnl_socket_recvfrom(q->nl, q->owner->buf, NFQ_BUF_SIZE);
+		if (len < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("nfq: event=recv_failed queue=%u error=\"%s\"", q->num,
+				         strerror(errno));
+			break;
+		}
+		mnl_cb_run(q->owner->buf, (size_t)len, 0, mnl_socket_get_portid(q->nl), on_packet,
+		           q);
+	}
+	flush_batch(q);
+}
+
+static int
+policy_mode(void *arg, const char *domain)
+{
+	struct nfq *n = arg;
+	const struct sts_cache_entry *e;
+	int mode;
+
+	if (n->cache == NULL || (e = sts_cache_get(n->cache, domain)) == NULL)
+		return -1;
+	/* RFC 8461 section 3.3: an expired policy no longer applies. */
+	mode = e->expires_at > sts_now_wall() ? (int)e->policy.mode : -1;
+	sts_cache_release(e);
+	return mode;
+}
+
+static void
+lookup(void *arg, const char *domain)
+{
+	struct nfq *n = arg;
+
+	if (n->cb.lookup)
+		n->cb.lookup(n->cb.arg, domain);
+}
+
+static void
+on_tick(struct loop *loop, void *arg)
+{
+	struct nfq *n = arg;
+
+	detect_expire(n->det, loop_now_ms(loop));
+	if (++n->ticks % NFQ_SAVE_TICKS == 0)
+		detect_save(n->det);
+	n->timer = loop_timer_add(loop, NFQ_TICK_MS, on_tick, n);
+}
+
+static int
+bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	uint32_t flags = NFQA_CFG_F_GSO;
+	int one = 1;
+
+	q->owner = n;
+	q->fd = -1;
+	if ((q->nl = mnl_socket_open(NETLINK_NETFILTER)) == NULL ||
+	    mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto fail;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		goto fail;
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
+	if (n->conf->nfq.fail_open)
+		flags |= NFQA_CFG_F_FAIL_OPEN;
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		goto fail;
+	mnl_socket_setsockopt(q->nl, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	q->fd = mnl_socket_get_fd(q->nl);
+	if (fcntl(q->fd, F_SETFL, fcntl(q->fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    loop_fd_add(n->loop, q->fd, LOOP_READ, on_readable, q) < 0) {
+		q->fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "nfq: queue %u: %s", q->num, strerror(errno));
+	return -1;
+}
+
+/* nfq_start - bind the queues into loop; NULL with err on failure. */
+struct nfq *
+nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
+          const struct nfq_callbacks *cb, char *err, size_t errlen)
+{
+	struct detect_params dp = {0};
+	struct nfq *n;
+	size_t i;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL) {
+		snprintf(err, errlen, "nfq: out of memory");
+		return NULL;
+	}
+	n->loop = loop;
+	n->conf = conf;
+	n->cache = cache;
+	n->raw4 = n->raw6 = -1;
+	if (cb)
+		n->cb = *cb;
+	dp.action = conf->nfq.action;
+	dp.state_dir = conf->state_dir;
+	dp.policy = policy_mode;
+	dp.lookup = lookup;
+	dp.arg = n;
+	if ((n->det = detect_new(&dp, err, errlen)) == NULL)
+		goto fail;
+	if ((n->buf = malloc(NFQ_BUF_SIZE)) == NULL ||
+	    (n->q = calloc(conf->nfq.n_queues, sizeof(*n->q))) == NULL) {
+		snprintf(err, errlen, "nfq: out of memory");
+		goto fail;
+	}
+	for (i = 0; i < conf->nfq.n_queues; i++) {
+		n->q[i].num = conf->nfq.queues[i];
+		n->n_q++;
+		if (bind_queue(n, &n->q[i], err, errlen) < 0)
+			goto fail;
+	}
+	if (conf->nfq.action == CONF_NFQ_BLOCK) {
+		/* Resets need raw sockets; without them blocking still drops. */
+		n->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+		n->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+		if (n->raw4 < 0 || n->raw6 < 0)
+			log_warn("nfq: event=no_raw_socket error=\"%s\" blocked flows are "
+			         "dropped without resets",
+			         strerror(errno));
+	}
+	if ((n->timer = loop_timer_add(loop, NFQ_TICK_MS, on_tick, n)) == 0) {
+		snprintf(err, errlen, "nfq: out of memory");
+		goto fail;
+	}
+	log_info("nfq: event=started queues=%zu action=%s fail_open=%s", n->n_q,
+	         conf->nfq.action == CONF_NFQ_BLOCK ? "block" : "log",
+	         conf->nfq.fail_open ? "yes" : "no");
+	return n;
+fail:
+	nfq_stop(n);
+	return NULL;
+}
+
+/* nfq_stop - close everything; NULL is a no-op. */
+void
+nfq_stop(struct nfq *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	size_t i;
+
+	if (n == NULL)
+		return;
+	if (n->timer)
+		loop_timer_cancel(n->loop, n->timer);
+	for (i = 0; i < n->n_q; i++) {
+		struct nfq_queue *q = &n->q[i];
+
+		if (q->nl == NULL)
+			continue;
+		if (q->fd >= 0) {
+			flush_batch(q);
+			loop_fd_del(n->loop, q->fd);
+			nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
+			nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
+			mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len);
+		}
+		mnl_socket_close(q->nl);
+	}
+	if (n->raw4 >= 0)
+		close(n->raw4);
+	if (n->raw6 >= 0)
+		close(n->raw6);
+	detect_free(n->det);
+	free(n->q);
+	free(n->buf);
+	free(n);
+}
+
+/* nfq_stats - the detector's counters. */
+void
+nfq_stats(const struct nfq *n, struct detect_stats *out)
+{
+	detect_get_stats(n->det, out);
+}

@@ -1,0 +1,63 @@
+/*
+ * nfq.h - the inline STARTTLS-downgrade inspector on NFQUEUE: port-25
+ * flows that stsproxy does not proxy are queued by the rules in
+ * scripts/nfq-iptables.sh or scripts/nfq-nftables.nft, inspected by
+ * nfq/detect.c, and given a verdict.
+ *
+ * Verdicts and the rules they rely on (the marks below):
+ *   accept   NF_ACCEPT, batched (NFQNL_MSG_VERDICT_BATCH) when consecutive.
+ *   release  NF_REPEAT with packet mark NFQ_MARK_DECIDED: the rules' first
+ *            entry copies that mark to the connection (CONNMARK) and
+ *            accepts, and an early "connmark == NFQ_MARK_DECIDED -> accept"
+ *            keeps the rest of the flow out of user space.
+ *   drop     NF_DROP, and on the first drop of a flow a TCP RST to each end
+ *            from a raw socket (sequence numbers from the dropped packet),
+ *            so both the client and the server see the connection die.
+ *
+ * One netlink socket per configured queue (conf->nfq.queues), all in the
+ * caller's loop. Copy range 0xffff with NFQA_CFG_F_GSO; NFQA_CFG_F_FAIL_OPEN
+ * when conf->nfq.fail_open; NETLINK_NO_ENOBUFS so a burst costs packets
+ * (accepted or dropped by the kernel per fail_open) and never the socket.
+ */
+#ifndef NFQ_NFQ_H
+#define NFQ_NFQ_H
+
+#include "core/conf.h"
+#include "core/loop.h"
+#include "nfq/detect.h"
+#include "policy/sts_cache.h"
+
+/* The packet and connection mark meaning "inspection is over for this flow". */
+#define NFQ_MARK_DECIDED 0x57500001u
+
+struct nfq;
+
+struct nfq_callbacks {
+	/*
+	 * lookup - start an asynchronous MTA-STS lookup of domain (lower case,
+	 * A-labels) that is not in the cache, so the next connection is judged
+	 * with its policy. Runs from the loop; must not block. NULL: none.
+	 * The inspector asks at most once per domain per flow; the daemon
+	 * should coalesce (sts_engine_lookup() shares concurrent lookups).
+	 */
+	void (*lookup)(void *arg, const char *domain);
+	void *arg;
+};
+
+/*
+ * nfq_start - bind every queue of conf->nfq.queues and register them in
+ * loop. conf and cache (NULL: no policy knowledge) must outlive the
+ * inspector. The server memory lives in conf->state_dir. Returns NULL with
+ * one line in err (a queue already bound, no CAP_NET_ADMIN, ...), with
+ * everything opened so far closed again.
+ */
+struct nfq *nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
+                      const struct nfq_callbacks *cb, char *err, size_t errlen);
+
+/* nfq_stop - unbind, close, save the server memory, free; NULL is a no-op. */
+void nfq_stop(struct nfq *n);
+
+/* nfq_stats - the detector's counters (for metrics). */
+void nfq_stats(const struct nfq *n, struct detect_stats *out);
+
+#endif

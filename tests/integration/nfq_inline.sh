@@ -1,0 +1,143 @@
+#!/bin/bash
+# nfq_inline.sh - the packet inspector inline on NFQUEUE, end to end: a
+# client namespace, a router namespace running the inspector behind the
+# rules of scripts/nfq-iptables.sh, and a server namespace with a real
+# SMTP server (tests/lab/smtp_sink.py) behind an on-path attacker
+# (tests/lab/strip_proxy.py). Needs root. Prints "ok - name" / "not ok -
+# name" and exits non-zero on any failure; always cleans up.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BUILD=${BUILD:-build}
+P=hK$$
+DIR=$(mktemp -d /tmp/nfq-inline.XXXXXX)
+PIDS=()
+pass=0
+fail=0
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for ns in cli rtr mx; do ip netns del "$P-$ns" 2>/dev/null; done
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $1"; pass=$((pass + 1)); }
+nok() { echo "not ok - $1"; fail=$((fail + 1)); }
+check() { if eval "$2"; then ok "$1"; else nok "$1"; fi; }
+nsx() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
+
+# --- build the driver (independent of the daemon's wiring) ---
+PKGS="openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2"
+DRIVER=$DIR/nfq_driver
+# shellcheck disable=SC2046
+cc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) \
+	-o "$DRIVER" tests/nfq/nfq_driver.c $(sed -n 's|^// sources: ||p' tests/nfq/nfq_driver.c) \
+	$(pkg-config --libs $PKGS) -lpthread || { nok "build driver"; exit 1; }
+
+# --- namespaces: cli 198.51.100.2 -- .1 rtr .65 -- .66 mx ---
+for ns in cli rtr mx; do ip netns add "$P-$ns"; nsx "$ns" ip link set lo up; done
+ip link add "$P-a" netns "$P-cli" type veth peer name "$P-b" netns "$P-rtr"
+ip link add "$P-c" netns "$P-rtr" type veth peer name "$P-d" netns "$P-mx"
+nsx cli ip addr add 198.51.100.2/26 dev "$P-a"
+nsx rtr ip addr add 198.51.100.1/26 dev "$P-b"
+nsx rtr ip addr add 198.51.100.65/26 dev "$P-c"
+nsx mx ip addr add 198.51.100.66/26 dev "$P-d"
+nsx cli ip link set "$P-a" up
+nsx rtr ip link set "$P-b" up
+nsx rtr ip link set "$P-c" up
+nsx mx ip link set "$P-d" up
+nsx cli ip route add default via 198.51.100.1
+nsx mx ip route add default via 198.51.100.65
+nsx rtr sysctl -qw net.ipv4.ip_forward=1
+nsx rtr sh scripts/nfq-iptables.sh add 0 || { nok "rules"; exit 1; }
+
+# --- the server and the attacker ---
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mx.example -keyout "$DIR/key.pem" \
+	-out "$DIR/crt.pem" 2>/dev/null
+mkdir -p "$DIR/mail" "$DIR/state"
+ip netns exec "$P-mx" /usr/bin/python3 tests/lab/smtp_sink.py --listen 198.51.100.66 --port 2526 \
+	--hostname mx.example --cert "$DIR/crt.pem" --key "$DIR/key.pem" --maildir "$DIR/mail" \
+	2>"$DIR/sink.log" &
+PIDS+=($!)
+
+ATTACKER=
+attacker() {
+	[ -n "$ATTACKER" ] && kill "$ATTACKER" 2>/dev/null && wait "$ATTACKER" 2>/dev/null
+	ip netns exec "$P-mx" /usr/bin/python3 tests/lab/strip_proxy.py --listen 198.51.100.66 --port 25 \
+		--upstream 198.51.100.66 --upstream-port 2526 --mode "$1" 2>>"$DIR/attacker.log" &
+	ATTACKER=$!
+	PIDS+=($ATTACKER)
+	for _ in $(seq 50); do
+		nsx mx ss -ltn | grep -q '198.51.100.66:25 ' && return 0
+		sleep 0.1
+	done
+}
+
+INSPECTOR=
+inspector() { # action [driver args]
+	local action=$1
+	shift
+	[ -n "$INSPECTOR" ] && kill "$INSPECTOR" 2>/dev/null && wait "$INSPECTOR" 2>/dev/null
+	cat >"$DIR/nfq.conf" <<CONF
+state_dir = "$DIR/state";
+log = { level = "info"; events = "$DIR/events.json"; };
+nfq = { queues = [ 0 ]; action = "$action"; fail_open = true; };
+CONF
+	: >"$DIR/driver.log"
+	ip netns exec "$P-rtr" "$DRIVER" "$DIR/nfq.conf" "$@" 2>"$DIR/driver.log" &
+	INSPECTOR=$!
+	PIDS+=($INSPECTOR)
+	for _ in $(seq 50); do
+		grep -q ready "$DIR/driver.log" && return 0
+		sleep 0.1
+	done
+	cat "$DIR/driver.log"
+	return 1
+}
+
+send() { # to [swaks args]
+	local to=$1
+	shift
+	nsx cli timeout 30 swaks --server 198.51.100.66 --port 25 --from a@sender.example \
+		--to "$to" --helo client.example --timeout 10 "$@" >"$DIR/swaks.out" 2>&1
+}
+
+counter() { # packets of the rule matching $1 in the inspector chain
+	nsx rtr iptables -L STSPROXY_NFQ -v -n -x | awk -v pat="$1" '$0 ~ pat {print $1; exit}'
+}
+
+sleep 0.5
+inspector log || { nok "inspector starts"; exit 1; }
+ok "inspector starts"
+
+# 1. A flow that reaches TLS is released: the mark rule fires, the rest stays in the kernel.
+attacker pass
+send b@other.example --tls
+check "starttls delivered through the inspector" "grep -q '250' '$DIR/swaks.out' && ls '$DIR'/mail/new/*.eml >/dev/null 2>&1"
+check "tls flow released (mark -> connmark)" "[ \"\$(counter 'CONNMARK')\" -gt 0 ] && [ \"\$(counter 'connmark match')\" -gt 0 ]"
+check "no event for a clean TLS flow" "! grep -q 'starttls_' '$DIR/events.json' 2>/dev/null"
+
+# 2. Log mode: the keyword mangled, then stripped for a server known to offer it.
+attacker mangle
+send b@other.example
+check "mangled starttls reported" "grep '\"starttls_mangled\"' '$DIR/events.json' | grep -q '\"source\":\"nfq\"'"
+attacker drop
+send b@other.example
+check "stripped starttls reported (offered before)" "grep '\"starttls_stripped\"' '$DIR/events.json' | grep -q 'offered_before'"
+check "log mode delivers" "[ \$(ls '$DIR'/mail/new/*.eml | wc -l) -eq 3 ]"
+
+# 3. Block mode with a cached enforce policy: the RCPT never reaches the server.
+inspector block --enforce enforce.example || nok "inspector restarts"
+before=$(ls "$DIR"/mail/new/*.json | wc -l)
+: >"$DIR/sink.log.mark"
+send b@enforce.example
+rc=$?
+check "client sees a broken connection" "[ $rc -ne 0 ] && ! grep -q '^<- *250 .*queued\|^<- *354' '$DIR/swaks.out'"
+check "cleartext rcpt blocked event" "grep '\"cleartext_rcpt\"' '$DIR/events.json' | grep -q '\"action\":\"block\"'"
+check "server never stored the message" "[ \$(ls '$DIR'/mail/new/*.json | wc -l) -eq $before ]"
+check "server never saw the recipient" "! grep -rq 'enforce.example' '$DIR/mail' '$DIR/sink.log'"
+
+echo "nfq_inline: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
