@@ -556,7 +556,7 @@ sts_dns_new(struct loop *loop, const struct sts_dns_params *p, char *err, size_t
 	 * decides: staging networks and our own lab publish policies there.
 	 */
 	if (p->n_forwarders > 0 &&
-	    (r = ub_ctx_set_option(d->ctx, "local-zone:", "test. nodefault")) != 0) {
+	    (r = ub_ctx_set_option(d->ctx, "local-zone:", "test. transparent")) != 0) {
 		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
 		goto fail;
 	}
