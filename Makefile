@@ -46,7 +46,7 @@ TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all help deps test check unit integration demo clean format format-check cppcheck \
-        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests
+        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests valgrind
 
 all: $(BIN)
 
@@ -58,6 +58,7 @@ help:
 	@echo "  make test SAN=1   the same, built with ASan+UBSan (in build/san/)"
 	@echo "  make unit         build and run the cmocka unit tests only"
 	@echo "  make integration  run the integration suites in tests/integration (root)"
+	@echo "  make valgrind     the unit tests under valgrind memcheck"
 	@echo "  make demo         build, then show what stsproxy does (root)"
 	@echo "  make fuzz         build the libFuzzer targets (clang) into build/fuzz/"
 	@echo "  make fuzz-run SECONDS=N  run each fuzz target for N seconds"
@@ -121,6 +122,9 @@ all-tests: $(BIN) $(TEST_BINS)
 
 check: test
 
+valgrind: $(TEST_BINS)
+	@bash tests/valgrind.sh $(BUILD) $(TEST_BINS)
+
 demo: deps-check $(BIN)
 	@sh scripts/demo.sh $(BUILD)
 
@@ -158,7 +162,7 @@ endef
 $(foreach f,$(patsubst fuzz/%.c,%,$(FUZZ_SRCS)),$(eval $(call fuzz_rule,$(f))))
 
 fuzz-run: fuzz
-	@sh fuzz/run.sh $(SECONDS) $(FUZZ_BINS)
+	@bash fuzz/run.sh $(SECONDS) $(FUZZ_BINS)
 
 # --- benchmarks --------------------------------------------------------------
 
