@@ -152,6 +152,7 @@ struct session {
 	bool up_connected;
 	bool up_error;         /* a write upstream failed: handled as a lost upstream */
 	struct smtp_reply *rd; /* upstream reply reader; NULL while idle */
+	bool rd_unsolicited;   /* the reply in rd began while none was due */
 	uint64_t timer;
 	uint64_t lookup; /* pending sts_engine_lookup() */
 	char lookup_domain[SMTP_DOMAIN_MAX + 1];
@@ -894,7 +895,7 @@ on_reply(struct session *s)
 		up_lost(s, "EHLO refused after STARTTLS");
 		return;
 	default:
-		if ((p = pend_upstream_next(s)) != NULL) {
+		if (!s->rd_unsolicited && (p = pend_upstream_next(s)) != NULL) {
 			if (relay_entry_reply(s, p, code) < 0)
 				s->dead = true;
 			return;
@@ -925,6 +926,22 @@ expects_reply(const struct session *s)
 	return s->state != S_CONNECT && s->state != S_CLOSING;
 }
 
+/* reply_due - a reply beginning now answers something we sent. */
+static bool
+reply_due(struct session *s)
+{
+	switch (s->state) {
+	case S_BANNER:
+	case S_UP_EHLO:
+	case S_UP_HELO:
+	case S_UP_STARTTLS:
+	case S_UP_EHLO_TLS:
+		return true;
+	default:
+		return pend_upstream_next(s) != NULL;
+	}
+}
+
 /* up_step - act on what the upstream sent. >0 on progress. */
 static int
 up_step(struct session *s)
@@ -951,6 +968,13 @@ up_step(struct session *s)
 			up_lost(s, "unterminated reply");
 			return 1;
 		}
+		/*
+		 * A reply that begins while none is due is unsolicited however
+		 * it ends: its first lines must not become the answer to a
+		 * command (above all a final dot) sent while it was arriving.
+		 */
+		if (s->rd == NULL || smtp_reply_done(s->rd) || smtp_reply_nlines(s->rd) == 0)
+			s->rd_unsolicited = !reply_due(s);
 		if (s->rd == NULL && (s->rd = smtp_reply_new()) == NULL) {
 			s->dead = true;
 			return 1;
@@ -1732,6 +1756,20 @@ session_shutdown_all(struct session_ctx *ctx)
 	for (s = ctx->sessions; s != NULL; s = next) {
 		next = s->next;
 		s->shutting_down = true;
+		session_run(s);
+	}
+}
+
+void
+session_abort_all(struct session_ctx *ctx)
+{
+	struct session *s, *next;
+
+	for (s = ctx->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->dead || s->state == S_CLOSING)
+			continue;
+		session_close(s, "421 4.3.2 stsproxy shutting down\r\n");
 		session_run(s);
 	}
 }

@@ -71,6 +71,15 @@ int session_start(struct session_ctx *ctx, int client_fd, const struct sockaddr 
  */
 void session_shutdown_all(struct session_ctx *ctx);
 
+/*
+ * session_abort_all - when a drain has lasted long enough: every session
+ * still running gets "421 4.3.2 stsproxy shutting down" now and is closed
+ * as soon as that reply is written, wherever it is. A mailer waiting for
+ * the reply to its final dot keeps the message queued and retries: at worst
+ * a duplicate, never a loss.
+ */
+void session_abort_all(struct session_ctx *ctx);
+
 /* session_count - sessions alive on ctx's loop. */
 unsigned session_count(const struct session_ctx *ctx);
 

@@ -48,6 +48,7 @@ enum data_mode {
 	DATA_NORMAL = 0,
 	DATA_RESET,    /* reset the connection after the first data bytes */
 	DATA_NO_REPLY, /* never answer the final dot */
+	DATA_EARLY,    /* start a reply ("250-early") before the final dot arrives */
 };
 
 struct fake_mx {
@@ -85,6 +86,7 @@ static struct {
 	SSL_CTX *mx_server;   /* the fake MX's certificate mx.example.net */
 	SSL_CTX *upstream;    /* the proxy's client context, trusting the test CA */
 	SSL_CTX *client_side; /* the proxy's server context for client STARTTLS */
+	SSL_CTX *mailer;      /* the mailer's client context, trusting the test CA */
 	char events[256];
 	char dir[128];
 } env;
@@ -98,6 +100,7 @@ static struct {
 	struct session_ctx ctx;
 	struct fake_mx mx;
 	int cfd;          /* the mailer's end */
+	SSL *cssl;        /* the mailer's TLS session after its STARTTLS; NULL: plaintext */
 	char cbuf[65536]; /* replies received, not yet taken */
 	size_t clen;
 	bool ceof;
@@ -256,6 +259,8 @@ mx_serve(struct fake_mx *m, bool first)
 			mx_puts(m, "250 2.1.5 Recipient ok\r\n");
 		} else if (strncasecmp(line, "DATA", 4) == 0) {
 			mx_puts(m, "354 End data with <CR><LF>.<CR><LF>\r\n");
+			if (m->data_mode == DATA_EARLY)
+				mx_puts(m, "250-early\r\n");
 			if (mx_data(m) < 0)
 				break;
 			if (m->data_mode == DATA_NO_REPLY) {
@@ -318,6 +323,28 @@ mx_start(void)
 	m->running = true;
 }
 
+/* mx_start6 - as mx_start(), on [::1]; false when the host has no IPv6 loopback. */
+static bool
+mx_start6(void)
+{
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	socklen_t len = sizeof(sin6);
+	struct fake_mx *m = &t.mx;
+
+	if ((m->lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return false;
+	if (bind(m->lfd, (struct sockaddr *)&sin6, sizeof(sin6)) != 0) {
+		close(m->lfd);
+		return false;
+	}
+	assert_int_equal(listen(m->lfd, 4), 0);
+	assert_int_equal(getsockname(m->lfd, (struct sockaddr *)&sin6, &len), 0);
+	m->port = ntohs(sin6.sin6_port);
+	assert_int_equal(pthread_create(&m->th, NULL, mx_thread, m), 0);
+	m->running = true;
+	return true;
+}
+
 /* mx_join - wait for the fake MX to finish (its reads time out after 5 s). */
 static void
 mx_join(void)
@@ -356,6 +383,24 @@ start_at(uint16_t port)
 	                 0);
 }
 
+/* start6_at - a session whose original destination is [::1]:port. */
+static void
+start6_at(uint16_t port)
+{
+	struct sockaddr_in6 client = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+	struct sockaddr_in6 dst = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	int sv[2];
+
+	inet_pton(AF_INET6, "2001:db8::1", &client.sin6_addr);
+	dst.sin6_addr = in6addr_loopback;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	t.cfd = sv[1];
+	fcntl(t.cfd, F_SETFL, fcntl(t.cfd, F_GETFL) | O_NONBLOCK);
+	assert_int_equal(session_start(&t.ctx, sv[0], (struct sockaddr *)&client, sizeof(client),
+	                               (struct sockaddr *)&dst, sizeof(dst)),
+	                 0);
+}
+
 static void
 start(void)
 {
@@ -367,7 +412,23 @@ static void
 csend(const char *s, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(t.cfd, s, n);
+		ssize_t w;
+
+		if (t.cssl != NULL) {
+			int k = SSL_write(t.cssl, s, (int)n);
+			int e = SSL_get_error(t.cssl, k);
+
+			if (k <= 0 && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)) {
+				loop_once(t.loop, 10);
+				continue;
+			}
+			w = k;
+			assert_true(w > 0);
+			s += w;
+			n -= (size_t)w;
+			continue;
+		}
+		w = write(t.cfd, s, n);
 		if (w < 0 && errno == EAGAIN) {
 			loop_once(t.loop, 10);
 			continue;
@@ -390,6 +451,20 @@ cread(void)
 {
 	ssize_t n = -1;
 
+	if (t.cssl != NULL) {
+		int k = 1, e;
+
+		while (t.clen < sizeof(t.cbuf) - 1 &&
+		       (k = SSL_read(t.cssl, t.cbuf + t.clen, (int)(sizeof(t.cbuf) - 1 - t.clen))) >
+		           0)
+			t.clen += (size_t)k;
+		e = k <= 0 ? SSL_get_error(t.cssl, k) : SSL_ERROR_NONE;
+		/* close_notify, or the socket's end without it: either way the proxy closed */
+		if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
+			t.ceof = true;
+		t.cbuf[t.clen] = '\0';
+		return !t.ceof;
+	}
 	while (t.clen < sizeof(t.cbuf) - 1 &&
 	       (n = read(t.cfd, t.cbuf + t.clen, sizeof(t.cbuf) - 1 - t.clen)) > 0)
 		t.clen += (size_t)n;
@@ -544,7 +619,9 @@ group_setup(void **state)
 	env.mx_server = tls_server_ctx_new(crt, key, err, sizeof(err));
 	env.client_side = tls_server_ctx_new(crt, key, err, sizeof(err));
 	env.upstream = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
-	if (env.mx_server == NULL || env.upstream == NULL || env.client_side == NULL) {
+	env.mailer = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
+	if (env.mx_server == NULL || env.upstream == NULL || env.client_side == NULL ||
+	    env.mailer == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -560,6 +637,7 @@ group_teardown(void **state)
 	SSL_CTX_free(env.mx_server);
 	SSL_CTX_free(env.client_side);
 	SSL_CTX_free(env.upstream);
+	SSL_CTX_free(env.mailer);
 	testca_free(env.ca);
 	return 0;
 }
@@ -603,6 +681,8 @@ teardown(void **state)
 	(void)state;
 	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
 		loop_once(t.loop, 10);
+	SSL_free(t.cssl);
+	t.cssl = NULL;
 	if (t.cfd >= 0)
 		close(t.cfd);
 	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
@@ -1085,6 +1165,35 @@ rfc5321_4_5_3_2_timeout_after_dot_421(void **state)
 	assert_int_equal(t.stats.messages_relayed[0], 0);
 }
 
+/*
+ * RFC 5321 section 4.1.1.4: the reply to the final dot comes after the
+ * dot. A reply begun during the data (its first line arrived before the
+ * dot was sent) is unsolicited, even when it ends after the dot: the
+ * mailer gets 421 4.4.2, never that 250.
+ */
+static void
+rfc5321_4_1_1_4_reply_begun_before_dot_421(void **state)
+{
+	(void)state;
+	t.mx.data_mode = DATA_EARLY;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
+	expect("250");
+	expect("250");
+	expect("250");
+	csends("DATA\r\n");
+	expect("354");
+	for (int i = 0; i < 10; i++) /* let the early line arrive during the data */
+		loop_once(t.loop, 10);
+	csends(message);
+	expect("421 4.4.2");
+	expect_closed();
+	finish();
+	assert_true(t.mx.got_dot);
+	assert_int_equal(t.stats.messages_relayed[STS_MODE_NONE], 0);
+}
+
 /* RFC 5321 section 4.1.1.1: a HELO client gets a plain 250; the upstream gets EHLO. */
 static void
 rfc5321_4_1_1_1_helo_client(void **state)
@@ -1252,6 +1361,188 @@ session_shutdown_all_idle(void **state)
 	finish();
 }
 
+/* mailer_starttls - the mailer's side of the TLS handshake, run against the loop. */
+static void
+mailer_starttls(void)
+{
+	int r = 0, e;
+
+	assert_int_equal(t.clen, 0); /* nothing may be left from before TLS */
+	assert_non_null(t.cssl = SSL_new(env.mailer));
+	assert_int_equal(SSL_set_fd(t.cssl, t.cfd), 1);
+	assert_int_equal(SSL_set_tlsext_host_name(t.cssl, "mx.example.net"), 1);
+	assert_int_equal(SSL_set1_host(t.cssl, "mx.example.net"), 1);
+	SSL_set_verify(t.cssl, SSL_VERIFY_PEER, NULL);
+	for (int i = 0; i < 800; i++) {
+		if ((r = SSL_connect(t.cssl)) == 1)
+			break;
+		e = SSL_get_error(t.cssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			fail_msg("mailer handshake failed: SSL error %d", e);
+		loop_once(t.loop, 10);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(SSL_get_verify_result(t.cssl), X509_V_OK);
+}
+
+/*
+ * RFC 3207 section 4.2: a successful STARTTLS from the mailer. The proxy
+ * forgets the EHLO and the MAIL given before TLS, no longer offers
+ * STARTTLS, and relays the message over the protected leg.
+ */
+static void
+rfc3207_4_2_client_starttls_state_reset(void **state)
+{
+	const char *r;
+
+	(void)state;
+	t.ctx.client_tls = env.client_side;
+	t.mx.pipelining = true;
+	start();
+	expect("220 mx.example.net");
+	csends("EHLO client.example\r\n");
+	r = expect("250-mx.example.net");
+	assert_non_null(strstr(r, "STARTTLS"));
+	csends("MAIL FROM:<pre@client.example>\r\n");
+	expect("250 2.1.0");
+	csends("STARTTLS\r\n");
+	expect("220 2.0.0");
+	mailer_starttls();
+	/* the greeting given before TLS no longer counts */
+	csends("MAIL FROM:<a@client.example>\r\n");
+	expect("503 5.5.1 Send EHLO first");
+	csends("EHLO client.example\r\n");
+	r = expect("250-mx.example.net");
+	assert_null(strstr(r, "STARTTLS"));
+	assert_non_null(strstr(r, "PIPELINING"));
+	/* nor does the transaction begun before TLS */
+	csends("RCPT TO:<b@nopolicy.example>\r\n");
+	expect("503 5.5.1 Need MAIL");
+	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@nopolicy.example>\r\nDATA\r\n");
+	expect("250 2.1.0");
+	expect("250 2.1.5");
+	expect("354");
+	csends(message);
+	expect("250 2.0.0 Ok: queued as 4711");
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_false(mx_saw("MAIL FROM:<pre@"));
+	assert_true(mx_saw("MAIL FROM:<a@client.example>\r\n"));
+	assert_true(mx_saw("RCPT TO:<b@nopolicy.example>\r\n"));
+	assert_int_equal(t.mx.data_len, strlen(message));
+	assert_memory_equal(t.mx.data, message, strlen(message));
+	assert_int_equal(t.stats.messages_relayed[STS_MODE_NONE], 1);
+}
+
+/*
+ * An IPv6 original destination: the session connects to [::1], names it
+ * "[::1]:port" in its replies and events, and relays. Without an IPv6
+ * loopback the connection must fail cleanly with 421 4.4.1 instead.
+ */
+static void
+rfc5321_ipv6_upstream(void **state)
+{
+	char want[80], dest[48];
+	json_t *ev;
+
+	(void)state;
+	RULES();
+	if (!mx_start6()) {
+		start6_at(25);
+		expect("421 4.4.1");
+		expect_closed();
+		finish();
+		return;
+	}
+	start6_at(t.mx.port);
+	expect("220 mx.example.net");
+	csends("EHLO client.example\r\n");
+	expect("250-mx.example.net");
+	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
+	expect("250 2.1.0");
+	snprintf(want, sizeof(want), "451 4.7.4 enforce.example: MX [::1]:%u does", t.mx.port);
+	expect(want);
+	csends("RCPT TO:<c@nopolicy.example>\r\nDATA\r\n");
+	expect("250 2.1.5");
+	expect("354");
+	csends(message);
+	expect("250 2.0.0");
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_true(t.mx.got_dot);
+	assert_false(mx_saw("RCPT TO:<b@enforce.example>"));
+	assert_true(mx_saw("RCPT TO:<c@nopolicy.example>"));
+	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
+	snprintf(dest, sizeof(dest), "[::1]:%u", t.mx.port);
+	assert_string_equal(jstr(ev, "dest"), dest);
+	assert_string_equal(jstr(ev, "client"), "2001:db8::1");
+	json_decref(ev);
+}
+
+/* session_upstream_fd - the session's end of the connection to 127.0.0.1:port; -1 if none. */
+static int
+session_upstream_fd(uint16_t port)
+{
+	int found = -1;
+
+	for (int fd = 3; fd < 1024; fd++) {
+		struct sockaddr_in peer, self;
+		socklen_t plen = sizeof(peer), slen = sizeof(self);
+
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 ||
+		    peer.sin_family != AF_INET || ntohs(peer.sin_port) != port ||
+		    getsockname(fd, (struct sockaddr *)&self, &slen) < 0 ||
+		    ntohs(self.sin_port) == port)
+			continue;
+		assert_int_equal(found, -1); /* exactly one */
+		found = fd;
+	}
+	return found;
+}
+
+/*
+ * upstream_mark: the upstream socket carries SO_MARK, so that an on-host
+ * REDIRECT rule can skip the proxy's own connections. Setting it needs
+ * CAP_NET_ADMIN; without it the session must not connect unmarked (that
+ * would loop back into the proxy) and answers 421 4.4.1.
+ */
+static void
+upstream_mark_set_on_session_socket(void **state)
+{
+	uint32_t mark = 0x25, got = 0;
+	socklen_t len = sizeof(got);
+	int probe, fd;
+	bool can_mark;
+
+	(void)state;
+	probe = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(probe >= 0);
+	can_mark = setsockopt(probe, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0;
+	close(probe);
+	t.conf.upstream_mark = mark;
+	start();
+	if (!can_mark) {
+		expect("421 4.4.1");
+		expect_closed();
+		finish();
+		return;
+	}
+	expect("220");
+	csends("EHLO client.example\r\n");
+	expect("250");
+	assert_true((fd = session_upstream_fd(t.mx.port)) >= 0);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_MARK, &got, &len), 0);
+	assert_int_equal(got, mark);
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+}
+
 int
 main(void)
 {
@@ -1280,6 +1571,10 @@ main(void)
 	    T(rfc5321_3_1_banner_554_relayed),
 	    T(rfc8461_5_handshake_failure_plaintext_only_without_policy),
 	    T(session_shutdown_all_idle),
+	    T(rfc5321_4_1_1_4_reply_begun_before_dot_421),
+	    T(rfc3207_4_2_client_starttls_state_reset),
+	    T(rfc5321_ipv6_upstream),
+	    T(upstream_mark_set_on_session_socket),
 #undef T
 	};
 
