@@ -168,6 +168,13 @@ struct session {
 	bool no_starttls;  /* second connection after a failed handshake */
 	bool reconnect;    /* the banner was already relayed */
 	bool blocked;      /* stop reading commands: DATA or QUIT waits for its reply */
+	/* The state timer is re-armed only when the session moves on (a new
+	 * state, a whole command or reply, a block of data), never for a lone
+	 * byte: a client trickling one byte a second must still meet
+	 * timeouts.command (RFC 5321 section 4.5.3.2.7). */
+	uint64_t tick;
+	uint64_t armed_tick;
+	int armed_state;
 	bool shutting_down;
 	bool in_run, rerun, dead;
 	unsigned up_caps; /* capabilities of the upstream's last EHLO */
@@ -825,6 +832,8 @@ on_reply(struct session *s)
 	struct pend *p;
 	struct smtp_ehlo caps;
 
+	s->tick++; /* a whole reply: the session moved on */
+
 	raw = smtp_reply_raw(s->rd, &len);
 	switch (s->state) {
 	case S_BANNER:
@@ -1319,6 +1328,7 @@ commands_step(struct session *s)
 			break;
 		if (r == CMD_CONSUME)
 			tls_io_consume(s->cio, len);
+		s->tick++;
 		progress = 1;
 		if (s->state != S_GREET && s->state != S_READY)
 			break;
@@ -1367,6 +1377,7 @@ data_step(struct session *s)
 		up_send(s, buf, send);
 		s->cr_held = cr;
 		tls_io_consume(s->cio, used);
+		s->tick++;
 		progress = 1;
 		if (r == SMTP_DATA_END) {
 			p = pend_push(s, SMTP_CMD_UNKNOWN, PF_UPSTREAM | PF_DOT, NULL, 0);
@@ -1505,8 +1516,12 @@ update_io(struct session *s)
 	loop_fd_mod(loop, tls_io_fd(s->cio), tls_io_events(s->cio));
 	if (s->state == S_CLOSING)
 		return;
+	if (s->timer != 0 && s->armed_state == (int)s->state && s->armed_tick == s->tick)
+		return;
 	loop_timer_cancel(loop, s->timer);
 	s->timer = loop_timer_add(loop, state_timeout_ms(s), on_timer, s);
+	s->armed_state = (int)s->state;
+	s->armed_tick = s->tick;
 }
 
 /* safe_to_stop - a draining stop may close now (never between the dot and its reply). */
