@@ -11,12 +11,15 @@
  * DNS answers come from the scripted resolver used by the unit tests: the
  * benchmark measures the engine, not the network.
  *
- *   bench_decide [DOMAINS [ROUNDS]]
- * prints "decide_per_sec N" and "policy_parse_per_sec N".
+ *   bench_decide [--smoke | DOMAINS [ROUNDS]]
+ * prints "decide_per_sec N" and "policy_parse_per_sec N". --smoke is a
+ * quick run (10,000 domains, 2 rounds, 0.2 s of parsing) that only keeps the
+ * benchmark working.
  */
 #include <arpa/inet.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +95,9 @@ leaf_facts(struct testca *ca, struct tls_facts *f)
 	f->verify_result = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
 	f->starttls_offered = true;
 	f->handshake_done = true;
+	/* as tls_facts_from_ssl() does after a real handshake */
+	if (tls_facts_index_names(f) < 0)
+		goto out;
 	ret = f->verify_result == X509_V_OK ? 0 : -1;
 out:
 	X509_STORE_CTX_free(ctx);
@@ -102,8 +108,10 @@ out:
 int
 main(int argc, char **argv)
 {
-	size_t n_dom = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
-	size_t rounds = argc > 2 ? strtoul(argv[2], NULL, 10) : 10;
+	bool smoke = argc > 1 && strcmp(argv[1], "--smoke") == 0;
+	size_t n_dom = smoke ? 10000 : argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
+	size_t rounds = smoke ? 2 : argc > 2 ? strtoul(argv[2], NULL, 10) : 10;
+	double parse_secs = smoke ? 0.2 : 1.0; /* smoke: the whole run in about a second */
 	const char *mx = "10 mx1.example.com", *addr = "10.0.25.2";
 	char dir[] = "/tmp/bench-decide-XXXXXX", err[256];
 	char(*names)[32] = NULL;
@@ -191,7 +199,7 @@ main(int argc, char **argv)
 			sts_policy_clear(&q);
 			calls++;
 		}
-	} while ((t = now_s() - t0) < 1.0);
+	} while ((t = now_s() - t0) < parse_secs);
 	printf("policy_parse_per_sec %.0f\n", (double)calls / t);
 	rc = 0;
 out:

@@ -417,7 +417,7 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
 	    "metrics",       "control",      NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
-	                                       "data_block", "data_done", NULL};
+	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
 	static const char *const dnsk[] = {"forwarders", "trust_anchor_file", "timeout", NULL};
 	static const char *const tlsk[] = {"ca_file", "server_cert", "server_key",
@@ -486,7 +486,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		    get_uint(x, g, "timeouts", "command", 1, 3600, &t->command) < 0 ||
 		    get_uint(x, g, "timeouts", "starttls", 1, 3600, &t->starttls) < 0 ||
 		    get_uint(x, g, "timeouts", "data_block", 1, 3600, &t->data_block) < 0 ||
-		    get_uint(x, g, "timeouts", "data_done", 1, 3600, &t->data_done) < 0)
+		    get_uint(x, g, "timeouts", "data_done", 1, 3600, &t->data_done) < 0 ||
+		    get_uint(x, g, "timeouts", "drain", 1, 3600, &t->drain) < 0)
 			return -1;
 	}
 
@@ -629,6 +630,7 @@ conf_defaults(struct conf *c)
 	c->timeouts.starttls = 120;
 	c->timeouts.data_block = 180;
 	c->timeouts.data_done = 600;
+	c->timeouts.drain = 60;
 	c->log.level = LOG_LVL_INFO;
 	c->dns.timeout = 10;
 	c->tls.client_starttls = true;

@@ -72,6 +72,7 @@ struct conf_timeouts {
 	unsigned starttls;   /* STARTTLS reply and TLS handshake */
 	unsigned data_block; /* between DATA blocks: 3 min */
 	unsigned data_done;  /* reply to the final dot: 10 min */
+	unsigned drain;      /* on stop or reload: how long running sessions may finish */
 };
 
 struct conf {

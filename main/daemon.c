@@ -2,10 +2,22 @@
  * daemon.c - start-up, the main loop and signals.
  *
  * Signals arrive through a signalfd registered in the main loop, so that no
- * handler ever runs in the middle of a session's code.
+ * handler ever runs in the middle of a session's code. The main loop also
+ * serves the metrics endpoint and the control socket, keeps systemd
+ * informed (READY, STATUS, watchdog), and retires the proxies of earlier
+ * configurations while they drain after a reload.
+ *
+ * Start-up order matters: listeners are bound and files opened as root,
+ * then privileges are dropped, then the worker threads start (capabilities
+ * are per thread, so they must be settled before any thread exists).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +31,12 @@
 #include "main/daemon.h"
 #include "policy/sts_cache.h"
 #include "policy/sts_mx.h"
+#include "main/control.h"
+#include "main/metrics.h"
+#include "main/notify.h"
+#include "main/privdrop.h"
+#include "nfq/nfq.h"
+#include "policy/sts_engine.h"
 #include "proxy/proxy.h"
 
 int
@@ -39,13 +57,35 @@ daemon_check_conf(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+#define RETIRING_MAX    8    /* proxies of earlier configurations still draining */
+#define HOUSEKEEPING_MS 1000 /* retire drained proxies, refresh the status line */
+
+/* A proxy of an earlier configuration, draining after a reload. */
+struct retiring {
+	struct proxy *proxy;
+	struct conf *conf; /* owned; NULL for the configuration main() owns */
+};
+
 struct daemon {
-	const struct conf *conf;
+	const struct conf *conf; /* in force; main() owns the first one */
+	struct conf *owned;      /* conf, when a reload loaded it */
 	struct loop *loop;
 	int sigfd;
 	int status;
-	struct sts_cache *cache; /* shared by every worker's policy engine */
-	struct proxy *proxy;     /* NULL when nothing listens (no listen addresses) */
+	time_t started;
+	struct sts_cache *cache;        /* shared by every worker's policy engine */
+	struct sts_engine *engine;      /* the main loop's: refresh, nfq, operators */
+	struct sts_engine_stats estats; /* counters of every engine */
+	struct nfq *nfq;                /* NULL without an nfq section */
+	struct proxy *proxy;            /* NULL when nothing listens (no listen addresses) */
+	struct retiring retiring[RETIRING_MAX];
+	size_t n_retiring;
+	struct session_stats retired; /* counters of proxies already freed */
+	struct metrics *metrics;
+	struct control *control;
+	struct notify_watchdog *watchdog;
+	uint64_t housekeeping;
+	uint64_t reloads;
 };
 
 /*
@@ -109,6 +149,347 @@ listen_text(const struct conf *c, char *buf, size_t len)
 	return buf;
 }
 
+/* stats_sum - the session counters of every proxy, current, retiring and gone. */
+static void
+stats_sum(const struct daemon *d, struct session_stats *out)
+{
+	struct session_stats one;
+
+	memset(out, 0, sizeof(*out));
+#define ADD(f) atomic_fetch_add_explicit(&out->f, atomic_load(&one.f), memory_order_relaxed)
+#define ADD_ALL()                                                                                  \
+	do {                                                                                       \
+		ADD(sessions_total);                                                               \
+		ADD(sessions_active);                                                              \
+		ADD(tls_upstream);                                                                 \
+		for (size_t k = 0; k < 3; k++)                                                     \
+			ADD(messages_relayed[k]);                                                  \
+		for (size_t k = 0; k < STS_RESULT_MAX; k++) {                                      \
+			ADD(recipients_blocked[k]);                                                \
+			ADD(recipients_reported[k]);                                               \
+		}                                                                                  \
+	} while (0)
+	memcpy(&one, &d->retired, sizeof(one));
+	ADD_ALL();
+	for (size_t i = 0; i < d->n_retiring; i++) {
+		proxy_stats(d->retiring[i].proxy, &one);
+		ADD_ALL();
+	}
+	if (d->proxy != NULL) {
+		proxy_stats(d->proxy, &one);
+		ADD_ALL();
+	}
+#undef ADD_ALL
+#undef ADD
+}
+
+/* collect - the metrics of docs/METRICS.md, one family at a time. */
+static void
+collect(void *arg, struct metrics_writer *w)
+{
+	static const char *const modes[] = {"none", "testing", "enforce"};
+	struct daemon *d = arg;
+	struct session_stats st;
+
+	stats_sum(d, &st);
+	metrics_counter(w, "stsproxy_sessions_total", "SMTP sessions accepted.", NULL,
+	                atomic_load(&st.sessions_total));
+	metrics_gauge(w, "stsproxy_sessions_active", "SMTP sessions open now.", NULL,
+	              (double)atomic_load(&st.sessions_active));
+	for (size_t i = 0; i < 3; i++) {
+		const struct metrics_label l[] = {{"mode", modes[i]}, {NULL, NULL}};
+		metrics_counter(w, "stsproxy_messages_relayed_total",
+		                "Messages relayed, by the MTA-STS mode that applied.", l,
+		                atomic_load(&st.messages_relayed[i]));
+	}
+	for (int r = STS_RESULT_OK + 1; r < STS_RESULT_MAX; r++) {
+		const struct metrics_label l[] = {{"result", sts_result_name(r)}, {NULL, NULL}};
+		metrics_counter(w, "stsproxy_recipients_blocked_total",
+		                "Recipients refused with 451 under an enforce policy.", l,
+		                atomic_load(&st.recipients_blocked[r]));
+	}
+	for (int r = STS_RESULT_OK + 1; r < STS_RESULT_MAX; r++) {
+		const struct metrics_label l[] = {{"result", sts_result_name(r)}, {NULL, NULL}};
+		metrics_counter(w, "stsproxy_recipients_reported_total",
+		                "Policy failures relayed and reported (testing, monitor).", l,
+		                atomic_load(&st.recipients_reported[r]));
+	}
+	metrics_gauge(w, "stsproxy_policy_cache_entries", "Policies in the persistent cache.", NULL,
+	              (double)sts_cache_count(d->cache));
+	metrics_counter(w, "stsproxy_policy_cache_hits_total",
+	                "Policy decisions served from the cache.", NULL,
+	                atomic_load(&d->estats.cache_hits));
+	metrics_counter(w, "stsproxy_policy_fetches_total", "HTTPS policy fetches started.", NULL,
+	                atomic_load(&d->estats.fetches));
+	metrics_counter(w, "stsproxy_policy_fetch_errors_total",
+	                "HTTPS policy fetches that failed.", NULL,
+	                atomic_load(&d->estats.fetch_errors));
+	if (d->nfq != NULL) {
+		struct detect_stats ns;
+		const struct metrics_label acc[] = {{"verdict", "accept"}, {NULL, NULL}};
+		const struct metrics_label drop[] = {{"verdict", "drop"}, {NULL, NULL}};
+		const struct metrics_label rel[] = {{"verdict", "release"}, {NULL, NULL}};
+
+		nfq_stats(d->nfq, &ns);
+		metrics_counter(w, "stsproxy_nfq_packets_total",
+		                "Packets seen by NFQUEUE inspection.", NULL, ns.packets);
+		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", acc,
+		                ns.packets - ns.drops - ns.releases);
+		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", drop,
+		                ns.drops);
+		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", rel,
+		                ns.releases);
+		metrics_counter(w, "stsproxy_nfq_events_total",
+		                "Downgrades detected by inspection.", NULL, ns.events);
+	}
+}
+
+/* status_line - "sessions=N total=M policies=P" for systemd and the control socket. */
+static void
+status_line(const struct daemon *d, char *buf, size_t len)
+{
+	struct session_stats st;
+
+	stats_sum(d, &st);
+	snprintf(buf, len, "sessions=%llu total=%llu policies=%zu draining=%zu reloads=%llu",
+	         (unsigned long long)atomic_load(&st.sessions_active),
+	         (unsigned long long)atomic_load(&st.sessions_total), sts_cache_count(d->cache),
+	         d->n_retiring, (unsigned long long)d->reloads);
+}
+
+static int
+ctl_status(void *arg, struct control_reply *r)
+{
+	struct daemon *d = arg;
+	char line[256], addrs[512];
+
+	status_line(d, line, sizeof(line));
+	control_reply_line(r, "version %s", STSPROXY_VERSION);
+	control_reply_line(r, "config %s", d->conf->path);
+	control_reply_line(r, "mode %s",
+	                   d->conf->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor");
+	control_reply_line(r, "listen %s", listen_text(d->conf, addrs, sizeof(addrs)));
+	control_reply_line(r, "uptime %lld", (long long)(time(NULL) - d->started));
+	control_reply_line(r, "%s", line);
+	return 0;
+}
+
+struct list_ctx {
+	struct control_reply *r;
+	int64_t now;
+};
+
+static void
+list_one(void *arg, const struct sts_cache_entry *e)
+{
+	struct list_ctx *lc = arg;
+
+	control_reply_line(lc->r, "%s id=%s mode=%s mx=%zu expires_in=%lld", e->domain, e->id,
+	                   sts_mode_name(e->policy.mode), e->policy.n_mx,
+	                   (long long)(e->expires_at - lc->now));
+}
+
+static int
+ctl_cache_list(void *arg, struct control_reply *r)
+{
+	struct daemon *d = arg;
+	struct list_ctx lc = {.r = r, .now = (int64_t)time(NULL)};
+
+	sts_cache_foreach(d->cache, list_one, &lc);
+	return 0;
+}
+
+static int
+ctl_cache_flush(void *arg, const char *domain, struct control_reply *r)
+{
+	struct daemon *d = arg;
+	const struct sts_cache_entry *e = sts_cache_get(d->cache, domain);
+	bool had = e != NULL;
+
+	sts_cache_release(e);
+	if (sts_cache_delete(d->cache, domain) < 0) {
+		control_reply_error(r, "%s: the cache file could not be written", domain);
+		return -1;
+	}
+	log_notice("event=cache-flush domain=%s cached=%s", domain, had ? "yes" : "no");
+	control_reply_line(r, "%s %s", domain, had ? "flushed" : "was not cached");
+	return 0;
+}
+
+static int
+ctl_cache_refresh(void *arg, const char *domain, struct control_reply *r)
+{
+	struct daemon *d = arg;
+
+	if (sts_engine_refresh(d->engine, domain) < 0) {
+		control_reply_error(r, "%s: no cached policy", domain);
+		return -1;
+	}
+	log_notice("event=cache-refresh domain=%s", domain);
+	control_reply_line(r, "%s refresh started", domain);
+	return 0;
+}
+
+static const struct control_ops ctl_ops = {
+    .status = ctl_status,
+    .cache_list = ctl_cache_list,
+    .cache_flush = ctl_cache_flush,
+    .cache_refresh = ctl_cache_refresh,
+};
+
+/*
+ * retired_free - stop and free a drained (or draining: this waits) proxy of
+ * an earlier configuration, keeping its counters: Prometheus counters must
+ * not go down.
+ */
+static void
+retired_free(struct daemon *d, struct retiring *rt)
+{
+	struct session_stats st;
+
+	proxy_stats(rt->proxy, &st);
+	atomic_fetch_add(&d->retired.sessions_total, atomic_load(&st.sessions_total));
+	atomic_fetch_add(&d->retired.tls_upstream, atomic_load(&st.tls_upstream));
+	for (size_t k = 0; k < 3; k++)
+		atomic_fetch_add(&d->retired.messages_relayed[k],
+		                 atomic_load(&st.messages_relayed[k]));
+	for (size_t k = 0; k < STS_RESULT_MAX; k++) {
+		atomic_fetch_add(&d->retired.recipients_blocked[k],
+		                 atomic_load(&st.recipients_blocked[k]));
+		atomic_fetch_add(&d->retired.recipients_reported[k],
+		                 atomic_load(&st.recipients_reported[k]));
+	}
+	proxy_stop(rt->proxy);
+	conf_free(rt->conf);
+	rt->proxy = NULL;
+	rt->conf = NULL;
+}
+
+/* retire - hand the current proxy over to the draining list. */
+static void
+retire(struct daemon *d)
+{
+	if (d->proxy == NULL)
+		return;
+	proxy_drain(d->proxy);
+	if (d->n_retiring == RETIRING_MAX) {
+		/* Too many reloads in a row: finish the oldest drain now. */
+		log_warn("event=reload warning=\"%d configurations still draining; waiting for the "
+		         "oldest\"",
+		         RETIRING_MAX);
+		retired_free(d, &d->retiring[0]);
+		memmove(&d->retiring[0], &d->retiring[1],
+		        sizeof(d->retiring[0]) * (RETIRING_MAX - 1));
+		d->n_retiring--;
+	}
+	d->retiring[d->n_retiring].proxy = d->proxy;
+	d->retiring[d->n_retiring].conf = d->owned;
+	d->n_retiring++;
+	d->proxy = NULL;
+	d->owned = NULL;
+}
+
+/* housekeeping - free drained proxies, keep systemd's status line current. */
+static void
+housekeeping(struct loop *loop, void *arg)
+{
+	struct daemon *d = arg;
+	char line[256];
+
+	d->housekeeping = 0;
+	for (size_t i = 0; i < d->n_retiring;) {
+		struct retiring *rt = &d->retiring[i];
+
+		if (!proxy_drained(rt->proxy)) {
+			i++;
+			continue;
+		}
+		retired_free(d, rt);
+		log_notice("event=reload status=drained");
+		memmove(rt, rt + 1, sizeof(*rt) * (d->n_retiring - i - 1));
+		d->n_retiring--;
+	}
+	status_line(d, line, sizeof(line));
+	notify_status("%s", line);
+	d->housekeeping = loop_timer_add(loop, HOUSEKEEPING_MS, housekeeping, d);
+}
+
+/* same_str - NULL-safe string equality. */
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * reload - SIGHUP: load and check the file again; new sessions use the new
+ * configuration (a new proxy on the same listeners, SO_REUSEPORT), running
+ * ones finish undisturbed on the old one. An invalid file changes nothing.
+ */
+static void
+reload(struct daemon *d)
+{
+	char err[512];
+	struct conf *nc;
+	struct proxy *np = NULL;
+
+	notify_reloading();
+	if ((nc = conf_load(d->conf->path, err, sizeof(err))) == NULL ||
+	    daemon_check_conf(nc, err, sizeof(err)) < 0) {
+		log_err("event=reload status=refused error=\"%s\"", err);
+		goto done;
+	}
+	if (!same_str(nc->state_dir, d->conf->state_dir) || !same_str(nc->user, d->conf->user) ||
+	    nc->nfq.enabled != d->conf->nfq.enabled) {
+		log_err("event=reload status=refused error=\"state_dir, user and nfq change only "
+		        "with a restart\"");
+		goto done;
+	}
+	if (nc->n_listen > 0 &&
+	    (np = proxy_new(nc, d->cache, &d->estats, d->proxy, err, sizeof(err))) == NULL) {
+		log_err("event=reload status=refused error=\"%s\"", err);
+		goto done;
+	}
+	if (np != NULL && proxy_run(np, err, sizeof(err)) < 0) {
+		log_err("event=reload status=refused error=\"%s\"", err);
+		proxy_stop(np);
+		goto done;
+	}
+	retire(d);
+	d->proxy = np;
+	d->owned = nc;
+	d->conf = nc;
+	nc = NULL;
+	d->reloads++;
+	log_set_level(d->conf->log.level);
+	if (log_open(d->conf->log.file) < 0 || evlog_open(d->conf->log.events) < 0)
+		log_err("event=reload warning=\"cannot reopen the log files: %s\"",
+		        strerror(errno));
+	log_notice("event=reload status=ok config=%s draining=%zu", d->conf->path, d->n_retiring);
+done:
+	conf_free(nc);
+	notify_ready();
+}
+
+static void
+nfq_lookup_done(void *arg, const struct sts_answer *a)
+{
+	(void)arg;
+	log_debug("event=nfq-lookup domain=%s status=%s", a->domain,
+	          a->status == STS_POLICY ? sts_mode_name(a->mode) : "no-policy");
+}
+
+/* nfq_lookup - the inspector saw a domain not in the cache: learn it for next time. */
+static void
+nfq_lookup(void *arg, const char *domain)
+{
+	struct daemon *d = arg;
+	struct sts_answer a;
+
+	if (sts_engine_lookup_now(d->engine, domain, NULL, &a) == 0)
+		(void)sts_engine_lookup(d->engine, domain, NULL, nfq_lookup_done, d);
+}
+
 static void
 on_signal(struct loop *loop, int fd, int events, void *arg)
 {
@@ -122,26 +503,61 @@ on_signal(struct loop *loop, int fd, int events, void *arg)
 		case SIGINT:
 			/* The workers are drained after loop_run() returns. */
 			log_notice("event=stop signal=%s", strsignal((int)si.ssi_signo));
+			notify_stopping();
 			loop_stop(loop);
 			break;
 		case SIGUSR1:
 			if (log_reopen() < 0 || evlog_reopen() < 0)
 				log_err("event=reopen error=\"%s\"", strerror(errno));
+			else
+				log_notice("event=reopen status=ok");
 			break;
 		case SIGHUP:
-			/* Reload goes here: load and check a new struct conf, start
-			 * a new proxy on it, then drain the old one. */
-			log_notice("event=reload status=unchanged");
+			reload(d);
 			break;
 		}
 	}
-	(void)d;
+}
+
+/*
+ * own_state_dir - before dropping to user: the state directory and what is
+ * in it (cache, WAL files, generated keys) must stay writable by the daemon.
+ */
+static int
+own_state_dir(const char *dir, const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	DIR *dp;
+	struct dirent *de;
+	char path[4096];
+
+	if (user == NULL || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(err, errlen, "user \"%s\": no such user", user);
+		return -1;
+	}
+	if (chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
+		snprintf(err, errlen, "state_dir %s: chown: %s", dir, strerror(errno));
+		return -1;
+	}
+	if ((dp = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lchown(path, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("event=start warning=\"chown %s: %s\"", path, strerror(errno));
+	}
+	closedir(dp);
+	return 0;
 }
 
 int
 daemon_run(const struct conf *c)
 {
-	struct daemon d = {.conf = c, .sigfd = -1};
+	struct daemon d = {.conf = c, .sigfd = -1, .started = time(NULL)};
 	char err[512], addrs[512];
 	sigset_t set;
 
@@ -181,25 +597,95 @@ daemon_run(const struct conf *c)
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
-	/* The workers inherit the blocked signals: only the signalfd sees them. */
-	if (c->n_listen > 0 && (d.proxy = proxy_start(c, d.cache, err, sizeof(err))) == NULL) {
+	{
+		struct sts_engine_params ep = {
+		    .loop = d.loop, .conf = c, .cache = d.cache, .stats = &d.estats};
+		if ((d.engine = sts_engine_new(&ep, err, sizeof(err))) == NULL) {
+			log_err("event=start error=\"%s\"", err);
+			goto fail;
+		}
+	}
+	/* Bind everything while we may: NFQUEUE, listeners, metrics. */
+	if (c->nfq.enabled) {
+		struct nfq_callbacks cb = {.lookup = nfq_lookup, .arg = &d};
+		if ((d.nfq = nfq_start(d.loop, c, d.cache, &cb, err, sizeof(err))) == NULL) {
+			log_err("event=start error=\"nfq: %s\"", err);
+			goto fail;
+		}
+	}
+	if (c->n_listen > 0 &&
+	    (d.proxy = proxy_new(c, d.cache, &d.estats, NULL, err, sizeof(err))) == NULL) {
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
-	/* Privileges are dropped (c->user) and readiness is reported to
-	 * systemd (sd_notify READY=1) here, once every listener is bound. */
+	if (c->metrics.listen != NULL) {
+		struct metrics_params mp = {
+		    .loop = d.loop,
+		    .addr = (const struct sockaddr *)&c->metrics.listen->sa,
+		    .addrlen = c->metrics.listen->salen,
+		    .collect = collect,
+		    .arg = &d,
+		};
+		if ((d.metrics = metrics_start(&mp, err, sizeof(err))) == NULL) {
+			log_err("event=start error=\"metrics %s: %s\"", c->metrics.listen->text,
+			        err);
+			goto fail;
+		}
+	}
+	/* Then give up root before any worker thread exists. NFQUEUE, SO_MARK
+	 * and transparent sockets need CAP_NET_ADMIN; nothing else is kept. */
+	if (own_state_dir(c->state_dir, c->user, err, sizeof(err)) < 0 ||
+	    privdrop(c->user,
+	             c->nfq.enabled || c->upstream_mark != 0 ||
+	                 c->interception == CONF_INTERCEPT_TPROXY,
+	             err, sizeof(err)) < 0) {
+		log_err("event=start error=\"%s\"", err);
+		goto fail;
+	}
+	if (c->control.socket != NULL) {
+		struct control_params cp = {
+		    .loop = d.loop,
+		    .path = c->control.socket,
+		    .group = (gid_t)-1,
+		    .ops = &ctl_ops,
+		    .arg = &d,
+		};
+		if ((d.control = control_start(&cp, err, sizeof(err))) == NULL) {
+			log_err("event=start error=\"control %s: %s\"", c->control.socket, err);
+			goto fail;
+		}
+	}
+	/* The workers inherit the blocked signals: only the signalfd sees them. */
+	if (d.proxy != NULL && proxy_run(d.proxy, err, sizeof(err)) < 0) {
+		log_err("event=start error=\"%s\"", err);
+		goto fail;
+	}
+	if (notify_watchdog_start(d.loop, &d.watchdog) < 0)
+		log_warn("event=start warning=\"systemd watchdog: %s\"", strerror(errno));
 	log_notice("event=start version=%s config=%s mode=%s listen=%s workers=%u "
-	           "interception=%s cached_policies=%zu",
+	           "interception=%s cached_policies=%zu nfq=%s",
 	           STSPROXY_VERSION, c->path, c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor",
 	           listen_text(c, addrs, sizeof(addrs)), d.proxy != NULL ? c->workers : 0,
 	           c->interception == CONF_INTERCEPT_TPROXY ? "tproxy" : "redirect",
-	           sts_cache_count(d.cache));
+	           sts_cache_count(d.cache), d.nfq != NULL ? "on" : "off");
+	notify_ready();
+	housekeeping(d.loop, &d);
 	if (loop_run(d.loop) < 0) {
 		log_err("event=loop error=\"%s\"", strerror(errno));
 		d.status = -1;
 	}
 	/* Drain: sessions answer 421 at their next safe point, then end. */
-	proxy_stop(d.proxy);
+	retire(&d);
+	for (size_t i = 0; i < d.n_retiring; i++)
+		retired_free(&d, &d.retiring[i]);
+	d.n_retiring = 0;
+	conf_free(d.owned);
+	loop_timer_cancel(d.loop, d.housekeeping);
+	notify_watchdog_stop(d.watchdog);
+	control_stop(d.control);
+	metrics_stop(d.metrics);
+	nfq_stop(d.nfq);
+	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
 	log_notice("event=stopped");
 	loop_fd_del(d.loop, d.sigfd);
@@ -209,6 +695,10 @@ daemon_run(const struct conf *c)
 	return d.status;
 fail:
 	proxy_stop(d.proxy);
+	control_stop(d.control);
+	metrics_stop(d.metrics);
+	nfq_stop(d.nfq);
+	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
 	if (d.sigfd >= 0)
 		close(d.sigfd);

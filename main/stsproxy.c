@@ -4,6 +4,8 @@
  *   stsproxy -c FILE                 run the daemon in the foreground
  *   stsproxy -c FILE --check-config  validate FILE, exit 0 or 1
  *   stsproxy check ...               validate a TXT record, a policy, a pattern
+ *   stsproxy policy DOMAIN           look a domain's policy up
+ *   stsproxy ctl ...                 ask the running daemon (control socket)
  *
  * The daemon never forks itself into the background: systemd (Type=notify)
  * and the tests supervise it as it is.
@@ -16,6 +18,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "main/daemon.h"
+#include "main/control.h"
 #include "policy/sts_check.h"
 #include "policy/sts_cli.h"
 
@@ -27,6 +30,8 @@ usage(FILE *f)
 	fprintf(f, "usage: stsproxy [-c FILE] [--check-config]\n"
 	           "       stsproxy check txt RECORD | policy FILE | mx PATTERN HOST\n"
 	           "       stsproxy policy [-c FILE] [--json] DOMAIN\n"
+	           "       stsproxy ctl [-c FILE | -s SOCKET] status | cache list |\n"
+	           "                    cache flush DOMAIN | cache refresh DOMAIN\n"
 	           "       stsproxy --version | --help\n"
 	           "\n"
 	           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
@@ -78,6 +83,8 @@ main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return sts_check_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+		return control_client_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "policy") == 0)
 		return sts_cli_policy_main(argc - 1, argv + 1);
 

@@ -67,6 +67,7 @@ struct sts_cache {
 	sqlite3_stmt *st_touch;
 	sqlite3_stmt *st_delete;
 	sqlite3_stmt *st_fail;
+	sqlite3_stmt *st_prune;
 	char path[PATH_MAX];
 };
 
@@ -96,6 +97,9 @@ static const char sql_put[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, 0, 0)";
 static const char sql_touch[] = "UPDATE policies SET last_checked = ?2 WHERE domain = ?1";
 static const char sql_delete[] = "DELETE FROM policies WHERE domain = ?1";
+/* Only a row without a policy: a put racing with the prune must not be undone. */
+static const char sql_prune[] =
+    "DELETE FROM policies WHERE domain = ?1 AND policy_text IS NULL AND retry_after <= ?2";
 static const char sql_fail[] =
     "INSERT INTO policies (domain, fail_id, fail_count, retry_after) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (domain) DO UPDATE SET fail_id = excluded.fail_id,"
@@ -396,7 +400,8 @@ db_close(struct sts_cache *c)
 	sqlite3_finalize(c->st_touch);
 	sqlite3_finalize(c->st_delete);
 	sqlite3_finalize(c->st_fail);
-	c->st_put = c->st_touch = c->st_delete = c->st_fail = NULL;
+	sqlite3_finalize(c->st_prune);
+	c->st_put = c->st_touch = c->st_delete = c->st_fail = c->st_prune = NULL;
 	sqlite3_close(c->db);
 	c->db = NULL;
 }
@@ -629,6 +634,7 @@ db_open(struct sts_cache *c, char *why, size_t whylen)
 	    (rc = sqlite3_prepare_v2(c->db, sql_touch, -1, &c->st_touch, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(c->db, sql_delete, -1, &c->st_delete, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(c->db, sql_fail, -1, &c->st_fail, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(c->db, sql_prune, -1, &c->st_prune, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(c->db, sql_load, -1, &st, NULL)) != SQLITE_OK)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1064,6 +1070,60 @@ sts_cache_may_fetch(struct sts_cache *c, const char *domain, const char *id, int
 	return ok;
 }
 
+static bool
+backoff_over(const struct node *n, int64_t now)
+{
+	return n->entry == NULL && now >= n->retry_after;
+}
+
+/* sts_cache_prune - drop backoff-only domains whose backoff ended */
+size_t
+sts_cache_prune(struct sts_cache *c, int64_t now)
+{
+	struct node *gone = NULL, *n, **pp;
+	size_t found = 0;
+
+	if (c == NULL)
+		return 0;
+	/* A shared scan first: most ticks find nothing and never block readers. */
+	pthread_rwlock_rdlock(&c->lock);
+	for (size_t b = 0; b < c->n_buckets && found == 0; b++)
+		for (n = c->buckets[b]; n != NULL && found == 0; n = n->next)
+			found += backoff_over(n, now);
+	pthread_rwlock_unlock(&c->lock);
+	if (found == 0)
+		return 0;
+
+	found = 0;
+	pthread_mutex_lock(&c->db_lock);
+	pthread_rwlock_wrlock(&c->lock);
+	for (size_t b = 0; b < c->n_buckets; b++) {
+		for (pp = &c->buckets[b]; (n = *pp) != NULL;) {
+			if (!backoff_over(n, now)) {
+				pp = &n->next;
+				continue;
+			}
+			*pp = n->next;
+			c->n_nodes--;
+			n->next = gone;
+			gone = n;
+			found++;
+		}
+	}
+	pthread_rwlock_unlock(&c->lock);
+	while ((n = gone) != NULL) {
+		gone = n->next;
+		if (c->st_prune != NULL) {
+			sqlite3_bind_text(c->st_prune, 1, n->domain, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(c->st_prune, 2, now);
+		}
+		(void)db_step(c, c->st_prune, "prune", n->domain);
+		free(n);
+	}
+	pthread_mutex_unlock(&c->db_lock);
+	return found;
+}
+
 /* A bounded max-heap on expires_at keeps the `max` soonest candidates. */
 struct due {
 	int64_t expires_at;
@@ -1154,4 +1214,18 @@ sts_cache_due(struct sts_cache *c, int64_t now, int64_t margin, char (*domains)[
 	pthread_rwlock_unlock(&c->lock);
 	free(heap);
 	return n;
+}
+
+void
+sts_cache_foreach(struct sts_cache *c, void (*fn)(void *arg, const struct sts_cache_entry *e),
+                  void *arg)
+{
+	if (c == NULL || fn == NULL)
+		return;
+	pthread_rwlock_rdlock(&c->lock);
+	for (size_t b = 0; b < c->n_buckets; b++)
+		for (const struct node *nd = c->buckets[b]; nd != NULL; nd = nd->next)
+			if (nd->entry != NULL)
+				fn(arg, nd->entry);
+	pthread_rwlock_unlock(&c->lock);
 }

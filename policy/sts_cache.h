@@ -43,17 +43,16 @@ struct sts_cache;
  * old contents, until sts_cache_release().
  */
 struct sts_cache_entry {
-	char domain[STS_CACHE_DOMAIN_MAX]; /* lower case */
-	char id[STS_CACHE_ID_MAX];         /* the TXT record id the policy was fetched for */
-	struct sts_policy policy;          /* parsed */
-	char *text;                        /* the policy file as fetched; text[text_len] == '\0' */
+	/* What every lookup reads comes first, within the first cache lines. */
+	char id[STS_CACHE_ID_MAX]; /* the TXT record id the policy was fetched for */
+	struct sts_policy policy;  /* parsed */
+	int64_t fetched_at;        /* unix seconds */
+	int64_t expires_at;        /* fetched_at + policy.max_age */
+	int64_t last_checked;      /* last time the TXT id was seen unchanged */
+	atomic_uint refs;          /* private: every sts_cache_get() touches it */
+	char *text;                /* the policy file as fetched; text[text_len] == '\0' */
 	size_t text_len;
-	int64_t fetched_at;   /* unix seconds */
-	int64_t expires_at;   /* fetched_at + policy.max_age */
-	int64_t last_checked; /* last time the TXT id was seen unchanged */
-
-	/* private */
-	atomic_uint refs;
+	char domain[STS_CACHE_DOMAIN_MAX]; /* lower case */
 };
 
 /*
@@ -133,6 +132,15 @@ int sts_cache_fetch_failed(struct sts_cache *c, const char *domain, const char *
 bool sts_cache_may_fetch(struct sts_cache *c, const char *domain, const char *id, int64_t now);
 
 /*
+ * sts_cache_prune - forget, in memory and on disk, the domains that hold
+ * only a failed-fetch state (no policy) whose backoff ended before now:
+ * without a policy there is nothing the state still protects, and a table
+ * of every domain that ever failed once would only grow. Returns how many
+ * were forgotten. A disk error is logged and the memory is pruned anyway.
+ */
+size_t sts_cache_prune(struct sts_cache *c, int64_t now);
+
+/*
  * sts_cache_due - for proactive refresh (RFC 8461 section 3.3): copy into
  * domains[0..max) the cached domains whose policy expires within margin
  * seconds of now (or already expired), soonest first, skipping domains whose
@@ -142,5 +150,13 @@ bool sts_cache_may_fetch(struct sts_cache *c, const char *domain, const char *id
  */
 size_t sts_cache_due(struct sts_cache *c, int64_t now, int64_t margin, char (*domains)[254],
                      size_t max);
+
+/*
+ * sts_cache_foreach - call fn for every cached policy, in no particular
+ * order, under the read lock: fn must not call back into the cache. For
+ * operators (listing), not for the hot path.
+ */
+void sts_cache_foreach(struct sts_cache *c, void (*fn)(void *arg, const struct sts_cache_entry *e),
+                       void *arg);
 
 #endif

@@ -37,6 +37,8 @@ struct cli {
 	char txt_status[32];
 	char mx_status[32];
 	char fetch[256];
+	char txt_dnssec[16]; /* "secure", "insecure", "bogus"; "" when not looked up */
+	char mx_dnssec[16];
 };
 
 static void
@@ -61,6 +63,23 @@ on_trace(void *arg, const char *domain, const char *what, const char *detail)
 		sts_strlcpy(c->mx_status, detail, sizeof(c->mx_status));
 	else if (strcmp(what, "fetch") == 0)
 		sts_strlcpy(c->fetch, detail, sizeof(c->fetch));
+	else if (strcmp(what, "txt-dnssec") == 0)
+		sts_strlcpy(c->txt_dnssec, detail, sizeof(c->txt_dnssec));
+	else if (strcmp(what, "mx-dnssec") == 0)
+		sts_strlcpy(c->mx_dnssec, detail, sizeof(c->mx_dnssec));
+}
+
+/*
+ * dnssec_ok - were the answers an attacker on the DNS path would forge to
+ * strip or redirect the policy (the TXT record and, when looked up, the MX
+ * set) DNSSEC-validated, with no bogus answer anywhere on the way?
+ */
+static bool
+dnssec_ok(const struct cli *c, const struct sts_answer *a)
+{
+	return strcmp(c->txt_dnssec, "secure") == 0 &&
+	       (c->mx_dnssec[0] == '\0' || strcmp(c->mx_dnssec, "secure") == 0) &&
+	       a->problem != STS_RESULT_DNSSEC_INVALID;
 }
 
 static void
@@ -104,6 +123,7 @@ answer_json(const struct cli *c, const struct sts_answer *a)
 	                    c->txt_status[0] != '\0' ? json_string(c->txt_status) : json_null());
 	json_object_set_new(o, "fetch", c->fetch[0] != '\0' ? json_string(c->fetch) : json_null());
 	json_object_set(o, "mx_records", c->mx);
+	json_object_set_new(o, "dnssec", json_boolean(dnssec_ok(c, a)));
 	json_object_set_new(o, "status", json_string(status_name(a->status)));
 	json_object_set_new(o, "source", json_string(sts_source_name(a->source)));
 	json_object_set_new(o, "id", a->id[0] != '\0' ? json_string(a->id) : json_null());
@@ -152,6 +172,12 @@ print_text(const struct cli *c, const struct sts_answer *a)
 		printf("txt: (%s)\n", c->txt_status);
 	if (c->fetch[0] != '\0')
 		printf("fetch: %s\n", c->fetch);
+	if (dnssec_ok(c, a))
+		printf("dnssec: yes\n");
+	else
+		printf("dnssec: no (txt %s, mx %s)\n",
+		       c->txt_dnssec[0] != '\0' ? c->txt_dnssec : "-",
+		       c->mx_dnssec[0] != '\0' ? c->mx_dnssec : "-");
 	printf("status: %s\n", status_name(a->status));
 	printf("source: %s\n", sts_source_name(a->source));
 	if (a->status == STS_POLICY && a->policy != NULL) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -39,6 +40,7 @@
 #define MXC_TTL_MS       (300u * 1000u) /* MX sets and "no policy" kept 5 minutes */
 #define MXC_DEFAULT_MAX  16384
 #define RECHECK_AFTER    300 /* s: re-check the TXT id of a cache entry this old */
+#define TOUCH_AFTER      120 /* s: record a TXT check on disk only if the last is older */
 #define INFLIGHT_MAX     1024
 #define REFRESH_MS       60000
 #define REFRESH_MARGIN   3600 /* s before expiry a cached policy is refreshed */
@@ -118,18 +120,36 @@ struct resolution {
 	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
 };
 
-/* A remembered MX set (or "no policy"), valid MXC_TTL_MS for one policy key. */
+/*
+ * A remembered MX set (or "no policy"), valid MXC_TTL_MS for one policy key.
+ * One allocation, what a lookup reads first: the struct, then the addresses,
+ * the names and the domain packed behind it, so that the warm path reads a
+ * few adjacent cache lines per domain.
+ */
 struct mxc {
-	struct mxc *hnext;         /* hash chain */
-	struct mxc *older, *newer; /* insertion order, for eviction */
+	struct mxc *hnext; /* hash chain */
 	uint64_t hash;
 	uint64_t at_ms;
-	char key[MXC_KEY_MAX]; /* the policy the candidates were chosen for */
-	size_t n_mx, n_addr;
-	char (*mx)[254];
-	struct sockaddr_storage *addr;
-	char domain[]; /* lower case */
+	uint16_t dlen, domain_off;
+	uint8_t n_mx, n_addr;
+	uint8_t mx_len[STS_ANSWER_MAX_MX];
+	uint16_t mx_off[STS_ANSWER_MAX_MX]; /* from the start of the struct */
+	char key[MXC_KEY_MAX];              /* the policy the candidates were chosen for */
+	struct mxc *older, *newer;          /* insertion order, for eviction */
+	struct sockaddr_storage addr[];     /* n_addr; then the names, then the domain */
 };
+
+static inline const char *
+mxc_domain(const struct mxc *m)
+{
+	return (const char *)m + m->domain_off;
+}
+
+static inline const char *
+mxc_name(const struct mxc *m, size_t i)
+{
+	return (const char *)m + m->mx_off[i];
+}
 
 struct local_policy {
 	const char *domain; /* the configuration's */
@@ -161,6 +181,7 @@ struct sts_engine {
 
 	unsigned refresh_ms;
 	uint64_t refresh_timer;
+	struct sts_engine_stats *stats; /* NULL: not counted */
 
 	const struct sts_cache_entry *held; /* behind the last lookup_now answer */
 	struct resolution *delivering;
@@ -182,18 +203,52 @@ trace(struct sts_engine *e, const char *domain, const char *what, const char *de
 		e->trace(e->trace_arg, domain, what, detail);
 }
 
+/* hash_domain - FNV-1a of the lower-cased name of len octets. */
 static uint64_t
-hash_domain(const char *s)
+hash_domain(const char *s, size_t len)
 {
 	uint64_t h = 1469598103934665603ULL;
 
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c - 'A' + 'a');
 		h = (h ^ c) * 1099511628211ULL;
 	}
 	return h;
+}
+
+/* domain_eq - stored (lower case, slen octets) equals name (any case, nlen octets). */
+static bool
+domain_eq(const char *stored, size_t slen, const char *name, size_t nlen)
+{
+	if (slen != nlen)
+		return false;
+	if (memcmp(stored, name, slen) == 0) /* callers mostly pass lower case already */
+		return true;
+	for (size_t i = 0; i < slen; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c - 'A' + 'a');
+		if ((unsigned char)stored[i] != c)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * wall_now - unix seconds from the coarse clock: read from the vDSO without
+ * a system call and without touching the hardware clock, and a tick (a few
+ * ms) of staleness is nothing next to policy lifetimes in seconds.
+ */
+static int64_t
+wall_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+		return sts_now_wall();
+	return (int64_t)ts.tv_sec;
 }
 
 static bool
@@ -281,13 +336,13 @@ fail:
 /* --- the memory cache of MX sets ----------------------------------------------- */
 
 static struct mxc *
-mxc_find(struct sts_engine *e, const char *domain, const char *key)
+mxc_find(struct sts_engine *e, const char *domain, size_t dlen, const char *key)
 {
-	uint64_t h = hash_domain(domain);
+	uint64_t h = hash_domain(domain, dlen);
 	struct mxc *m;
 
 	for (m = e->mxc_tab[h % e->mxc_buckets]; m != NULL; m = m->hnext)
-		if (m->hash == h && strcasecmp(m->domain, domain) == 0)
+		if (m->hash == h && domain_eq(mxc_domain(m), m->dlen, domain, dlen))
 			break;
 	if (m == NULL || strcmp(m->key, key) != 0 || loop_now_ms(e->loop) - m->at_ms >= MXC_TTL_MS)
 		return NULL;
@@ -311,8 +366,6 @@ mxc_remove(struct sts_engine *e, struct mxc *m)
 	else
 		e->mxc_newest = m->older;
 	e->mxc_n--;
-	free(m->mx);
-	free(m->addr);
 	free(m);
 }
 
@@ -321,35 +374,46 @@ static void
 mxc_store(struct sts_engine *e, const struct resolution *r, const char *key)
 {
 	size_t dlen = strlen(r->domain);
-	uint64_t h = hash_domain(r->domain);
+	uint64_t h = hash_domain(r->domain, dlen);
+	size_t n_mx = r->n_mx < STS_ANSWER_MAX_MX ? r->n_mx : STS_ANSWER_MAX_MX;
+	size_t n_addr = r->n_addr < STS_ANSWER_MAX_ADDR ? r->n_addr : STS_ANSWER_MAX_ADDR;
 	struct mxc *m, *old;
 
 	for (old = e->mxc_tab[h % e->mxc_buckets]; old != NULL; old = old->hnext)
-		if (old->hash == h && strcasecmp(old->domain, r->domain) == 0)
+		if (old->hash == h && domain_eq(mxc_domain(old), old->dlen, r->domain, dlen))
 			break;
 	if (old != NULL)
 		mxc_remove(e, old);
 	while (e->mxc_n >= e->mxc_max && e->mxc_oldest != NULL)
 		mxc_remove(e, e->mxc_oldest);
 
-	if ((m = calloc(1, sizeof(*m) + dlen + 1)) == NULL)
+	size_t lens[STS_ANSWER_MAX_MX] = {0}, size = sizeof(*m) + n_addr * sizeof(m->addr[0]), off;
+
+	for (size_t i = 0; i < n_mx; i++) {
+		lens[i] = strnlen(r->mx[i], sizeof(r->mx[i]) - 1);
+		size += lens[i] + 1;
+	}
+	size += dlen + 1;
+	/* offsets are 16 bits: 32 addresses, 16 names and a domain fit well below */
+	if ((m = calloc(1, size)) == NULL)
 		return;
-	memcpy(m->domain, r->domain, dlen + 1);
+	if (n_addr > 0)
+		memcpy(m->addr, r->addr, n_addr * sizeof(m->addr[0]));
+	off = sizeof(*m) + n_addr * sizeof(m->addr[0]);
+	for (size_t i = 0; i < n_mx; i++) {
+		memcpy((char *)m + off, r->mx[i], lens[i]);
+		m->mx_off[i] = (uint16_t)off;
+		m->mx_len[i] = (uint8_t)lens[i];
+		off += lens[i] + 1;
+	}
+	memcpy((char *)m + off, r->domain, dlen + 1);
+	m->domain_off = (uint16_t)off;
+	m->dlen = (uint16_t)dlen;
 	sts_strlcpy(m->key, key, sizeof(m->key));
 	m->hash = h;
 	m->at_ms = loop_now_ms(e->loop);
-	if ((r->n_mx > 0 && (m->mx = calloc(r->n_mx, sizeof(*m->mx))) == NULL) ||
-	    (r->n_addr > 0 && (m->addr = calloc(r->n_addr, sizeof(*m->addr))) == NULL)) {
-		free(m->mx);
-		free(m);
-		return;
-	}
-	if (r->n_mx > 0)
-		memcpy(m->mx, r->mx, r->n_mx * sizeof(*m->mx));
-	if (r->n_addr > 0)
-		memcpy(m->addr, r->addr, r->n_addr * sizeof(*m->addr));
-	m->n_mx = r->n_mx;
-	m->n_addr = r->n_addr;
+	m->n_mx = (uint8_t)n_mx;
+	m->n_addr = (uint8_t)n_addr;
 
 	m->hnext = e->mxc_tab[h % e->mxc_buckets];
 	e->mxc_tab[h % e->mxc_buckets] = m;
@@ -365,12 +429,15 @@ mxc_store(struct sts_engine *e, const struct resolution *r, const char *key)
 /* --- answers ----------------------------------------------------------------------- */
 
 static void
-answer_init(struct sts_answer *a, const char *domain)
+answer_init_len(struct sts_answer *a, const char *domain, size_t dlen)
 {
 	a->status = STS_NO_POLICY;
 	a->source = STS_SOURCE_NONE;
 	a->mode = STS_MODE_NONE;
-	sts_strlcpy(a->domain, domain, sizeof(a->domain));
+	if (dlen >= sizeof(a->domain))
+		dlen = sizeof(a->domain) - 1;
+	memcpy(a->domain, domain, dlen);
+	a->domain[dlen] = '\0';
 	a->id[0] = '\0';
 	a->policy = NULL;
 	a->expires_at = 0;
@@ -378,6 +445,12 @@ answer_init(struct sts_answer *a, const char *domain)
 	a->n_addr = 0;
 	a->problem = STS_RESULT_OK;
 	a->reason[0] = '\0';
+}
+
+static void
+answer_init(struct sts_answer *a, const char *domain)
+{
+	answer_init_len(a, domain, strlen(domain));
 }
 
 static void
@@ -392,12 +465,13 @@ answer_policy(struct sts_answer *a, enum sts_source source, const struct sts_pol
 	a->expires_at = expires_at;
 }
 
+/* answer_mxc - the remembered candidates: only the octets of each name are copied. */
 static void
 answer_mxc(struct sts_answer *a, const struct mxc *m)
 {
 	a->n_mx = m->n_mx;
 	for (size_t i = 0; i < m->n_mx; i++)
-		memcpy(a->mx[i], m->mx[i], sizeof(a->mx[i]));
+		memcpy(a->mx[i], mxc_name(m, i), (size_t)m->mx_len[i] + 1);
 	a->n_addr = m->n_addr;
 	if (m->n_addr > 0)
 		memcpy(a->addr, m->addr, m->n_addr * sizeof(a->addr[0]));
@@ -526,6 +600,24 @@ set_problem(struct resolution *r, enum sts_result problem, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * dns_result - the result type of a failed lookup. A DNSSEC validation
+ * failure means the answer was changed on the way: it is reported as
+ * dnssec-invalid (RFC 8460 section 4.3.2.1), never folded into "no record",
+ * which would let whoever forged it strip the policy.
+ */
+static enum sts_result
+dns_result(const struct sts_dns_answer *a, enum sts_result other)
+{
+	return a->status == STS_DNS_BOGUS ? STS_RESULT_DNSSEC_INVALID : other;
+}
+
+static const char *
+dnssec_name(const struct sts_dns_answer *a)
+{
+	return a->status == STS_DNS_BOGUS ? "bogus" : a->secure ? "secure" : "insecure";
+}
+
 /* use_cache - section 3.3: no live policy but a valid cached one: apply the cached one. */
 static void
 use_cache(struct resolution *r)
@@ -565,6 +657,8 @@ refresh_alert(struct resolution *r)
 static void
 fetch_failed(struct resolution *r)
 {
+	if (r->e->stats != NULL)
+		atomic_fetch_add_explicit(&r->e->stats->fetch_errors, 1, memory_order_relaxed);
 	/* Section 3.3: the same policy id is not fetched again within 5 minutes. */
 	sts_cache_fetch_failed(r->e->cache, r->domain, r->txt_id, sts_now_wall());
 	refresh_alert(r);
@@ -625,9 +719,19 @@ fetch_addr_cb(void *arg, const struct sts_dns_answer *a)
 
 	r->dns_id = 0;
 	if (a->status != STS_DNS_OK) {
-		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "mta-sts.%s: %s%s%s", r->domain,
-		            sts_dns_status_name(a->status), a->why[0] != '\0' ? ": " : "", a->why);
+		set_problem(r, dns_result(a, STS_RESULT_STS_POLICY_FETCH_ERROR),
+		            "mta-sts.%s: %s%s%s", r->domain, sts_dns_status_name(a->status),
+		            a->why[0] != '\0' ? ": " : "", a->why);
 		trace(e, r->domain, "fetch", r->reason);
+		if (a->status == STS_DNS_BOGUS && r->kind == RK_LOOKUP &&
+		    !entry_valid(r->entry, sts_now_wall())) {
+			/* A forged address is an attack, not a failed fetch: the section 3.3
+			 * retry delay would turn the next lookups into "no policy". With
+			 * nothing cached, defer as for a failed TXT lookup. */
+			r->status = e->conf->sts.defer_on_dns_failure ? STS_DEFER : STS_NO_POLICY;
+			res_finish(r);
+			return;
+		}
 		fetch_failed(r);
 		return;
 	}
@@ -646,11 +750,45 @@ res_fetch(struct resolution *r)
 	char name[STS_CACHE_DOMAIN_MAX + 8];
 
 	res_enter(r, RS_FETCH_ADDR);
+	if (r->e->stats != NULL)
+		atomic_fetch_add_explicit(&r->e->stats->fetches, 1, memory_order_relaxed);
 	if ((size_t)snprintf(name, sizeof(name), "mta-sts.%s", r->domain) >= sizeof(name) ||
 	    (r->dns_id = sts_dns_addr(r->e->dns, name, fetch_addr_cb, r)) == 0) {
 		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "%s: cannot be resolved", name);
 		fetch_failed(r);
 	}
+}
+
+/*
+ * touch_if_old - record that id was seen unchanged, unless that was recorded
+ * less than TOUCH_AFTER ago: a touch is a database write, and with several
+ * loops (or the "policy" command) checking one domain they would otherwise
+ * pile up. The current entry is read again because another loop may have
+ * touched or replaced it since this resolution began. TOUCH_AFTER is below
+ * RECHECK_AFTER, so a background recheck always leaves a fresh mark.
+ */
+static void
+touch_if_old(struct sts_engine *e, const char *domain, const char *id, int64_t now)
+{
+	const struct sts_cache_entry *cur = sts_cache_get(e->cache, domain);
+
+	if (cur != NULL && strcmp(cur->id, id) == 0 && now - cur->last_checked >= TOUCH_AFTER)
+		(void)sts_cache_touch(e->cache, domain, now);
+	sts_cache_release(cur);
+}
+
+/*
+ * refresh_failed_early - a proactive refresh failed before any fetch (the TXT
+ * lookup failed or the record is invalid). Recorded as a failed fetch of the
+ * cached id, so that sts_cache_due() backs the domain off (5 minutes,
+ * doubling) instead of offering it again at every tick, ahead of the domains
+ * that can be refreshed (section 3.3).
+ */
+static void
+refresh_failed_early(struct resolution *r, int64_t now)
+{
+	if (r->kind == RK_REFRESH && r->entry != NULL)
+		(void)sts_cache_fetch_failed(r->e->cache, r->domain, r->entry->id, now);
 }
 
 static void
@@ -664,6 +802,7 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 	int sel;
 
 	r->dns_id = 0;
+	trace(e, r->domain, "txt-dnssec", dnssec_name(a));
 	if (a->status == STS_DNS_OK) {
 		for (size_t i = 0; i < a->n; i++)
 			trace(e, r->domain, "txt", a->txt[i]);
@@ -679,11 +818,13 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 
 	if (sel == -2) {
 		/* Section 3.1 and RFC-NOTES: a temporary failure keeps the cache; with
-		 * nothing cached, defer unless configured to treat it as no policy. */
-		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "TXT _mta-sts.%s: %s%s%s",
-		            r->domain, sts_dns_status_name(a->status),
+		 * nothing cached, defer unless configured to treat it as no policy. A
+		 * DNSSEC failure (bogus) is handled the same way, never as no record. */
+		set_problem(r, dns_result(a, STS_RESULT_STS_POLICY_FETCH_ERROR),
+		            "TXT _mta-sts.%s: %s%s%s", r->domain, sts_dns_status_name(a->status),
 		            a->why[0] != '\0' ? ": " : "", a->why);
 		refresh_alert(r);
+		refresh_failed_early(r, now);
 		if (!have_cache && r->kind == RK_LOOKUP) {
 			r->status = e->conf->sts.defer_on_dns_failure ? STS_DEFER : STS_NO_POLICY;
 			res_finish(r);
@@ -698,6 +839,7 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 		set_problem(r, STS_RESULT_STS_POLICY_INVALID, "TXT _mta-sts.%s: %s", r->domain,
 		            why);
 		refresh_alert(r);
+		refresh_failed_early(r, now);
 		no_policy_or_cache(r);
 		return;
 	}
@@ -722,7 +864,7 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 	sts_strlcpy(r->txt_id, id, sizeof(r->txt_id));
 	if (have_cache && strcmp(r->entry->id, id) == 0 && r->kind != RK_REFRESH) {
 		/* Section 3.3: the id is unchanged, the cached policy stays current. */
-		sts_cache_touch(e->cache, r->domain, now);
+		touch_if_old(e, r->domain, id, now);
 		no_policy_or_cache(r);
 		return;
 	}
@@ -774,8 +916,11 @@ mx_addr_cb(void *arg, const struct sts_dns_answer *a)
 	if (a->status == STS_DNS_OK) {
 		for (size_t i = 0; i < a->n && r->n_addr < STS_ANSWER_MAX_ADDR; i++)
 			r->addr[r->n_addr++] = a->addr[i];
-	} else if (a->status == STS_DNS_TEMPFAIL) {
+	} else if (a->status == STS_DNS_TEMPFAIL || a->status == STS_DNS_BOGUS) {
 		r->mx_done = false; /* try again next time rather than remember a hole */
+		if (a->status == STS_DNS_BOGUS)
+			set_problem(r, STS_RESULT_DNSSEC_INVALID, "%s: %s", r->mx[s - r->sub],
+			            a->why);
 	}
 	if (--r->n_sub_pending == 0)
 		mx_addrs_done(r);
@@ -815,6 +960,7 @@ mx_cb(void *arg, const struct sts_dns_answer *a)
 
 	r->dns_id = 0;
 	r->n_mx = r->n_addr = 0;
+	trace(e, r->domain, "mx-dnssec", dnssec_name(a));
 	if (a->status == STS_DNS_OK) {
 		n = a->n < STS_DNS_MAX_RECORDS ? a->n : STS_DNS_MAX_RECORDS;
 		memcpy(mx, a->mx, n * sizeof(mx[0]));
@@ -831,6 +977,10 @@ mx_cb(void *arg, const struct sts_dns_answer *a)
 			/* RFC 5321 section 5.1: without MX records the domain is its own MX. */
 			mx_add_candidate(r, r->domain);
 			r->mx_done = true;
+		} else if (a->status == STS_DNS_BOGUS) {
+			/* A forged MX set gives no candidate: the policy fails closed, and
+			 * the set is not remembered. */
+			set_problem(r, STS_RESULT_DNSSEC_INVALID, "MX %s: %s", r->domain, a->why);
 		} else {
 			log_notice("event=policy-lookup domain=%s result=mx-lookup reason=\"MX %s: "
 			           "%s\"",
@@ -864,10 +1014,10 @@ res_mx(struct resolution *r)
 		res_finish(r);
 		return;
 	}
-	if ((m = mxc_find(r->e, r->domain, mx_key(r))) != NULL) {
+	if ((m = mxc_find(r->e, r->domain, strlen(r->domain), mx_key(r))) != NULL) {
 		r->n_mx = m->n_mx;
-		if (m->n_mx > 0)
-			memcpy(r->mx, m->mx, m->n_mx * sizeof(r->mx[0]));
+		for (size_t i = 0; i < m->n_mx; i++)
+			memcpy(r->mx[i], mxc_name(m, i), (size_t)m->mx_len[i] + 1);
 		r->n_addr = m->n_addr;
 		if (m->n_addr > 0)
 			memcpy(r->addr, m->addr, m->n_addr * sizeof(r->addr[0]));
@@ -1015,6 +1165,7 @@ refresh_tick(struct loop *loop, void *arg)
 	e->refresh_timer = 0;
 	/* Section 3.3: refresh before expiry, a few per tick so that policies fetched
 	 * together are not all refetched at once. */
+	(void)sts_cache_prune(e->cache, sts_now_wall());
 	n = sts_cache_due(e->cache, sts_now_wall(), REFRESH_MARGIN, domains, REFRESH_PER_TICK);
 	for (size_t i = 0; i < n; i++)
 		if (local_find(e, domains[i]) == NULL)
@@ -1083,7 +1234,8 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	fp.port = p->fetch_port;
 	if ((e->fetch = sts_fetch_new(p->loop, &fp, err, errlen)) == NULL)
 		goto fail;
-	if (c->sts.refresh &&
+	e->stats = p->stats;
+	if (c->sts.refresh && !p->no_refresh &&
 	    (e->refresh_timer = loop_timer_add(p->loop, e->refresh_ms, refresh_tick, e)) == 0)
 		goto nomem;
 	return e;
@@ -1138,6 +1290,11 @@ sts_engine_free(struct sts_engine *e)
 	engine_destroy(e);
 }
 
+/*
+ * The warm path: one hash lookup in the shared cache, one in the MX sets, a
+ * coarse clock read and copies of what the answer needs; no allocation and
+ * no system call.
+ */
 int
 sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
                       struct sts_answer *out)
@@ -1146,11 +1303,12 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 	const struct sts_cache_entry *ce;
 	const struct mxc *m = NULL;
 	ssize_t sh;
+	size_t dlen;
 	int64_t now;
 
 	sts_cache_release(e->held);
 	e->held = NULL;
-	if (domain == NULL || strlen(domain) > STS_HOSTNAME_MAX)
+	if (domain == NULL || (dlen = strnlen(domain, STS_HOSTNAME_MAX + 1)) > STS_HOSTNAME_MAX)
 		return 0;
 	if ((sh = smarthost_find(e, dest)) >= 0) {
 		answer_smarthost(e, (size_t)sh, domain, out);
@@ -1158,9 +1316,9 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 	}
 	if ((lp = local_find(e, domain)) != NULL) {
 		if (lp->policy.mode != STS_MODE_NONE &&
-		    (m = mxc_find(e, domain, KEY_LOCAL)) == NULL)
+		    (m = mxc_find(e, domain, dlen, KEY_LOCAL)) == NULL)
 			return 0;
-		answer_init(out, domain);
+		answer_init_len(out, domain, dlen);
 		answer_policy(out, STS_SOURCE_LOCAL, &lp->policy, "", 0);
 		if (lp->policy.mode != STS_MODE_NONE)
 			answer_mxc(out, m);
@@ -1168,27 +1326,43 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 	}
 	if (e->check_txt)
 		return 0;
-	now = sts_now_wall();
+	now = wall_now();
 	if ((ce = sts_cache_get(e->cache, domain)) != NULL) {
 		if (!entry_valid(ce, now) || (ce->policy.mode != STS_MODE_NONE &&
-		                              (m = mxc_find(e, domain, ce->id)) == NULL)) {
+		                              (m = mxc_find(e, domain, dlen, ce->id)) == NULL)) {
 			sts_cache_release(ce);
 			return 0;
 		}
-		answer_init(out, domain);
+		answer_init_len(out, domain, dlen);
 		answer_policy(out, STS_SOURCE_CACHE, &ce->policy, ce->id, ce->expires_at);
 		if (ce->policy.mode != STS_MODE_NONE)
 			answer_mxc(out, m);
 		e->held = ce;
+		if (e->stats != NULL)
+			atomic_fetch_add_explicit(&e->stats->cache_hits, 1, memory_order_relaxed);
 		if (now - ce->last_checked >= RECHECK_AFTER)
 			start_background(e, domain, RK_RECHECK);
 		return 1;
 	}
-	if (mxc_find(e, domain, KEY_NO_POLICY) != NULL) {
-		answer_init(out, domain);
+	if (mxc_find(e, domain, dlen, KEY_NO_POLICY) != NULL) {
+		answer_init_len(out, domain, dlen);
 		return 1;
 	}
 	return 0;
+}
+
+int
+sts_engine_refresh(struct sts_engine *e, const char *domain)
+{
+	const struct sts_cache_entry *ce = sts_cache_get(e->cache, domain);
+
+	if (ce == NULL)
+		return -1;
+	sts_cache_release(ce);
+	if (res_find(e, domain, RK_REFRESH) != NULL)
+		return 0;
+	start_background(e, domain, RK_REFRESH);
+	return res_find(e, domain, RK_REFRESH) != NULL ? 0 : -1;
 }
 
 uint64_t
@@ -1271,16 +1445,37 @@ sts_engine_cancel(struct sts_engine *e, uint64_t id)
 	free(w);
 }
 
+/* append - bounded concatenation of len octets at *used; the result is always terminated. */
+static void
+append(char *dst, size_t size, size_t *used, const char *src, size_t len)
+{
+	if (*used >= size)
+		return;
+	if (len > size - 1 - *used)
+		len = size - 1 - *used;
+	memcpy(dst + *used, src, len);
+	*used += len;
+	dst[*used] = '\0';
+}
+
+/*
+ * A pass costs no formatting: the certificate check runs without a reason
+ * and the line is assembled by copies. A failure runs the check again to
+ * have it say what it saw; failures are rare and end in a log line anyway.
+ */
 void
 sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
            struct sts_decision *out)
 {
+	static const char valid_for[] = "certificate valid for ";
 	const char *names[STS_ANSWER_MAX_MX];
-	char why[320] = "", prefix[128] = "", ip[INET6_ADDRSTRLEN], line[480];
-	size_t matched = 0;
+	char why[320] = "", prefix[128] = "", ip[INET6_ADDRSTRLEN];
+	size_t matched = 0, used = 0, plen = 0;
 	size_t n;
 
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, offsetof(struct sts_decision, matched));
+	out->matched[0] = '\0';
+	out->reason[0] = '\0';
 	out->pass = true;
 	out->mode = STS_MODE_NONE;
 	out->result = STS_RESULT_OK;
@@ -1297,9 +1492,14 @@ sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct
 			out->dest_is_mx =
 			    addr_equal((const struct sockaddr *)&a->addr[i], dest, false);
 		if (!out->dest_is_mx) {
+			int k;
+
 			addr_text(dest, ip, sizeof(ip));
-			snprintf(prefix, sizeof(prefix),
-			         "destination %s is not an address of any policy MX; ", ip);
+			k = snprintf(prefix, sizeof(prefix),
+			             "destination %s is not an address of any policy MX; ", ip);
+			plen = k < 0                        ? 0
+			       : (size_t)k < sizeof(prefix) ? (size_t)k
+			                                    : sizeof(prefix) - 1;
 		}
 	}
 
@@ -1318,17 +1518,21 @@ sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct
 		/* Section 4.2: a trusted chain and a SAN valid for a matching MX host. */
 		for (size_t i = 0; i < n; i++)
 			names[i] = a->mx[i];
-		out->result = tls_check_names(f, names, n, &matched, why, sizeof(why));
+		out->result = tls_check_names(f, names, n, &matched, NULL, 0);
 		if (out->result == STS_RESULT_OK)
 			sts_strlcpy(out->matched, a->mx[matched], sizeof(out->matched));
+		else
+			(void)tls_check_names(f, names, n, NULL, why, sizeof(why));
 	}
 	out->pass = out->result == STS_RESULT_OK;
-	if (out->pass)
-		snprintf(line, sizeof(line), "%scertificate valid for %s", prefix, out->matched);
-	else
-		snprintf(line, sizeof(line), "%s%s", prefix, why);
 	/* the reason is for logs and a 451 text: a cut one is still useful */
-	sts_strlcpy(out->reason, line, sizeof(out->reason));
+	append(out->reason, sizeof(out->reason), &used, prefix, plen);
+	if (out->pass) {
+		append(out->reason, sizeof(out->reason), &used, valid_for, sizeof(valid_for) - 1);
+		append(out->reason, sizeof(out->reason), &used, out->matched, strlen(out->matched));
+	} else {
+		append(out->reason, sizeof(out->reason), &used, why, strlen(why));
+	}
 }
 
 const char *

@@ -46,22 +46,39 @@ struct sts_engine;
  *   "fetch"      the policy fetch ended: "ok http=200" or "failed http=N: reason"
  *   "mx"         detail is "<pref> <host>", one MX record of domain
  *   "mx-status"  the MX lookup did not answer OK
+ *   "txt-dnssec", "mx-dnssec"
+ *                that lookup's answer was DNSSEC-validated: "secure",
+ *                "insecure" (no trust anchor covers it) or "bogus" (it failed
+ *                validation: reported as dnssec-invalid, never as no record)
  * Runs from the loop while the lookup proceeds; strings are valid only
  * during the call. Must not call into the engine.
  */
 typedef void sts_engine_trace_cb(void *arg, const char *domain, const char *what,
                                  const char *detail);
 
+/*
+ * Counters shared by every engine of a process (relaxed atomics; the
+ * daemon owns them and reads them for its metrics).
+ */
+struct sts_engine_stats {
+	_Atomic uint64_t cache_hits;   /* answers served from the cache (lookup_now) */
+	_Atomic uint64_t fetches;      /* HTTPS policy fetches started */
+	_Atomic uint64_t fetch_errors; /* fetches that failed, for whatever reason */
+};
+
 struct sts_engine_params {
 	struct loop *loop;
-	const struct conf *conf;    /* dns.*, tls.ca_file, sts.*, policies, smarthosts; not owned */
-	struct sts_cache *cache;    /* shared by every engine; not owned */
-	uint16_t fetch_port;        /* 0: 443. Other values only for tests. */
-	size_t mx_cache_max;        /* MX sets kept in memory; 0: 16384 */
-	unsigned refresh_ms;        /* proactive refresh tick; 0: 60000 (other values for tests) */
-	bool check_txt;             /* every lookup re-checks the TXT id before answering,
-	                               even from a fresh cache (the "policy" command) */
-	sts_engine_trace_cb *trace; /* NULL: none */
+	const struct conf *conf; /* dns.*, tls.ca_file, sts.*, policies, smarthosts; not owned */
+	struct sts_cache *cache; /* shared by every engine; not owned */
+	uint16_t fetch_port;     /* 0: 443. Other values only for tests. */
+	size_t mx_cache_max;     /* MX sets kept in memory; 0: 16384 */
+	unsigned refresh_ms;     /* proactive refresh tick; 0: 60000 (other values for tests) */
+	bool check_txt;          /* every lookup re-checks the TXT id before answering,
+	                            even from a fresh cache (the "policy" command) */
+	bool no_refresh;         /* leave proactive refresh to another engine (one per
+	                            process is enough: they share the cache) */
+	struct sts_engine_stats *stats; /* NULL: not counted */
+	sts_engine_trace_cb *trace;     /* NULL: none */
 	void *trace_arg;
 };
 
@@ -148,6 +165,14 @@ int sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct
  */
 uint64_t sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
                            sts_engine_cb *cb, void *arg);
+
+/*
+ * sts_engine_refresh - for operators: check the TXT record of a cached
+ * domain and fetch its policy again now, in the background, whatever its
+ * age (a failed fetch still backs off, section 3.3). 0 when started, -1
+ * when domain has no cached policy or on allocation failure.
+ */
+int sts_engine_refresh(struct sts_engine *e, const char *domain);
 
 /* sts_engine_cancel - the callback of id will not run; 0 and unknown ids are ignored. */
 void sts_engine_cancel(struct sts_engine *e, uint64_t id);

@@ -26,6 +26,7 @@ struct proxy {
 	struct worker **workers;
 	size_t n_workers;
 	atomic_uint active;
+	bool draining; /* proxy_drain() was called */
 };
 
 /* client_tls_new - the STARTTLS context offered to mailers; NULL and *err "" when not offered. */
@@ -53,13 +54,12 @@ client_tls_new(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
 	return *out != NULL ? 0 : -1;
 }
 
-/* proxy_start - TLS contexts, workers with bound listeners, then the threads */
+/* proxy_new - TLS contexts and workers with bound listeners; no thread yet */
 struct proxy *
-proxy_start(const struct conf *c, struct sts_cache *cache, char *err, size_t errlen)
+proxy_new(const struct conf *c, struct sts_cache *cache, struct sts_engine_stats *stats,
+          const struct proxy *prev, char *err, size_t errlen)
 {
 	struct proxy *p;
-	sigset_t all, old;
-	bool masked = false;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		snprintf(err, errlen, "proxy: out of memory");
@@ -84,27 +84,74 @@ proxy_start(const struct conf *c, struct sts_cache *cache, char *err, size_t err
 		    .client_tls = p->client_tls,
 		    .active = &p->active,
 		    .max_sessions = c->max_sessions,
+		    .engine_stats = stats,
+		    .inherit = prev != NULL && prev->n_workers > 0
+		                   ? prev->workers[i % prev->n_workers]
+		                   : NULL,
 		};
 
 		if ((p->workers[i] = worker_new(&wp, err, errlen)) == NULL)
 			goto fail;
 		p->n_workers++;
 	}
+	return p;
+fail:
+	proxy_stop(p);
+	return NULL;
+}
+
+/* proxy_run - start the threads, with every signal blocked in them */
+int
+proxy_run(struct proxy *p, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	bool masked;
+	int ret = 0;
+
 	/* Signals belong to the main loop's signalfd, never to a worker. */
 	sigfillset(&all);
 	masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
-	for (size_t i = 0; i < p->n_workers; i++) {
-		if (worker_start(p->workers[i], err, errlen) < 0)
-			goto fail;
+	for (size_t i = 0; i < p->n_workers && ret == 0; i++)
+		ret = worker_start(p->workers[i], err, errlen);
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+/* proxy_start - proxy_new, then proxy_run */
+struct proxy *
+proxy_start(const struct conf *c, struct sts_cache *cache, char *err, size_t errlen)
+{
+	struct proxy *p = proxy_new(c, cache, NULL, NULL, err, errlen);
+
+	if (p != NULL && proxy_run(p, err, errlen) < 0) {
+		proxy_stop(p);
+		return NULL;
 	}
-	if (masked)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return p;
-fail:
-	if (masked)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	proxy_stop(p);
-	return NULL;
+}
+
+/* proxy_drain - ask every worker to stop accepting and drain; does not wait */
+void
+proxy_drain(struct proxy *p)
+{
+	if (p == NULL || p->draining)
+		return;
+	p->draining = true;
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_stop(p->workers[i]);
+}
+
+/* proxy_drained - have all the workers' loops returned? */
+bool
+proxy_drained(const struct proxy *p)
+{
+	if (p == NULL)
+		return true;
+	for (size_t i = 0; i < p->n_workers; i++)
+		if (!worker_finished(p->workers[i]))
+			return false;
+	return true;
 }
 
 /* proxy_stop - drain every worker at once, then join and free */
@@ -114,8 +161,7 @@ proxy_stop(struct proxy *p)
 	if (p == NULL)
 		return;
 	/* Ask all first so that the workers drain in parallel. */
-	for (size_t i = 0; i < p->n_workers; i++)
-		worker_stop(p->workers[i]);
+	proxy_drain(p);
 	for (size_t i = 0; i < p->n_workers; i++)
 		worker_free(p->workers[i]);
 	free(p->workers);

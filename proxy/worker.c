@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #define ACCEPT_BURST    64  /* connections taken per wake-up, so one busy listener cannot starve */
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: stop accepting this long instead of spinning */
 #define DRAIN_POLL_MS   100
+#define ABORT_GRACE_MS  2000 /* for the 421s of an aborted drain to be written */
 #define LISTEN_BACKLOG  1024
 #define TOO_MANY_LINE   "421 4.7.0 stsproxy: too many sessions, try again later\r\n"
 
@@ -56,7 +58,9 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	bool joined;
-	bool abandoned; /* sessions outlived the drain: keep loop and engine */
+	atomic_bool finished; /* set by the thread as it returns */
+	bool aborting;        /* the drain timed out: sessions were told 421 */
+	bool abandoned;       /* sessions outlived even that: keep loop and engine */
 };
 
 static void on_accept(struct loop *loop, int fd, int events, void *arg);
@@ -264,9 +268,18 @@ on_drain_tick(struct loop *loop, void *arg)
 		loop_stop(loop);
 		return;
 	}
-	if (loop_now_ms(loop) >= w->drain_deadline) {
-		log_warn("event=stop worker=%u sessions=%u reason=\"drain deadline passed\"", w->id,
-		         n);
+	if (loop_now_ms(loop) >= w->drain_deadline && !w->aborting) {
+		/* timeouts.drain is over: close what is left with 421, and give
+		 * those replies a moment to be written. */
+		log_warn("event=stop worker=%u sessions=%u reason=\"drain timeout, closing with "
+		         "421\"",
+		         w->id, n);
+		w->aborting = true;
+		session_abort_all(&w->sctx);
+		w->drain_deadline = loop_now_ms(loop) + ABORT_GRACE_MS;
+	} else if (loop_now_ms(loop) >= w->drain_deadline) {
+		log_warn("event=stop worker=%u sessions=%u reason=\"sessions did not close\"",
+		         w->id, n);
 		w->abandoned = true;
 		loop_stop(loop);
 		return;
@@ -295,9 +308,9 @@ on_stop(struct loop *loop, int fd, int events, void *arg)
 	w->pause_timer = 0;
 	close_listeners(w);
 	session_shutdown_all(&w->sctx);
-	/* A session waiting for the reply to its final dot may legitimately
-	 * wait this long (RFC 5321 section 4.5.3.2.6). */
-	w->drain_deadline = loop_now_ms(loop) + (uint64_t)w->conf->timeouts.data_done * 1000;
+	/* Sessions finish their transactions undisturbed for timeouts.drain;
+	 * what is left then is closed with 421 (the mailer retries). */
+	w->drain_deadline = loop_now_ms(loop) + (uint64_t)w->conf->timeouts.drain * 1000;
 	on_drain_tick(loop, w);
 }
 
@@ -312,7 +325,31 @@ worker_main(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	if (loop_run(w->loop) < 0)
 		log_err("event=loop worker=%u error=\"%s\"", w->id, strerror(errno));
+	atomic_store(&w->finished, true);
 	return NULL;
+}
+
+/* worker_finished - has the thread's loop returned? */
+bool
+worker_finished(const struct worker *w)
+{
+	return !w->started || atomic_load(&w->finished);
+}
+
+/*
+ * inherited_fd - the listening socket a previous worker holds for addr (same
+ * address text and interception mode), or -1. Read before that worker is
+ * asked to stop: only its own thread closes listeners, and only on a stop.
+ */
+static int
+inherited_fd(const struct worker *prev, const struct conf_addr *addr, enum conf_interception mode)
+{
+	if (prev == NULL || prev->conf->interception != mode)
+		return -1;
+	for (size_t i = 0; i < prev->n_lfds && i < prev->conf->n_listen; i++)
+		if (strcmp(prev->conf->listen[i].text, addr->text) == 0)
+			return prev->lfds[i];
+	return -1;
 }
 
 /* worker_new - loop, engine and listeners of one worker; the thread is not started */
@@ -339,6 +376,9 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 	ep.loop = w->loop;
 	ep.conf = c;
 	ep.cache = p->cache;
+	ep.stats = p->engine_stats;
+	/* The daemon's own engine refreshes the shared cache; one is enough. */
+	ep.no_refresh = true;
 	if ((w->engine = sts_engine_new(&ep, err, errlen)) == NULL)
 		goto fail;
 
@@ -373,8 +413,16 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 		w->lfds[i] = -1;
 	w->n_lfds = c->n_listen;
 	for (size_t i = 0; i < c->n_listen; i++) {
-		w->lfds[i] =
-		    intercept_listen(&c->listen[i], c->interception, LISTEN_BACKLOG, err, errlen);
+		int old = inherited_fd(p->inherit, &c->listen[i], c->interception);
+
+		if (old >= 0 && (w->lfds[i] = fcntl(old, F_DUPFD_CLOEXEC, 0)) < 0) {
+			snprintf(err, errlen, "listen %s: dup: %s", c->listen[i].text,
+			         strerror(errno));
+			goto fail;
+		}
+		if (old < 0)
+			w->lfds[i] = intercept_listen(&c->listen[i], c->interception,
+			                              LISTEN_BACKLOG, err, errlen);
 		if (w->lfds[i] < 0)
 			goto fail;
 		if (loop_fd_add(w->loop, w->lfds[i], LOOP_READ, on_accept, w) < 0) {

@@ -13,6 +13,7 @@
 #define STS_WORKER_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -25,12 +26,17 @@ struct worker;
 
 struct worker_params {
 	unsigned id;
-	const struct conf *conf; /* outlives the worker; not owned */
-	struct sts_cache *cache; /* shared by every worker; not owned */
-	SSL_CTX *upstream_tls;   /* referenced by the worker (SSL_CTX_up_ref) */
-	SSL_CTX *client_tls;     /* the same; NULL: no STARTTLS offered to mailers */
-	atomic_uint *active;     /* sessions alive in the whole process; not owned */
-	unsigned max_sessions;   /* limit on *active */
+	const struct conf *conf;               /* outlives the worker; not owned */
+	struct sts_cache *cache;               /* shared by every worker; not owned */
+	SSL_CTX *upstream_tls;                 /* referenced by the worker (SSL_CTX_up_ref) */
+	SSL_CTX *client_tls;                   /* the same; NULL: no STARTTLS offered to mailers */
+	atomic_uint *active;                   /* sessions alive in the whole process; not owned */
+	unsigned max_sessions;                 /* limit on *active */
+	struct sts_engine_stats *engine_stats; /* shared counters; NULL: none */
+	/* A running worker of the configuration this one replaces: listeners on
+	 * the same addresses are taken over (dup) instead of bound again, so a
+	 * reload works after privileges were dropped. NULL: bind everything. */
+	const struct worker *inherit;
 };
 
 /*
@@ -58,6 +64,9 @@ void worker_stop(struct worker *w);
  * loop and engine (the process is about to exit). NULL is a no-op.
  */
 void worker_free(struct worker *w);
+
+/* worker_finished - the thread's loop has returned (after a stop and its drain). */
+bool worker_finished(const struct worker *w);
 
 /* worker_stats_add - add the worker's counters to *sum (relaxed loads). */
 void worker_stats_add(const struct worker *w, struct session_stats *sum);

@@ -2,8 +2,13 @@
  * tls_verify.c - collect the facts of an upstream TLS session and judge the
  * certificate as RFC 8461 section 4.2 requires.
  *
- * Name matching is left to X509_check_host(): it implements RFC 6125 and is
+ * Name matching follows X509_check_host(): it implements RFC 6125 and is
  * what OpenSSL itself uses; the flags below narrow it to what MTA-STS allows.
+ * It decodes the subjectAltName extension on every call, though, and the
+ * check runs for every recipient: so the DNS-IDs are read once per session
+ * (tls_facts_index_names) and matched by tls_dns_id_match(), which the tests
+ * hold to X509_check_host()'s answers. X509_check_host() stays the fallback
+ * for facts that were not indexed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +89,168 @@ sans_str(char *dst, size_t size, X509 *cert)
 	GENERAL_NAMES_free(gens);
 }
 
+/* index_add - append one DNS-ID, lower-cased; -1 when it does not fit. */
+static int
+index_add(struct tls_facts *f, size_t *used, const unsigned char *s, size_t len)
+{
+	char *dst = f->dns_ids + *used;
+
+	/* One with a NUL never matches (see tls_dns_id_match), so it is not kept. */
+	if (len == 0 || memchr(s, '\0', len) != NULL)
+		return 0;
+	if (len >= sizeof(f->dns_ids) - *used)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		dst[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + ('a' - 'A') : s[i]);
+	dst[len] = '\0';
+	*used += len + 1;
+	f->n_dns_ids++;
+	return 0;
+}
+
+/* tls_facts_index_names - read the leaf's DNS-IDs once */
+int
+tls_facts_index_names(struct tls_facts *f)
+{
+	GENERAL_NAMES *gens;
+	size_t used = 0;
+	int ret = 0;
+
+	f->dns_ids_ready = false;
+	f->n_dns_ids = 0;
+	f->dns_ids[0] = '\0';
+	if (f->cert == NULL)
+		return -1;
+	/* The same decoding X509_check_host() does: absent, duplicated or broken
+	 * extensions all read as "no DNS-ID". */
+	gens = X509_get_ext_d2i(f->cert, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const ASN1_STRING *s;
+
+		if (g->type != GEN_DNS)
+			continue;
+		s = g->d.dNSName;
+		if (s == NULL || ASN1_STRING_type(s) != V_ASN1_IA5STRING ||
+		    ASN1_STRING_length(s) <= 0)
+			continue;
+		if (index_add(f, &used, ASN1_STRING_get0_data(s), (size_t)ASN1_STRING_length(s)) <
+		    0) {
+			ret = -1;
+			break;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	ERR_clear_error();
+	if (ret < 0) {
+		f->n_dns_ids = 0;
+		f->dns_ids[0] = '\0';
+		return -1;
+	}
+	f->dns_ids_ready = true;
+	return 0;
+}
+
+static inline unsigned char
+lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static inline bool
+is_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* ieq - ASCII case-insensitive equality of n octets; a NUL in a never matches. */
+static bool
+ieq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+
+		if (x == '\0' || lower(x) != lower(y))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * whole_label_wildcard - id is "*." followed by at least two LDH labels
+ * (no empty label, none starting or ending with '-'). Anything else holding
+ * a '*' is not a wildcard under NO_PARTIAL_WILDCARDS and is compared
+ * literally, as X509_check_host() does.
+ */
+static bool
+whole_label_wildcard(const char *id, size_t len)
+{
+	size_t dots = 1;
+	bool label_start = true, hyphen = false;
+
+	if (len < 2 || id[0] != '*' || id[1] != '.')
+		return false;
+	for (size_t i = 2; i < len; i++) {
+		unsigned char c = (unsigned char)id[i];
+
+		if (is_alnum(c)) {
+			label_start = hyphen = false;
+		} else if (c == '.') {
+			if (label_start || hyphen)
+				return false;
+			label_start = true;
+			dots++;
+		} else if (c == '-') {
+			if (label_start)
+				return false;
+			hyphen = true;
+		} else {
+			return false;
+		}
+	}
+	return !label_start && !hyphen && dots >= 2;
+}
+
+/* tls_dns_id_match - RFC 6125 DNS-ID matching as X509_check_host() does it */
+bool
+tls_dns_id_match(const char *id, size_t idlen, const char *host, size_t hostlen)
+{
+	size_t sn, wn;
+
+	if (id == NULL || host == NULL || idlen == 0 || hostlen == 0 || host[0] == '.' ||
+	    memchr(host, '\0', hostlen) != NULL)
+		return false;
+	if (!whole_label_wildcard(id, idlen))
+		return idlen == hostlen && ieq(id, host, idlen);
+	/* RFC 6125 section 6.4.3: "*" stands for exactly one non-empty left-most label. */
+	sn = idlen - 1; /* ".example.com" */
+	if (hostlen <= sn || !ieq(id + 1, host + (hostlen - sn), sn))
+		return false;
+	wn = hostlen - sn;
+	if (wn == 1 && host[0] == '*')
+		return true;
+	for (size_t i = 0; i < wn; i++)
+		if (!is_alnum((unsigned char)host[i]) && host[i] != '-')
+			return false;
+	return true;
+}
+
+/* indexed_match - tls_dns_id_match() against every indexed DNS-ID of f. */
+static bool
+indexed_match(const struct tls_facts *f, const char *host, size_t hostlen)
+{
+	const char *id = f->dns_ids;
+
+	for (unsigned i = 0; i < f->n_dns_ids; i++) {
+		size_t len = strlen(id);
+
+		if (tls_dns_id_match(id, len, host, hostlen))
+			return true;
+		id += len + 1;
+	}
+	return false;
+}
+
 /* time_str - an ASN1_TIME as RFC 3339 UTC. */
 static void
 time_str(char *dst, size_t size, const ASN1_TIME *t)
@@ -120,6 +287,7 @@ tls_facts_from_ssl(struct tls_facts *f, SSL *ssl)
 	name_str(f->subject, sizeof(f->subject), X509_get_subject_name(f->cert));
 	name_str(f->issuer, sizeof(f->issuer), X509_get_issuer_name(f->cert));
 	sans_str(f->sans, sizeof(f->sans), f->cert);
+	(void)tls_facts_index_names(f); /* on failure the slower check still applies */
 	time_str(f->not_after, sizeof(f->not_after), X509_get0_notAfter(f->cert));
 }
 
@@ -137,6 +305,7 @@ tls_check_names(const struct tls_facts *f, const char *const *names, size_t n, s
                 char *reason, size_t reasonlen)
 {
 	size_t i, len;
+	bool used_x509 = false, ok;
 
 	if (reasonlen == 0)
 		reason = NULL;
@@ -171,7 +340,17 @@ tls_check_names(const struct tls_facts *f, const char *const *names, size_t n, s
 			len--;
 		if (len == 0)
 			continue;
-		if (X509_check_host(f->cert, names[i], len, CHECK_FLAGS, NULL) == 1) {
+		/* A name with a leading dot means "any subdomain" to X509_check_host(): a
+		 * corner the indexed matcher leaves to it. */
+		if (f->dns_ids_ready && names[i][0] != '.') {
+			ok = indexed_match(f, names[i], len);
+		} else {
+			ok = X509_check_host(f->cert, names[i], len, CHECK_FLAGS, NULL) == 1;
+			used_x509 = true;
+		}
+		if (ok) {
+			if (used_x509)
+				ERR_clear_error();
 			if (matched != NULL)
 				*matched = i;
 			if (reason != NULL)
@@ -180,7 +359,8 @@ tls_check_names(const struct tls_facts *f, const char *const *names, size_t n, s
 			return STS_RESULT_OK;
 		}
 	}
-	ERR_clear_error();
+	if (used_x509)
+		ERR_clear_error();
 	if (reason != NULL) {
 		size_t used;
 		int k;

@@ -17,6 +17,9 @@
 
 #include "core/types.h"
 
+/* Room for the leaf's DNS-IDs in struct tls_facts (a leaf with more falls back). */
+#define TLS_FACTS_DNS_IDS_MAX 1024
+
 /*
  * What the proxy learned about one upstream TLS session, kept for policy
  * decisions and events. Start from a zeroed struct; strings are always
@@ -34,15 +37,49 @@ struct tls_facts {
 	char version[16];   /* "TLSv1.3" */
 	char cipher[64];
 	X509 *cert; /* peer leaf, referenced; freed by tls_facts_clear() */
+	/*
+	 * The leaf's SAN DNS-IDs, read once by tls_facts_index_names() so that
+	 * tls_check_names() needs no certificate parsing and no allocation:
+	 * lower case, each NUL-terminated, back to back. While dns_ids_ready is
+	 * false the names are checked with X509_check_host() instead (same
+	 * verdict, slower).
+	 */
+	bool dns_ids_ready;
+	unsigned n_dns_ids;
+	char dns_ids[TLS_FACTS_DNS_IDS_MAX];
 };
 
 /*
  * tls_facts_from_ssl - fill f from ssl after the handshake ended (either
  * way). Releases what f held before. Sets starttls_offered (a handshake was
  * attempted, so the peer offered STARTTLS) and handshake_done as
- * SSL_is_init_finished() says. Never fails: what cannot be read stays empty.
+ * SSL_is_init_finished() says, and indexes the leaf's DNS-IDs (see
+ * tls_facts_index_names). Never fails: what cannot be read stays empty.
  */
 void tls_facts_from_ssl(struct tls_facts *f, SSL *ssl);
+
+/*
+ * tls_facts_index_names - read the SAN DNS-IDs of f->cert into f->dns_ids
+ * and set dns_ids_ready. For facts whose cert was set by hand; call it again
+ * whenever cert changes. Returns 0, or -1 when there is no certificate or
+ * its names do not fit (dns_ids_ready is then false and tls_check_names()
+ * asks X509_check_host(): the verdict is the same either way).
+ */
+int tls_facts_index_names(struct tls_facts *f);
+
+/*
+ * tls_dns_id_match - does the certificate DNS-ID id[0..idlen) stand for host
+ * name host[0..hostlen)? RFC 6125 section 6.4 as RFC 8461 section 4.2 narrows
+ * it, and exactly what X509_check_host() answers with the flags
+ * X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT:
+ * ASCII case ignored; "*" only as the whole left-most label of an id with at
+ * least two more labels, matching one non-empty label of letters, digits and
+ * hyphens (or a literal "*"); any other id compared literally. An id holding
+ * a NUL never matches. host must not begin with '.' (X509_check_host() reads
+ * that as "any subdomain of") nor hold a NUL; such a host never matches here.
+ * Pure: no allocation, no locale.
+ */
+bool tls_dns_id_match(const char *id, size_t idlen, const char *host, size_t hostlen);
 
 /* tls_facts_clear - release the certificate and zero f; safe on a zeroed struct. */
 void tls_facts_clear(struct tls_facts *f);
@@ -62,6 +99,7 @@ void tls_facts_clear(struct tls_facts *f);
  *   CERT_NOT_TRUSTED        self-signed, unknown CA, any other chain error
  *   CERT_HOST_MISMATCH      the chain is fine but no name matches
  * and writes a line naming what was seen to reason (when reasonlen > 0).
+ * With f->dns_ids_ready it neither parses the certificate nor allocates.
  */
 enum sts_result tls_check_names(const struct tls_facts *f, const char *const *names, size_t n,
                                 size_t *matched, char *reason, size_t reasonlen);

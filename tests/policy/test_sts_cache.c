@@ -977,6 +977,46 @@ threads_get_while_put(void **state)
 	sts_cache_close(r.c);
 }
 
+/* Backoff-only state is forgotten once it ended, in memory and on disk; a policy's is kept. */
+static void
+rfc8461_3_3_prune_expired_backoff(void **state)
+{
+	const char *dir = *state;
+	struct sts_cache *c = open_ok(dir);
+
+	assert_int_equal(sts_cache_fetch_failed(c, "gone.example", "id1", T0), 0);
+	assert_int_equal(sts_cache_fetch_failed(c, "later.example", "id1", T0 + 100), 0);
+	assert_int_equal(put_simple(c, "kept.example", "p1", T0), 0);
+	assert_int_equal(sts_cache_fetch_failed(c, "kept.example", "p2", T0), 0);
+
+	/* nothing has ended yet */
+	assert_int_equal(sts_cache_prune(c, T0 + STS_CACHE_BACKOFF_MIN - 1), 0);
+	assert_false(sts_cache_may_fetch(c, "gone.example", "id1", T0 + 1));
+	/* gone.example's backoff ended; later.example's has not */
+	assert_int_equal(sts_cache_prune(c, T0 + STS_CACHE_BACKOFF_MIN), 1);
+	assert_int_equal(sts_cache_prune(c, T0 + STS_CACHE_BACKOFF_MIN), 0);
+	assert_int_equal(sts_cache_count(c), 1);
+	sts_cache_close(c);
+
+	/* on disk too: reloaded, gone.example no longer backs off, the others still do */
+	c = open_ok(dir);
+	assert_true(sts_cache_may_fetch(c, "gone.example", "id1", T0 + 1));
+	assert_false(sts_cache_may_fetch(c, "later.example", "id1", T0 + 101));
+	assert_false(sts_cache_may_fetch(c, "kept.example", "p2", T0 + 1));
+	assert_int_equal(sts_cache_count(c), 1);
+	/* a domain with a policy is never pruned, even long after its backoff */
+	assert_int_equal(sts_cache_prune(c, T0 + 100000), 1); /* later.example */
+	assert_int_equal(sts_cache_count(c), 1);
+	{
+		const struct sts_cache_entry *ce = sts_cache_get(c, "kept.example");
+
+		assert_non_null(ce);
+		sts_cache_release(ce);
+	}
+	assert_int_equal(sts_cache_prune(NULL, T0), 0);
+	sts_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -999,6 +1039,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(crash_safety_kill9, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_backoff, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_due_for_refresh, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_prune_expired_backoff, setup_dir,
+	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(disk_error_put_keeps_memory, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(threads_get_while_put, setup_dir, teardown_dir),
 	};

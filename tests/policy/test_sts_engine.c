@@ -789,6 +789,288 @@ rfc8461_3_3_refresh_due_and_alert(void **state)
 	assert_int_equal(sts_cache_count(f->cache), 3);
 }
 
+/* A TXT check that finds the id unchanged writes to disk only if the last mark is old. */
+static void
+rfc8461_3_3_touch_only_when_old(void **state)
+{
+	struct fx *f = *state;
+	struct sts_engine_params p = {
+	    .loop = f->loop, .conf = f->conf, .cache = f->cache, .check_txt = true};
+	char err[256];
+	int64_t recent = sts_now_wall() - 30, old = sts_now_wall() - 200;
+	const struct sts_cache_entry *before, *after;
+	struct got g;
+
+	publish("recent.com", "id1", POLICY_A);
+	publish("old.com", "id2", POLICY_A);
+	cache_put(f, "recent.com", "id1", POLICY_A, recent);
+	cache_put(f, "old.com", "id2", POLICY_A, old);
+	assert_non_null(f->e = sts_engine_new(&p, err, sizeof(err)));
+
+	before = sts_cache_get(f->cache, "recent.com");
+	g = lookup(f, "recent.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(fake_dns_count("_mta-sts.recent.com", 'T'), 1); /* checked */
+	after = sts_cache_get(f->cache, "recent.com");
+	assert_ptr_equal(before, after); /* not republished: no touch */
+	assert_int_equal(after->last_checked, recent);
+	sts_cache_release(before);
+	sts_cache_release(after);
+
+	g = lookup(f, "old.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(fake_dns_count("_mta-sts.old.com", 'T'), 1);
+	assert_true(entry_last_checked(f, "old.com", NULL) >= sts_now_wall() - 5); /* touched */
+	assert_int_equal(fake_fetch_count("recent.com") + fake_fetch_count("old.com"), 0);
+}
+
+/* A refresh whose TXT lookup fails backs off instead of coming back every tick. */
+static void
+rfc8461_3_3_refresh_dns_failure_backs_off(void **state)
+{
+	struct fx *f = *state;
+	int64_t old = sts_now_wall() - 86400 + 600; /* expires in 10 minutes */
+	char domains[4][254];
+
+	publish("flaky.com", "k1", POLICY_A);
+	fake_dns_set("_mta-sts.flaky.com", 'T', STS_DNS_TEMPFAIL, NULL, 0);
+	publish("bad.com", "b1", POLICY_A);
+	set_txt("bad.com", "v=STSv1; id=");
+	cache_put(f, "flaky.com", "k1", POLICY_A, old);
+	cache_put(f, "bad.com", "b1", POLICY_A, old);
+	f->conf->sts.refresh = true;
+	f->refresh_ms = 5;
+	fx_engine(f);
+	for (int i = 0; i < 20; i++)
+		loop_once(f->loop, 10);
+	run(f);
+
+	/* tried once, then backing off: not offered for refresh again */
+	assert_int_equal(fake_dns_count("_mta-sts.flaky.com", 'T'), 1);
+	assert_int_equal(fake_dns_count("_mta-sts.bad.com", 'T'), 1);
+	assert_int_equal(fake_fetch_count("flaky.com") + fake_fetch_count("bad.com"), 0);
+	assert_false(sts_cache_may_fetch(f->cache, "flaky.com", "k1", sts_now_wall()));
+	assert_int_equal(sts_cache_due(f->cache, sts_now_wall(), 3600, domains, 4), 0);
+	assert_true(log_has(f, "alert=policy-refresh-failed domain=flaky.com id=k1"));
+	/* the cached policies are still there and still used */
+	assert_int_equal(sts_cache_count(f->cache), 2);
+}
+
+/* The warm path answers from memory with the candidates intact. */
+static void
+rfc8461_3_3_lookup_now_copies_candidates(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer a;
+	struct got g;
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 0); /* cold */
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.n_mx, 2);
+	memset(&a, 0x5a, sizeof(a));
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	assert_int_equal(a.status, STS_POLICY);
+	assert_int_equal(a.source, STS_SOURCE_CACHE);
+	assert_string_equal(a.domain, "example.com");
+	assert_string_equal(a.id, "id1");
+	assert_int_equal(a.n_mx, 2);
+	assert_string_equal(a.mx[0], "mx1.example.com");
+	assert_string_equal(a.mx[1], "mx2.example.com");
+	assert_int_equal(a.n_addr, 2);
+	assert_int_equal(a.problem, STS_RESULT_OK);
+	assert_string_equal(a.reason, "");
+	/* ASCII case of the domain is ignored */
+	assert_int_equal(sts_engine_lookup_now(f->e, "EXAMPLE.com", NULL, &a), 1);
+	assert_int_equal(a.n_mx, 2);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.co", NULL, &a), 0);
+}
+
+/* --- DNSSEC: bogus answers ----------------------------------------------------- */
+
+/*
+ * A bogus answer (DNSSEC validation failed: the answer was forged or
+ * tampered with on the way) for the TXT record, the policy host's address,
+ * the MX set or an MX host's address is a suspicious temporary failure: the
+ * cached policy is kept, with nothing cached the lookup defers (when
+ * sts.defer_on_dns_failure), the problem is dnssec-invalid, and nothing of
+ * it is remembered. It is never read as NXDOMAIN: that would let whoever
+ * forged it strip the policy (RFC 8461 section 3.1, RFC 8460 section 4.3.2.1).
+ */
+struct bogus_case {
+	const char *name;
+	int what; /* 'T' TXT, 'H' policy host address, 'M' MX set, 'X' an MX host address */
+	bool cached;
+	bool defer_on_dns_failure;
+	enum sts_status status;
+	enum sts_source source;
+	size_t n_mx, n_addr;
+	bool asked_again; /* the next lookup repeats the bogus query */
+};
+
+static const struct bogus_case bogus_cases[] = {
+    {"rfc8461_3_1_bogus_txt_no_cache_defers", 'T', false, true, STS_DEFER, STS_SOURCE_NONE, 0, 0,
+     true},
+    {"rfc8461_3_1_bogus_txt_no_cache_no_defer", 'T', false, false, STS_NO_POLICY, STS_SOURCE_NONE,
+     0, 0, true},
+    {"rfc8461_3_1_bogus_txt_cache_kept", 'T', true, true, STS_POLICY, STS_SOURCE_CACHE, 2, 2, true},
+    {"rfc8461_3_3_bogus_policy_host_no_cache_defers", 'H', false, true, STS_DEFER, STS_SOURCE_NONE,
+     0, 0, true},
+    {"rfc8461_3_3_bogus_policy_host_no_cache_no_defer", 'H', false, false, STS_NO_POLICY,
+     STS_SOURCE_NONE, 0, 0, true},
+    {"rfc8461_3_3_bogus_policy_host_cache_kept", 'H', true, true, STS_POLICY, STS_SOURCE_CACHE, 2,
+     2, false},
+    {"rfc8461_4_1_bogus_mx_set_no_candidates", 'M', false, true, STS_POLICY, STS_SOURCE_FETCHED, 0,
+     0, true},
+    {"rfc8461_4_1_bogus_mx_set_cached_policy", 'M', true, true, STS_POLICY, STS_SOURCE_CACHE, 0, 0,
+     true},
+    {"rfc8461_4_1_bogus_mx_address_dropped", 'X', true, true, STS_POLICY, STS_SOURCE_CACHE, 2, 1,
+     true},
+};
+
+/* bogus_name - the name and record type a case forges. */
+static void
+bogus_name(const struct bogus_case *c, const char **name, int *type)
+{
+	switch (c->what) {
+	case 'T':
+		*name = "_mta-sts.example.com", *type = 'T';
+		break;
+	case 'H':
+		*name = "mta-sts.example.com", *type = 'A';
+		break;
+	case 'M':
+		*name = "example.com", *type = 'M';
+		break;
+	default:
+		*name = "mx1.example.com", *type = 'A';
+		break;
+	}
+}
+
+/* engine_check_txt - an engine that checks the TXT record on every lookup, as the
+ * "policy" command does, so that the answer itself carries the problem. */
+static void
+engine_check_txt(struct fx *f)
+{
+	struct sts_engine_params p = {
+	    .loop = f->loop, .conf = f->conf, .cache = f->cache, .check_txt = true};
+	char err[256] = "";
+
+	sts_engine_free(f->e);
+	f->e = sts_engine_new(&p, err, sizeof(err));
+	if (f->e == NULL)
+		fail_msg("sts_engine_new: %s", err);
+}
+
+static void
+rfc8461_dnssec_bogus_table(void **state)
+{
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < sizeof(bogus_cases) / sizeof(bogus_cases[0]); i++) {
+		const struct bogus_case *c = &bogus_cases[i];
+		const char *name;
+		int type;
+		struct sts_answer now;
+		struct got g;
+		char id[STS_CACHE_ID_MAX];
+		unsigned asked;
+
+		print_message("%s\n", c->name);
+		teardown(state);
+		assert_int_equal(setup(state), 0);
+		f = *state;
+		f->conf->sts.defer_on_dns_failure = c->defer_on_dns_failure;
+		/* A cached id1 and a published id2: the policy host is needed. */
+		publish("example.com", c->what == 'H' && c->cached ? "id2" : "id1", POLICY_A);
+		if (c->cached)
+			cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+		bogus_name(c, &name, &type);
+		fake_dns_set(name, type, STS_DNS_BOGUS, NULL, 0);
+		engine_check_txt(f);
+
+		g = lookup(f, "example.com");
+		assert_int_equal(g.a.status, c->status);
+		assert_int_equal(g.a.source, c->source);
+		assert_int_equal(g.a.problem, STS_RESULT_DNSSEC_INVALID);
+		assert_non_null(strstr(g.a.reason, "bogus"));
+		assert_int_equal(g.a.n_mx, c->n_mx);
+		assert_int_equal(g.a.n_addr, c->n_addr);
+		assert_true(log_has(f, "domain=example.com result=dnssec-invalid"));
+		if (c->status == STS_POLICY)
+			assert_int_equal(g.a.mode, STS_MODE_ENFORCE);
+		if (c->cached) {
+			/* section 3.3: the cached policy is neither replaced nor deleted */
+			entry_last_checked(f, "example.com", id);
+			assert_string_equal(id, "id1");
+		}
+		if (c->what == 'T' || c->what == 'H')
+			assert_int_equal(fake_fetch_count("example.com"), 0);
+
+		/* Nothing forged is remembered: not "no policy", not an MX set. */
+		asked = fake_dns_count(name, type);
+		if (c->status != STS_POLICY)
+			assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &now), 0);
+		g = lookup(f, "example.com");
+		assert_int_equal(g.a.status, c->status);
+		/* a policy fetched by the first lookup is cached for the second */
+		assert_int_equal(g.a.source,
+		                 c->source == STS_SOURCE_FETCHED ? STS_SOURCE_CACHE : c->source);
+		assert_int_equal(fake_dns_count(name, type), asked + (c->asked_again ? 1 : 0));
+		if (c->asked_again)
+			assert_int_equal(g.a.problem, STS_RESULT_DNSSEC_INVALID);
+	}
+}
+
+/* Without check_txt (the daemon), a cached policy answers at once and the bogus
+ * TXT seen by the background re-check neither replaces nor deletes it. */
+static void
+rfc8461_3_1_bogus_txt_background_recheck_keeps_cache(void **state)
+{
+	struct fx *f = *state;
+	char id[STS_CACHE_ID_MAX];
+	struct got g;
+
+	publish("example.com", "id2", POLICY_B);
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_BOGUS, NULL, 0);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	run(f);
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1);
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+	assert_true(log_has(f, "event=policy-lookup domain=example.com result=dnssec-invalid"));
+	entry_last_checked(f, "example.com", id);
+	assert_string_equal(id, "id1");
+	assert_int_equal(sts_cache_count(f->cache), 1);
+}
+
+/* The contrast: a validated NXDOMAIN is "no record" and is remembered. */
+static void
+rfc8461_3_1_nxdomain_is_no_policy_unlike_bogus(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer now;
+	struct got g;
+
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_NXDOMAIN, NULL, 0);
+	fake_dns_set("_mta-sts.forged.com", 'T', STS_DNS_BOGUS, NULL, 0);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+	assert_int_equal(g.a.problem, STS_RESULT_OK);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &now), 1);
+	assert_int_equal(now.status, STS_NO_POLICY);
+	g = lookup(f, "forged.com");
+	assert_int_equal(g.a.status, STS_DEFER);
+	assert_int_equal(g.a.problem, STS_RESULT_DNSSEC_INVALID);
+	assert_int_equal(sts_engine_lookup_now(f->e, "forged.com", NULL, &now), 0);
+}
+
 /* --- decisions ------------------------------------------------------------------ */
 
 struct certs {
@@ -985,6 +1267,16 @@ main(void)
 	    cmocka_unit_test_setup_teardown(rfc8461_4_1_mx_candidates_filtered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_4_smarthost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_refresh_due_and_alert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_touch_only_when_old, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_refresh_dns_failure_backs_off, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_lookup_now_copies_candidates, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_dnssec_bogus_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_bogus_txt_background_recheck_keeps_cache,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_nxdomain_is_no_policy_unlike_bogus, setup,
+	                                    teardown),
 	};
 	const struct CMUnitTest decide[] = {
 	    cmocka_unit_test(rfc8461_4_2_decide_table),

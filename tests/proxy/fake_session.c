@@ -103,6 +103,13 @@ session_shutdown_all(struct session_ctx *ctx)
 	}
 }
 
+/* session_abort_all - the fake has nothing in flight: the same as a shutdown */
+void
+session_abort_all(struct session_ctx *ctx)
+{
+	session_shutdown_all(ctx);
+}
+
 /* session_count - sessions alive on ctx's loop */
 unsigned
 session_count(const struct session_ctx *ctx)
