@@ -115,7 +115,7 @@ integration: $(BIN)
 	@bash tests/run-integration.sh $(BUILD)
 
 test: deps-check
-	@$(MAKE) --no-print-directory all-tests
+	@$(MAKE) --no-print-directory -j$$(nproc) all-tests
 
 all-tests: $(BIN) $(TEST_BINS)
 	@bash tests/run-all.sh $(BUILD) $(TEST_BINS)
