@@ -609,7 +609,7 @@ daemon_run(const struct conf *c)
 	if (c->nfq.enabled) {
 		struct nfq_callbacks cb = {.lookup = nfq_lookup, .arg = &d};
 		if ((d.nfq = nfq_start(d.loop, c, d.cache, &cb, err, sizeof(err))) == NULL) {
-			log_err("event=start error=\"nfq: %s\"", err);
+			log_err("event=start error=\"%s\"", err);
 			goto fail;
 		}
 	}

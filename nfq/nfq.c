@@ -28,9 +28,12 @@
 #include "nfq/packet.h"
 
 #define NFQ_COPY_RANGE 0xffff
-#define NFQ_BUF_SIZE   (NFQ_COPY_RANGE + (MNL_SOCKET_BUFFER_SIZE / 2))
-#define NFQ_TICK_MS    10000 /* expiry of idle flows */
-#define NFQ_SAVE_TICKS 6     /* server memory saved every minute when changed */
+#define NFQ_BUF_SIZE   (NFQ_COPY_RANGE + 4096)
+/* A verdict message: header, nfgenmsg, verdict and mark attributes. A fixed
+ * size, because MNL_SOCKET_BUFFER_SIZE calls sysconf() on every packet. */
+#define NFQ_VERDICT_MSG 256
+#define NFQ_TICK_MS     10000 /* expiry of idle flows */
+#define NFQ_SAVE_TICKS  6     /* server memory saved every minute when changed */
 
 struct nfq_queue {
 	struct nfq *owner;
@@ -69,7 +72,7 @@ send_msg(struct nfq_queue *q, struct nlmsghdr *nlh)
 static void
 flush_batch(struct nfq_queue *q)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NFQ_VERDICT_MSG];
 	struct nlmsghdr *nlh;
 
 	if (!q->batch)
@@ -84,7 +87,7 @@ flush_batch(struct nfq_queue *q)
 static void
 verdict(struct nfq_queue *q, uint32_t id, int v, uint32_t mark)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NFQ_VERDICT_MSG];
 	struct nlmsghdr *nlh;
 
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->num);
@@ -224,6 +227,24 @@ on_tick(struct loop *loop, void *arg)
 }
 
 static int
+nl_config(struct nfq_queue *q, struct nlmsghdr *nlh, uint32_t seq)
+{
+	char buf[8192];
+	ssize_t len;
+
+	/* Ask for the kernel's answer: a queue another process already holds
+	 * is refused only there (EBUSY), and must fail the start, not later. */
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	if ((len = mnl_socket_recvfrom(q->nl, buf, sizeof(buf))) < 0)
+		return -1;
+	return mnl_cb_run(buf, (size_t)len, seq, mnl_socket_get_portid(q->nl), NULL, NULL) < 0 ? -1
+	                                                                                       : 0;
+}
+
+static int
 bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -238,7 +259,7 @@ bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
 		goto fail;
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+	if (nl_config(q, nlh, 1) < 0)
 		goto fail;
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
@@ -246,7 +267,7 @@ bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
 		flags |= NFQA_CFG_F_FAIL_OPEN;
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
 	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+	if (nl_config(q, nlh, 2) < 0)
 		goto fail;
 	mnl_socket_setsockopt(q->nl, NETLINK_NO_ENOBUFS, &one, sizeof(one));
 	q->fd = mnl_socket_get_fd(q->nl);

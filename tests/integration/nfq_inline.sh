@@ -3,11 +3,11 @@
 # client namespace, a router namespace running the inspector behind the
 # rules of scripts/nfq-iptables.sh, and a server namespace with a real
 # SMTP server (tests/lab/smtp_sink.py) behind an on-path attacker
-# (tests/lab/strip_proxy.py). Needs root. Prints "ok - name" / "not ok -
+# (tests/lab/strip_proxy.py), over IPv4 and IPv6 (the ip6tables half of
+# the same rules). Needs root. Prints "ok - name" / "not ok -
 # name" and exits non-zero on any failure; always cleans up.
 set -u
-cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 P=hK$$
 DIR=$(mktemp -d /tmp/nfq-inline.XXXXXX)
@@ -37,6 +37,8 @@ cc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(pkg-config --cfla
 	$(pkg-config --libs $PKGS) -lpthread || { nok "build driver"; exit 1; }
 
 # --- namespaces: cli 198.51.100.2 -- .1 rtr .65 -- .66 mx ---
+# IPv6, unique local (private to these namespaces): cli fd00:0:1::2 --
+# fd00:0:1::1 rtr fd00:0:25::1 -- fd00:0:25::2 mx
 for ns in cli rtr mx; do ip netns add "$P-$ns"; nsx "$ns" ip link set lo up; done
 ip link add "$P-a" netns "$P-cli" type veth peer name "$P-b" netns "$P-rtr"
 ip link add "$P-c" netns "$P-rtr" type veth peer name "$P-d" netns "$P-mx"
@@ -44,13 +46,19 @@ nsx cli ip addr add 198.51.100.2/26 dev "$P-a"
 nsx rtr ip addr add 198.51.100.1/26 dev "$P-b"
 nsx rtr ip addr add 198.51.100.65/26 dev "$P-c"
 nsx mx ip addr add 198.51.100.66/26 dev "$P-d"
+nsx cli ip addr add fd00:0:1::2/64 dev "$P-a" nodad
+nsx rtr ip addr add fd00:0:1::1/64 dev "$P-b" nodad
+nsx rtr ip addr add fd00:0:25::1/64 dev "$P-c" nodad
+nsx mx ip addr add fd00:0:25::2/64 dev "$P-d" nodad
 nsx cli ip link set "$P-a" up
 nsx rtr ip link set "$P-b" up
 nsx rtr ip link set "$P-c" up
 nsx mx ip link set "$P-d" up
 nsx cli ip route add default via 198.51.100.1
 nsx mx ip route add default via 198.51.100.65
-nsx rtr sysctl -qw net.ipv4.ip_forward=1
+nsx cli ip -6 route add default via fd00:0:1::1
+nsx mx ip -6 route add default via fd00:0:25::1
+nsx rtr sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 nsx rtr sh scripts/nfq-iptables.sh add 0 || { nok "rules"; exit 1; }
 
 # --- the server and the attacker ---
@@ -65,12 +73,13 @@ PIDS+=($!)
 ATTACKER=
 attacker() {
 	[ -n "$ATTACKER" ] && kill "$ATTACKER" 2>/dev/null && wait "$ATTACKER" 2>/dev/null
-	ip netns exec "$P-mx" /usr/bin/python3 tests/lab/strip_proxy.py --listen 198.51.100.66 --port 25 \
+	ip netns exec "$P-mx" /usr/bin/python3 tests/lab/strip_proxy.py --listen 198.51.100.66,fd00:0:25::2 --port 25 \
 		--upstream 198.51.100.66 --upstream-port 2526 --mode "$1" 2>>"$DIR/attacker.log" &
 	ATTACKER=$!
-	PIDS+=($ATTACKER)
+	PIDS+=("$ATTACKER")
 	for _ in $(seq 50); do
-		nsx mx ss -ltn | grep -q '198.51.100.66:25 ' && return 0
+		nsx mx ss -ltn | grep -q '198.51.100.66:25 ' && nsx mx ss -ltn | grep -q '\[fd00:0:25::2\]:25 ' &&
+			return 0
 		sleep 0.1
 	done
 }
@@ -88,7 +97,7 @@ CONF
 	: >"$DIR/driver.log"
 	ip netns exec "$P-rtr" "$DRIVER" "$DIR/nfq.conf" "$@" 2>"$DIR/driver.log" &
 	INSPECTOR=$!
-	PIDS+=($INSPECTOR)
+	PIDS+=("$INSPECTOR")
 	for _ in $(seq 50); do
 		grep -q ready "$DIR/driver.log" && return 0
 		sleep 0.1
@@ -97,16 +106,32 @@ CONF
 	return 1
 }
 
-send() { # to [swaks args]
+SERVER=198.51.100.66
+send() { # to [swaks args]; to SERVER
 	local to=$1
 	shift
-	nsx cli timeout 30 swaks --server 198.51.100.66 --port 25 --from a@sender.example \
+	nsx cli timeout 30 swaks --server "$SERVER" --port 25 --from a@sender.example \
 		--to "$to" --helo client.example --timeout 10 "$@" >"$DIR/swaks.out" 2>&1
+}
+# Over IPv6 with the lab's own client (swaks needs IO::Socket::INET6 for it);
+# its transcript ("C: "/"S: " lines) goes to swaks.out as well.
+printf 'Subject: nfq inline\r\n\r\nover IPv6\r\n' >"$DIR/msg.eml"
+send6() { # to [--starttls]
+	local to=$1
+	shift
+	nsx cli timeout 30 /usr/bin/python3 tests/lab/smtp_send.py --server fd00:0:25::2 --port 25 \
+		--from a@sender.example --to "$to" --helo client.example --data "$DIR/msg.eml" \
+		--timeout 10 "$@" >"$DIR/swaks.out" 2>&1
 }
 
 counter() { # packets of the rule matching $1 in the inspector chain
 	nsx rtr iptables -L STSPROXY_NFQ -v -n -x | awk -v pat="$1" '$0 ~ pat {print $1; exit}'
 }
+counter6() { # the same in the ip6tables chain
+	nsx rtr ip6tables -L STSPROXY_NFQ -v -n -x | awk -v pat="$1" '$0 ~ pat {print $1; exit}'
+}
+# events NAME ADDR - the JSON events called NAME whose client or server is ADDR.
+events() { grep "\"$1\"" "$DIR/events.json" 2>/dev/null | grep -F "\"$2 "; }
 
 sleep 0.5
 inspector log || { nok "inspector starts"; exit 1; }
@@ -128,8 +153,21 @@ send b@other.example
 check "stripped starttls reported (offered before)" "grep '\"starttls_stripped\"' '$DIR/events.json' | grep -q 'offered_before'"
 check "log mode delivers" "[ \$(ls '$DIR'/mail/new/*.eml | wc -l) -eq 3 ]"
 
+# 2b. The same over IPv6: the ip6tables half of the rules queues the flow.
+attacker pass
+send6 b@other.example --starttls
+check "ipv6: starttls delivered through the inspector" "grep -q '^C: STARTTLS' '$DIR/swaks.out' && [ \$(ls '$DIR'/mail/new/*.eml | wc -l) -eq 4 ]"
+check "ipv6: tls flow released (mark -> connmark)" "[ \"\$(counter6 'CONNMARK')\" -gt 0 ] && [ \"\$(counter6 'connmark match')\" -gt 0 ]"
+attacker mangle
+send6 b@other.example
+check "ipv6: mangled starttls reported" "events starttls_mangled fd00:0:25::2 | grep '\"source\":\"nfq\"' | grep -q '\"client\":\"fd00:0:1::2 '"
+attacker drop
+send6 b@other.example
+check "ipv6: stripped starttls reported (offered before)" "events starttls_stripped fd00:0:25::2 | grep -q 'offered_before'"
+check "ipv6: log mode delivers" "[ \$(ls '$DIR'/mail/new/*.eml | wc -l) -eq 6 ]"
+
 # 3. Block mode with a cached enforce policy: the RCPT never reaches the server.
-inspector block --enforce enforce.example || nok "inspector restarts"
+inspector block --enforce enforce.example --enforce enforce6.example || nok "inspector restarts"
 before=$(ls "$DIR"/mail/new/*.json | wc -l)
 : >"$DIR/sink.log.mark"
 send b@enforce.example
@@ -138,6 +176,20 @@ check "client sees a broken connection" "[ $rc -ne 0 ] && ! grep -q '^<- *250 .*
 check "cleartext rcpt blocked event" "grep '\"cleartext_rcpt\"' '$DIR/events.json' | grep -q '\"action\":\"block\"'"
 check "server never stored the message" "[ \$(ls '$DIR'/mail/new/*.json | wc -l) -eq $before ]"
 check "server never saw the recipient" "! grep -rq 'enforce.example' '$DIR/mail' '$DIR/sink.log'"
+
+# 3b. Block mode over IPv6: dropped, and reset through the IPv6 raw socket.
+before=$(ls "$DIR"/mail/new/*.json | wc -l)
+t0=$(date +%s%N)
+send6 b@enforce6.example
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "ipv6: client sees a broken connection" "[ $rc -eq 2 ] && ! grep -q '^S: 354' '$DIR/swaks.out'"
+# A dropped RCPT without the reset would leave the client to its 10 s timeout.
+check "ipv6: the reset reaches the client (${ms} ms)" "[ $ms -lt 5000 ]"
+check "ipv6: cleartext rcpt blocked event" "events cleartext_rcpt fd00:0:25::2 | grep -q '\"action\":\"block\"'"
+check "ipv6: server never stored the message" "[ \$(ls '$DIR'/mail/new/*.json | wc -l) -eq $before ]"
+check "ipv6: server never saw the recipient" "! grep -rq 'enforce6.example' '$DIR/mail' '$DIR/sink.log'"
+check "ipv6: no reset failure logged" "! grep -q 'rst_failed' '$DIR/driver.log'"
 
 echo "nfq_inline: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
