@@ -46,7 +46,7 @@ TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all help deps test check unit integration demo clean format format-check cppcheck \
-        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests valgrind
+        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests valgrind lint
 
 all: $(BIN)
 
@@ -65,6 +65,7 @@ help:
 	@echo "  make bench-smoke  quick run of the benchmarks (under two minutes)"
 	@echo "  make format       clang-format every source file; format-check only checks"
 	@echo "  make cppcheck     static analysis of the project's code"
+	@echo "  make lint         format-check and cppcheck together"
 	@echo "  make install      install under DESTDIR/PREFIX; make uninstall removes it"
 	@echo "  make clean        remove build/"
 
@@ -137,6 +138,8 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(SOURCES)
+
+lint: format-check cppcheck
 
 cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \

@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy_internal.h"
 #include "policy/sts_mx.h"
 #include "policy/sts_policy.h"
 
-#define KEY_MAX        32 /* section 3.2: sts-policy-ext-name is at most 32 characters */
 #define QUOTE_MAX      60 /* how much of a bad value a reason repeats */
 #define MAX_AGE_DIGITS 10
 
@@ -38,30 +38,6 @@ set_err(struct sts_policy_error *err, unsigned line, const char *fmt, ...)
 	/* A reason cut short is still a useful reason. */
 	(void)vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
 	va_end(ap);
-}
-
-static bool
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static bool
-is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Section 3.2: sts-policy-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
-static bool
-key_valid(const char *s, size_t n)
-{
-	if (n == 0 || n > KEY_MAX || !is_alnum(s[0]))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
-			return false;
-	return true;
 }
 
 static bool
@@ -143,14 +119,14 @@ parse_line(struct sts_policy *p, struct parse_state *st, const char *s, size_t n
 		return -1;
 	}
 	klen = (size_t)(colon - s);
-	if (!key_valid(s, klen)) {
+	if (!sts_ext_name_valid(s, klen)) {
 		set_err(err, line, "malformed key \"%.*s\"", quote_len(klen), s);
 		return -1;
 	}
 	/* Section 3.2: sts-policy-field-delim = ":" *WSP */
 	val = colon + 1;
 	vlen = n - klen - 1;
-	while (vlen > 0 && is_wsp(*val)) {
+	while (vlen > 0 && sts_is_wsp(*val)) {
 		val++;
 		vlen--;
 	}
@@ -258,7 +234,7 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *out, struct st
 			}
 		}
 		/* Trailing whitespace is allowed; a blank line is skipped. */
-		while (n > 0 && is_wsp(s[n - 1]))
+		while (n > 0 && sts_is_wsp(s[n - 1]))
 			n--;
 		if (n == 0)
 			continue;

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "policy/policy_internal.h"
 #include "policy/sts_txt.h"
 
 #define STS_VERSION     "v=STSv1"
 #define STS_VERSION_LEN (sizeof(STS_VERSION) - 1)
-#define EXT_NAME_MAX    32 /* section 3.1: sts-ext-name is at most 32 characters */
 #define QUOTE_MAX       40 /* how much of a bad field a reason repeats */
 
 static void __attribute__((format(printf, 3, 4)))
@@ -27,30 +27,6 @@ set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
 	/* A reason cut short is still a useful reason. */
 	(void)vsnprintf(reason, reasonlen, fmt, ap);
 	va_end(ap);
-}
-
-static bool
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static bool
-is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Section 3.1: sts-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
-static bool
-ext_name_valid(const char *s, size_t n)
-{
-	if (n == 0 || n > EXT_NAME_MAX || !is_alnum(s[0]))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
-			return false;
-	return true;
 }
 
 /* Section 3.1: sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E), i.e. no '=', ';' or space. */
@@ -75,7 +51,7 @@ id_valid(const char *s, size_t n)
 	if (n == 0 || n > STS_ID_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]))
+		if (!sts_is_alnum(s[i]))
 			return false;
 	return true;
 }
@@ -95,7 +71,8 @@ sts_txt_parse(const char *rec, size_t len, char id[STS_ID_MAX + 1], char *reason
 	 * version is case-sensitive and must be whole ("v=STSv10" is not it). */
 	if (rec == NULL || len < STS_VERSION_LEN || memcmp(rec, STS_VERSION, STS_VERSION_LEN) != 0)
 		return STS_TXT_NOT_STS;
-	if (len > STS_VERSION_LEN && rec[STS_VERSION_LEN] != ';' && !is_wsp(rec[STS_VERSION_LEN]))
+	if (len > STS_VERSION_LEN && rec[STS_VERSION_LEN] != ';' &&
+	    !sts_is_wsp(rec[STS_VERSION_LEN]))
 		return STS_TXT_NOT_STS;
 
 	/* Section 3.1: the record is ASCII; anything else makes it invalid. */
@@ -117,7 +94,7 @@ sts_txt_parse(const char *rec, size_t len, char id[STS_ID_MAX + 1], char *reason
 		size_t start, eq, end;
 
 		/* sts-field-delim = *WSP ";" *WSP; a final delimiter is optional. */
-		while (pos < len && is_wsp(rec[pos]))
+		while (pos < len && sts_is_wsp(rec[pos]))
 			pos++;
 		if (pos == len)
 			break;
@@ -126,7 +103,7 @@ sts_txt_parse(const char *rec, size_t len, char id[STS_ID_MAX + 1], char *reason
 			return STS_TXT_INVALID;
 		}
 		pos++;
-		while (pos < len && is_wsp(rec[pos]))
+		while (pos < len && sts_is_wsp(rec[pos]))
 			pos++;
 		if (pos == len)
 			break;
@@ -136,12 +113,12 @@ sts_txt_parse(const char *rec, size_t len, char id[STS_ID_MAX + 1], char *reason
 		}
 
 		start = pos;
-		while (pos < len && rec[pos] != ';' && !is_wsp(rec[pos]))
+		while (pos < len && rec[pos] != ';' && !sts_is_wsp(rec[pos]))
 			pos++;
 		end = pos;
 		for (eq = start; eq < end && rec[eq] != '='; eq++)
 			;
-		if (eq == end || !ext_name_valid(rec + start, eq - start) ||
+		if (eq == end || !sts_ext_name_valid(rec + start, eq - start) ||
 		    !ext_value_valid(rec + eq + 1, end - eq - 1)) {
 			set_reason(reason, reasonlen, "malformed field \"%.*s\"",
 			           (int)(end - start > QUOTE_MAX ? QUOTE_MAX : end - start),
