@@ -490,6 +490,29 @@ nfq_lookup(void *arg, const char *domain)
 		(void)sts_engine_lookup(d->engine, domain, NULL, nfq_lookup_done, d);
 }
 
+/*
+ * nfq_policy - what the inspector needs to know of a domain, without I/O:
+ * the engine's answer from memory (operator policies first), else the
+ * cached policy while it is valid (RFC 8461 section 3.3).
+ */
+static int
+nfq_policy(void *arg, const char *domain)
+{
+	struct daemon *d = arg;
+	const struct sts_cache_entry *e;
+	struct sts_answer a;
+	int mode = -1;
+
+	if (sts_engine_lookup_now(d->engine, domain, NULL, &a) == 1)
+		return a.status == STS_POLICY ? (int)a.mode : (int)STS_MODE_NONE;
+	if ((e = sts_cache_get(d->cache, domain)) != NULL) {
+		if (e->expires_at > (int64_t)time(NULL))
+			mode = (int)e->policy.mode;
+		sts_cache_release(e);
+	}
+	return mode;
+}
+
 static void
 on_signal(struct loop *loop, int fd, int events, void *arg)
 {
@@ -607,7 +630,7 @@ daemon_run(const struct conf *c)
 	}
 	/* Bind everything while we may: NFQUEUE, listeners, metrics. */
 	if (c->nfq.enabled) {
-		struct nfq_callbacks cb = {.lookup = nfq_lookup, .arg = &d};
+		struct nfq_callbacks cb = {.lookup = nfq_lookup, .policy = nfq_policy, .arg = &d};
 		if ((d.nfq = nfq_start(d.loop, c, d.cache, &cb, err, sizeof(err))) == NULL) {
 			log_err("event=start error=\"%s\"", err);
 			goto fail;

@@ -32,6 +32,7 @@
 /* A verdict message: header, nfgenmsg, verdict and mark attributes. A fixed
  * size, because MNL_SOCKET_BUFFER_SIZE calls sysconf() on every packet. */
 #define NFQ_VERDICT_MSG 256
+#define NFQ_CONFIG_MSG  512   /* a config request; zeroed first: its structs have padding */
 #define NFQ_TICK_MS     10000 /* expiry of idle flows */
 #define NFQ_SAVE_TICKS  6     /* server memory saved every minute when changed */
 
@@ -198,6 +199,8 @@ policy_mode(void *arg, const char *domain)
 	const struct sts_cache_entry *e;
 	int mode;
 
+	if (n->cb.policy != NULL)
+		return n->cb.policy(n->cb.arg, domain);
 	if (n->cache == NULL || (e = sts_cache_get(n->cache, domain)) == NULL)
 		return -1;
 	/* RFC 8461 section 3.3: an expired policy no longer applies. */
@@ -247,11 +250,12 @@ nl_config(struct nfq_queue *q, struct nlmsghdr *nlh, uint32_t seq)
 static int
 bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NFQ_CONFIG_MSG];
 	struct nlmsghdr *nlh;
 	uint32_t flags = NFQA_CFG_F_GSO;
 	int one = 1;
 
+	memset(buf, 0, sizeof(buf));
 	q->owner = n;
 	q->fd = -1;
 	if ((q->nl = mnl_socket_open(NETLINK_NETFILTER)) == NULL ||
@@ -345,12 +349,13 @@ fail:
 void
 nfq_stop(struct nfq *n)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[NFQ_CONFIG_MSG];
 	struct nlmsghdr *nlh;
 	size_t i;
 
 	if (n == NULL)
 		return;
+	memset(buf, 0, sizeof(buf));
 	if (n->timer)
 		loop_timer_cancel(n->loop, n->timer);
 	for (i = 0; i < n->n_q; i++) {

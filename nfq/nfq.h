@@ -41,6 +41,13 @@ struct nfq_callbacks {
 	 * should coalesce (sts_engine_lookup() shares concurrent lookups).
 	 */
 	void (*lookup)(void *arg, const char *domain);
+	/*
+	 * policy - the mode of domain's policy as the daemon's engine knows it
+	 * without I/O (operator policies first, then the cache): an enum
+	 * sts_mode, or -1 when unknown. NULL: the inspector reads the cache
+	 * alone (operator policies are then not seen).
+	 */
+	int (*policy)(void *arg, const char *domain);
 	void *arg;
 };
 

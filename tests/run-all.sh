@@ -1,7 +1,7 @@
 #!/bin/bash
 # run-all.sh BUILD TEST... - the unit tests, then the integration suites.
 # The last line totals the test cases over both: cmocka's "[  PASSED  ] N"
-# and "[  FAILED  ] N" lines, and the suites' "ok -" / "not ok -" lines; a
+# and "[  FAILED  ] N" lines, and the suites' "ok [N] -" / "not ok [N] -" lines; a
 # binary or suite that fails without saying so counts as one failure.
 set -o pipefail
 BUILD=$1
@@ -15,8 +15,8 @@ i=$?
 # (cmocka writes its summary to stderr: it may share a line with stdout.)
 p=$(grep -o '\[  PASSED  \] [0-9]* test' "$out" | awk '{s+=$4} END {print s+0}')
 f=$(grep -o '\[  FAILED  \] [0-9]* test' "$out" | awk '{s+=$4} END {print s+0}')
-ip=$(grep -c '^ok - ' "$out")
-if_=$(grep -c '^not ok - ' "$out")
+ip=$(grep -Ec '^ok( [0-9]+)? - ' "$out")
+if_=$(grep -Ec '^not ok( [0-9]+)? - ' "$out")
 p=$((p + ip))
 f=$((f + if_))
 # A crash or a suite that died without a "not ok" line still fails the run.

@@ -1,0 +1,173 @@
+#!/bin/bash
+# e2e_nfq.sh - the daemon's NFQUEUE inspector in the end-to-end lab. The
+# gateway does not redirect Postfix's port-25 traffic to the proxy: the
+# flows are forwarded, and the rules of scripts/nfq-iptables.sh queue them
+# to the inspector that stsproxy starts from the nfq group of its
+# configuration (no listen). An on-path attacker strips STARTTLS from the
+# EHLO reply of mx1.strip.example, whose domain has an enforce policy that
+# the daemon's persistent cache already holds (looked up beforehand with
+# "stsproxy policy", as an operator would; the inspector consults the
+# cache, RFC 8461 section 3.3).
+#
+#   monitor  action = "log": Postfix (opportunistic TLS) delivers in
+#            cleartext; the event file has starttls_stripped and
+#            cleartext_rcpt from source nfq naming strip.example
+#   block    action = "block": the packet carrying the RCPT is dropped and
+#            both ends reset (RFC 8461 section 5: no delivery without TLS
+#            to an enforce domain); the MX never sees the recipient,
+#            Postfix defers (connection lost); once the attacker is gone
+#            Postfix's retry negotiates TLS, the inspector releases the
+#            flow to the kernel and the MX stores the message exactly once
+#
+# Needs root, the lab's packages and postfix; STSPROXY names the binary.
+# Prints "ok N - ..." lines and exits non-zero when a check failed. The
+# NFQUEUE rules live in the gateway namespace and go with it.
+set -eu
+. "$(cd "$(dirname "$0")/../e2e" && pwd)/lib.sh"
+
+# nfq_conf ACTION - the daemon's configuration: inspector only, no listener.
+nfq_conf() {
+	mkdir -p "$LAB_DIR/proxy"
+	cat >"$CONF" <<EOF
+# stsproxy on the lab gateway: NFQUEUE inspection of forwarded flows.
+state_dir = "$LAB_DIR/proxy/state";
+mode = "enforce";
+log = {
+  level = "debug";
+  file = "$E2E_PROXY_LOG";
+  events = "$E2E_EVENTS";
+};
+dns = { forwarders = [ "$E2E_DNS4" ]; timeout = 5; };
+tls = { ca_file = "$LAB_DIR/ca/ca.crt"; };
+sts = { fetch_timeout = 10; };
+nfq = { queues = [ 0 ]; action = "$1"; fail_open = true; };
+EOF
+}
+
+# nfq_start ACTION - (re)start the daemon with the inspector in ACTION mode
+# and wait for its start line.
+nfq_start() {
+	local before
+	e2e_proxy_stop
+	nfq_conf "$1"
+	"$STSPROXY" -c "$CONF" --check-config >"$LAB_DIR/proxy/check.out" 2>&1 || {
+		cat "$LAB_DIR/proxy/check.out" >&2
+		return 1
+	}
+	before=$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)
+	lab__start stsproxy gw "$STSPROXY" -c "$CONF"
+	for _ in $(seq 1 100); do
+		if [ "$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then
+			grep 'event=start ' "$E2E_PROXY_LOG" | tail -n 1
+			return 0
+		fi
+		lab__alive stsproxy || break
+		sleep 0.1
+	done
+	echo "stsproxy did not start:" >&2
+	tail -n 20 "$E2E_PROXY_LOG" "$LAB_DIR/logs/stsproxy.log" >&2 2>/dev/null
+	return 1
+}
+
+# nfq_rule_packets REGEX - packets counted by the inspector chain's rule
+# matching REGEX in the gateway.
+nfq_rule_packets() {
+	lab_exec gw iptables -L STSPROXY_NFQ -v -n -x | awk -v pat="$1" '$0 ~ pat {print $1; exit}'
+}
+
+# never_saw RCPT - the MX's sink log and mail store do not name RCPT.
+never_saw() {
+	! grep -rF "$1" "$LAB_DIR/smtp/mx1.strip.example" "$LAB_DIR"/logs/smtp-*.log \
+		"$LAB_DIR"/logs/attack-*.log
+}
+
+# sink_tls RCPT - the newest message stored for RCPT came over TLS (true/false).
+sink_tls() {
+	local m
+	m=$(e2e_sink_msg mx1.strip.example "$1") || return 1
+	lab_json "$m.json" tls
+}
+
+e2e_init hunfq
+CONF=$LAB_DIR/proxy/stsproxy.conf
+e2e_lab
+e2e_mx mx1 10.0.25.2 mx1.strip.example
+lab_sts_publish strip.example s1 enforce mx1.strip.example
+lab_dns_record "strip.example MX 10 mx1.strip.example." "mx1.strip.example A 10.0.25.2"
+lab_dns dns "$E2E_DNS4"
+e2e_postfix_start
+
+# The policy is learnt on a clean path and persisted in state_dir.
+nfq_conf log
+lab_check "rfc8461_3_3_seed: stsproxy policy caches the enforce policy" \
+	lab_exec gw "$STSPROXY" policy -c "$CONF" strip.example
+lab_exec gw sh "$E2E_ROOT/scripts/nfq-iptables.sh" add 0
+nfq_start log >/dev/null
+lab_check "nfq_start: the daemon starts the inspector (no listener, the policy cached)" \
+	e2e_grep "$E2E_PROXY_LOG" 'event=start .*listen=none .*cached_policies=1 nfq=on'
+lab_check "nfq_start: no REDIRECT rule on the gateway" \
+	bash -c "! ip netns exec $(lab_nsname gw) iptables -t nat -S | grep -q REDIRECT"
+
+e2e_attacker atk1 10.0.66.2 drop 10.0.25.2
+
+M=$LAB_DIR/msg
+mkdir -p "$M"
+e2e_message "$M/mon" "through a stripper, inspector logging"
+e2e_message "$M/blk" "through a stripper, inspector blocking"
+
+# --- monitor: action = "log" ------------------------------------------------------
+e2e_sendmail sender@corp.example mona@strip.example <"$M/mon"
+lab_check "nfq_log: Postfix delivers (opportunistic, cleartext)" \
+	e2e_wait_status mona@strip.example sent
+lab_check "nfq_log: the attacker stripped STARTTLS" \
+	e2e_grep "$(lab_attacker_log atk1)" 'event=(drop|strip)'
+lab_check "nfq_log: the MX stored the message" \
+	e2e_sink_is mx1.strip.example mona@strip.example 1
+lab_check "nfq_log: in cleartext" test "$(sink_tls mona@strip.example)" = false
+lab_check "rfc8461_5_nfq_log: event starttls_stripped from nfq names strip.example" \
+	e2e_event strip.example event=starttls_stripped source=nfq mode=enforce action=log
+lab_check "rfc8461_5_nfq_log: event cleartext_rcpt from nfq names strip.example" \
+	e2e_event strip.example event=cleartext_rcpt source=nfq mode=enforce action=log \
+	reason=no_starttls
+
+# --- block: action = "block" --------------------------------------------------------
+# Let Postfix's cached connections end: the new inspector must see flows from SYN.
+sleep 3
+lab_check "nfq_block: the daemon restarts in block mode" nfq_start block
+: >"$E2E_EVENTS"
+e2e_sendmail sender@corp.example bob@strip.example <"$M/blk"
+lab_check "rfc8461_5_nfq_block: Postfix logs status=deferred" \
+	e2e_wait_status bob@strip.example deferred
+lab_check "rfc8461_5_nfq_block: Postfix lost the connection" \
+	e2e_last_has bob@strip.example 'status=deferred .*(lost connection|reset by peer|Connection reset)'
+lab_check "rfc8461_5_nfq_block: still queued" \
+	e2e_queue_has bob@strip.example '.'
+lab_check "rfc8461_5_nfq_block: event cleartext_rcpt action=block" \
+	e2e_event strip.example event=cleartext_rcpt source=nfq mode=enforce action=block
+lab_check "rfc8461_5_nfq_block: the MX never saw the recipient" never_saw bob@strip.example
+lab_check "rfc8461_5_nfq_block: the MX stored nothing for it" \
+	e2e_sink_is mx1.strip.example bob@strip.example 0
+
+rel0=$(nfq_rule_packets CONNMARK)
+e2e_attacker_remove atk1
+e2e_flush
+lab_check "rfc8461_5_nfq_recovery: Postfix retries and logs status=sent" \
+	e2e_wait_status bob@strip.example sent
+lab_check "rfc8461_5_nfq_recovery: the MX stored the message" \
+	e2e_sink_wait mx1.strip.example bob@strip.example 1
+lab_check "rfc8461_5_nfq_recovery: over TLS" test "$(sink_tls bob@strip.example)" = true
+m=$(e2e_sink_msg mx1.strip.example bob@strip.example || true)
+lab_check "rfc8461_5_nfq_recovery: the message arrived intact" e2e_same_body "$M/blk" "$m.eml"
+lab_check "rfc8461_5_nfq_recovery: the TLS flow was released (mark -> connmark)" \
+	test "$(nfq_rule_packets CONNMARK)" -gt "${rel0:-0}"
+lab_check "rfc8461_5_nfq_recovery: no event for the TLS flow" \
+	bash -c "! grep -q '\"action\": *\"log\"' '$E2E_EVENTS'"
+sleep 6 # a queue run later: still exactly one copy
+lab_check "rfc8461_5_nfq_recovery: delivered exactly once" \
+	e2e_sink_is mx1.strip.example bob@strip.example 1
+lab_check "rfc8461_5_nfq_recovery: no longer queued" test -z "$(e2e_queue_reason bob@strip.example)"
+lab_check "nfq: the daemon is still running" lab__alive stsproxy
+lab_check "nfq: no sanitizer report" \
+	bash -c "! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error' '$E2E_PROXY_LOG' '$LAB_DIR/logs/stsproxy.log'"
+
+lab_done
