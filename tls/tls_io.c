@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include "core/loop.h"
@@ -27,8 +30,10 @@
 
 /*
  * A bounded byte queue. Invariants:
- *   p == NULL  <=>  cap == 0;  len == 0  =>  p == NULL and off == 0
- *     (a buffer is released the moment it becomes empty);
+ *   p == NULL  <=>  cap == 0;  len == 0  =>  off == 0;
+ *   len == 0 and the endpoint not active  =>  p == NULL
+ *     (an idle endpoint releases a buffer the moment it becomes empty;
+ *     an active one keeps it for the next bytes, see tls_io_set_active);
  *   off + len <= cap <= max; the bytes are p[off .. off + len).
  * p may move (compaction, realloc) while OpenSSL retries a write of it:
  * hence SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.
@@ -58,6 +63,8 @@ struct tls_io {
 	bool peer_closed;  /* read returned 0 or close_notify: no more input */
 	bool shut_req, shut_done;
 	bool failed;
+	bool active;      /* keep emptied buffers (tls_io_set_active) */
+	bool no_quickack; /* not a TCP socket: TCP_QUICKACK is not tried again */
 	char err[128];
 };
 
@@ -99,13 +106,17 @@ buf_reserve(struct buf *b, size_t need)
 	return 0;
 }
 
-/* buf_drop - remove n bytes from the front (n <= len); releases an emptied buffer. */
+/* buf_drop - remove n bytes from the front (n <= len); an emptied buffer is kept or released. */
 static void
-buf_drop(struct buf *b, size_t n)
+buf_drop(struct buf *b, size_t n, bool keep)
 {
 	b->off += n;
 	b->len -= n;
-	if (b->len == 0)
+	if (b->len > 0)
+		return;
+	if (keep)
+		b->off = 0;
+	else
 		buf_release(b);
 }
 
@@ -224,6 +235,20 @@ is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
+/*
+ * io_release_mode - let OpenSSL free its record buffers whenever they empty
+ * (idle: memory matters) or keep them (active: each free and re-allocation
+ * of ~17 KiB per record was the allocator churn of the data path).
+ */
+static void
+io_release_mode(SSL *ssl, bool release)
+{
+	if (release)
+		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	else
+		SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+}
+
 /* tls_io_start_tls - arm a handshake; refuse when plaintext is buffered */
 int
 tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
@@ -246,8 +271,8 @@ tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
 	 * close_notify is an ordinary end of input, not an error.
 	 */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	                      SSL_MODE_RELEASE_BUFFERS);
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	io_release_mode(ssl, !io->active);
 	if (server) {
 		SSL_set_accept_state(ssl);
 	} else {
@@ -265,40 +290,84 @@ tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
 	return 0;
 }
 
-/* io_read - read until EAGAIN, a full buffer or the end; -1 on failure, else bytes read. */
+/*
+ * io_ack_now - acknowledge what was just read at once instead of after the
+ * delayed-ACK timer (40 ms and more). A peer with Nagle's algorithm on (most
+ * MTAs) holds its next small write until everything it sent is
+ * acknowledged: Postfix sends its TLS 1.3 session tickets right after the
+ * handshake, then the EHLO reply, and that reply sat in its socket until
+ * our delayed ACK for the tickets went out. When we have nothing to send,
+ * no data segment would carry the ACK early.
+ */
+static void
+io_ack_now(struct tls_io *io)
+{
+	int one = 1;
+
+	if (io->no_quickack)
+		return;
+	/* Not TCP (a socketpair): nothing to acknowledge, do not ask again. */
+	if (setsockopt(io->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) < 0)
+		io->no_quickack = true;
+}
+
+/*
+ * io_read - read until EAGAIN, a full buffer or the end; -1 on failure, else
+ * bytes read. An active endpoint reads straight into its input buffer; an
+ * idle one reads into the stack first, so that a wake-up with nothing to
+ * read allocates nothing and a short line allocates little. Records that
+ * carry no application data (TLS 1.3 session tickets, key updates) are
+ * consumed too: SSL_read only reports WANT_READ once the socket itself is
+ * drained, so nothing stays behind in OpenSSL waiting for another event.
+ */
 static long
 io_read(struct tls_io *io)
 {
+	BIO *rbio = io->ssl != NULL ? SSL_get_rbio(io->ssl) : NULL;
+	uint64_t wire0 = rbio != NULL ? BIO_number_read(rbio) : 0;
+	bool wire = false, drained = false;
 	char chunk[IO_CHUNK];
 	size_t room, got;
 	long total = 0;
+	char *dst;
 	ssize_t n;
 	int r;
 
 	while (!io->peer_closed && io->in.len < io->in.max) {
 		room = io->in.max - io->in.len;
-		if (room > sizeof(chunk))
-			room = sizeof(chunk);
+		if (room > IO_CHUNK)
+			room = IO_CHUNK;
+		if (io->active || io->in.cap - io->in.off - io->in.len >= room) {
+			if (buf_reserve(&io->in, room) != 0)
+				return io_fail(io, "out of memory", NULL);
+			dst = io->in.p + io->in.off + io->in.len;
+		} else {
+			dst = chunk;
+		}
 		if (io->ssl != NULL) {
 			ERR_clear_error();
 			errno = 0;
-			r = SSL_read_ex(io->ssl, chunk, room, &got);
+			r = SSL_read_ex(io->ssl, dst, room, &got);
 			if (r != 1) {
 				r = ssl_result(io, r, &io->rd_want);
 				if (r < 0)
 					return -1;
 				if (r > 0)
 					io->peer_closed = true;
+				else
+					drained = io->rd_want == LOOP_READ;
 				break;
 			}
 			io->rd_want = LOOP_READ;
 		} else {
-			n = recv(io->fd, chunk, room, 0);
+			n = recv(io->fd, dst, room, 0);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					drained = true;
 					break;
+				}
 				return io_fail_errno(io, "recv", errno);
 			}
 			if (n == 0) {
@@ -306,13 +375,20 @@ io_read(struct tls_io *io)
 				break;
 			}
 			got = (size_t)n;
+			wire = true;
 		}
-		if (buf_reserve(&io->in, got) != 0)
-			return io_fail(io, "out of memory", NULL);
-		memcpy(io->in.p + io->in.off + io->in.len, chunk, got);
+		if (dst == chunk) {
+			if (buf_reserve(&io->in, got) != 0)
+				return io_fail(io, "out of memory", NULL);
+			memcpy(io->in.p + io->in.off + io->in.len, chunk, got);
+		}
 		io->in.len += got;
 		total += (long)got;
 	}
+	if (rbio != NULL)
+		wire = BIO_number_read(rbio) != wire0;
+	if (wire && drained && io->out.len == 0)
+		io_ack_now(io);
 	return total;
 }
 
@@ -350,7 +426,7 @@ io_write(struct tls_io *io, size_t limit, bool clear)
 			}
 			io->wr_want = LOOP_WRITE;
 		}
-		buf_drop(&io->out, done);
+		buf_drop(&io->out, done, io->active);
 		limit -= done;
 		total += (long)done;
 	}
@@ -506,7 +582,7 @@ tls_io_in(const struct tls_io *io, size_t *len)
 void
 tls_io_consume(struct tls_io *io, size_t n)
 {
-	buf_drop(&io->in, n < io->in.len ? n : io->in.len);
+	buf_drop(&io->in, n < io->in.len ? n : io->in.len, io->active);
 }
 
 /* tls_io_line - the first complete line, or a flagged remainder */
@@ -581,6 +657,26 @@ bool
 tls_io_shutdown_done(const struct tls_io *io)
 {
 	return io->shut_done;
+}
+
+/* tls_io_set_active - keep buffers while busy; release them when idle */
+void
+tls_io_set_active(struct tls_io *io, bool active)
+{
+	if (io->active == active)
+		return;
+	io->active = active;
+	if (io->ssl != NULL)
+		io_release_mode(io->ssl, !active);
+	if (active)
+		return;
+	if (io->in.len == 0)
+		buf_release(&io->in);
+	if (io->out.len == 0)
+		buf_release(&io->out);
+	/* Refused (harmlessly) while a record is half read or written. */
+	if (io->ssl != NULL && io->state == IO_TLS)
+		(void)SSL_free_buffers(io->ssl);
 }
 
 /* tls_io_memory - buffer bytes held now */

@@ -17,10 +17,18 @@
  * returned by tls_io_in() and tls_io_line() are valid until the next call
  * of tls_io_pump(), tls_io_consume() or tls_io_free().
  *
- * Memory: buffers are allocated when bytes arrive or are queued, grow up to
- * their maximum, and are released as soon as they are empty, so an idle
- * endpoint holds no buffer memory (OpenSSL's own buffers are released too,
- * SSL_MODE_RELEASE_BUFFERS).
+ * Memory: buffers are allocated when bytes arrive or are queued and grow up
+ * to their maximum. An endpoint starts idle: a buffer is released as soon as
+ * it is empty, so it holds no buffer memory between exchanges (OpenSSL's
+ * record buffers are released too, SSL_MODE_RELEASE_BUFFERS). While the
+ * owner marks it active (tls_io_set_active), emptied buffers - its own and
+ * OpenSSL's - are kept and reused, so relaying a message does not allocate
+ * and free per read, per write or per TLS record.
+ *
+ * Acknowledgements: when a read drained the socket and nothing is queued to
+ * send, the pump asks the kernel to acknowledge at once (TCP_QUICKACK), so
+ * a peer running Nagle's algorithm never waits for our delayed ACK before
+ * its next reply (see tls_io.c, io_ack_now).
  *
  * TLS writes go through OpenSSL's socket BIO, which can raise SIGPIPE: the
  * process must ignore SIGPIPE.
@@ -147,7 +155,19 @@ void tls_io_shutdown(struct tls_io *io);
 /* tls_io_shutdown_done - the shutdown requested above is complete. */
 bool tls_io_shutdown_done(const struct tls_io *io);
 
-/* tls_io_memory - bytes of buffer memory the endpoint holds now (0 when idle). */
+/*
+ * tls_io_set_active - active: emptied buffers (the endpoint's and OpenSSL's
+ * record buffers) are kept for the next bytes. Inactive (the initial
+ * state): empty buffers are released now and whenever they empty later.
+ * The owner marks an endpoint inactive while the session waits for its
+ * peer's next command, active while a command or message is in flight.
+ */
+void tls_io_set_active(struct tls_io *io, bool active);
+
+/*
+ * tls_io_memory - bytes of buffer memory the endpoint holds now (0 when it
+ * is inactive and both buffers are empty; OpenSSL's buffers not counted).
+ */
 size_t tls_io_memory(const struct tls_io *io);
 
 #endif

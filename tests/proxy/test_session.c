@@ -1165,6 +1165,79 @@ rfc5321_4_5_3_2_timeout_after_dot_421(void **state)
 	assert_int_equal(t.stats.messages_relayed[0], 0);
 }
 
+/* run_ms - run the proxy's loop for about ms milliseconds. */
+static void
+run_ms(uint64_t ms)
+{
+	uint64_t end = loop_now_ms(t.loop) + ms;
+
+	while (loop_now_ms(t.loop) < end)
+		loop_once(t.loop, 10);
+}
+
+/*
+ * RFC 5321 section 4.5.3.2.5: the data block limit runs from the last block
+ * received, so a message that arrives slowly but steadily is not cut off,
+ * however long it takes in all.
+ */
+static void
+rfc5321_4_5_3_2_5_steady_data_not_timed_out(void **state)
+{
+	(void)state;
+	t.conf.timeouts.data_block = 1;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
+	expect("250");
+	expect("250");
+	expect("250");
+	csends("DATA\r\n");
+	expect("354");
+	csends("Subject: slow\r\n\r\n");
+	for (int i = 0; i < 6; i++) {
+		run_ms(400);
+		csends("line\r\n");
+	}
+	csends(".\r\n");
+	expect("250");
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_true(t.mx.got_dot);
+}
+
+/* RFC 5321 section 4.5.3.2.5: ... and a stall times out one limit after the last block. */
+static void
+rfc5321_4_5_3_2_5_stall_after_blocks_421(void **state)
+{
+	uint64_t t0;
+
+	(void)state;
+	t.conf.timeouts.data_block = 1;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
+	expect("250");
+	expect("250");
+	expect("250");
+	csends("DATA\r\n");
+	expect("354");
+	for (int i = 0; i < 3; i++) {
+		run_ms(400);
+		csends("line\r\n");
+	}
+	loop_once(t.loop, 10);
+	t0 = loop_now_ms(t.loop);
+	expect("421 4.4.2");
+	if (loop_now_ms(t.loop) - t0 < 800)
+		fail_msg("timed out %llu ms after the last block, limit 1 s",
+		         (unsigned long long)(loop_now_ms(t.loop) - t0));
+	expect_closed();
+	finish();
+	assert_false(t.mx.got_dot);
+}
+
 /*
  * RFC 5321 section 4.1.1.4: the reply to the final dot comes after the
  * dot. A reply begun during the data (its first line arrived before the
@@ -1563,6 +1636,8 @@ main(void)
 	    T(rfc5321_4_5_2_dot_stuffing_unchanged),
 	    T(rfc5321_upstream_reset_mid_data_421),
 	    T(rfc5321_4_5_3_2_timeout_after_dot_421),
+	    T(rfc5321_4_5_3_2_5_steady_data_not_timed_out),
+	    T(rfc5321_4_5_3_2_5_stall_after_blocks_421),
 	    T(rfc5321_4_1_1_1_helo_client),
 	    T(rfc5321_4_5_3_1_4_overlong_line),
 	    T(rfc5321_4_1_4_ehlo_refused_helo_fallback),

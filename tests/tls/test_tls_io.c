@@ -19,7 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,6 +41,7 @@
 static struct {
 	struct testca *ca;
 	SSL_CTX *client, *server;
+	SSL_CTX *ticket_server; /* issues TLS 1.3 session tickets, like Postfix */
 } env;
 
 struct peer;
@@ -73,10 +78,13 @@ setup(void **state)
 		return -1;
 	env.client = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
 	env.server = tls_server_ctx_new(crt, key, err, sizeof(err));
-	if (env.client == NULL || env.server == NULL) {
+	env.ticket_server = tls_server_ctx_new(crt, key, err, sizeof(err));
+	if (env.client == NULL || env.server == NULL || env.ticket_server == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	SSL_CTX_clear_options(env.ticket_server, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(env.ticket_server, 2);
 	return 0;
 }
 
@@ -86,6 +94,7 @@ teardown(void **state)
 	(void)state;
 	SSL_CTX_free(env.client);
 	SSL_CTX_free(env.server);
+	SSL_CTX_free(env.ticket_server);
 	testca_free(env.ca);
 	return 0;
 }
@@ -649,6 +658,199 @@ rfc5321_4_5_3_1_line_too_long(void **state)
 	tls_io_free(NULL);
 }
 
+/* handshake - pump both ends until their TLS handshakes are done. */
+static void
+handshake(struct tls_io *client, struct tls_io *server, SSL_CTX *server_ctx)
+{
+	assert_int_equal(tls_io_start_tls(client, env.client, false, "mx1.example"), 0);
+	assert_int_equal(tls_io_start_tls(server, server_ctx, true, NULL), 0);
+	for (int i = 0;
+	     i < 400 && !(tls_io_handshake_done(client) && tls_io_handshake_done(server)); i++) {
+		assert_true(tls_io_pump(client) >= 0);
+		assert_true(tls_io_pump(server) >= 0);
+		usleep(200);
+	}
+	assert_true(tls_io_handshake_done(client) && tls_io_handshake_done(server));
+}
+
+/* readable - wait up to ms for fd to be readable. */
+static bool
+readable(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	return poll(&pfd, 1, ms) == 1;
+}
+
+/*
+ * RFC 8446 section 4.6.1: a TLS 1.3 server sends its session tickets after
+ * the handshake, typically right before its first reply (Postfix: before the
+ * answer to the EHLO that follows STARTTLS). Tickets and reply arrive
+ * together: one socket event and one pump must deliver the reply, with
+ * the tickets consumed on the way.
+ */
+static void
+rfc8446_4_6_1_tickets_then_reply_one_pump(void **state)
+{
+	struct tls_io *us, *them;
+	const char *line;
+	SSL_SESSION *sess;
+	int sv[2];
+	size_t len;
+
+	(void)state;
+	pair(sv);
+	us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	assert_non_null(us);
+	assert_non_null(them);
+	handshake(us, them, env.ticket_server);
+	assert_int_equal(SSL_version(tls_io_ssl(us)), TLS1_3_VERSION);
+	assert_int_equal(tls_io_write(them, "250 ok\r\n", 8), 0);
+	for (int i = 0; i < 100 && tls_io_out_pending(them) > 0; i++)
+		assert_true(tls_io_pump(them) >= 0);
+	assert_int_equal(tls_io_out_pending(them), 0);
+	assert_true(readable(sv[0], 1000));
+	assert_true(tls_io_pump(us) > 0);
+	line = tls_io_line(us, &len, NULL);
+	assert_non_null(line);
+	assert_int_equal(len, 8);
+	assert_memory_equal(line, "250 ok\r\n", 8);
+	/* The tickets were read in the same pump, not left for a later event. */
+	sess = SSL_get_session(tls_io_ssl(us));
+	assert_non_null(sess);
+	assert_true(SSL_SESSION_is_resumable(sess));
+	assert_int_equal(SSL_pending(tls_io_ssl(us)), 0);
+	tls_io_free(us);
+	tls_io_free(them);
+}
+
+/* outq - bytes the kernel holds for fd: not yet sent or not yet acknowledged. */
+static int
+outq(int fd)
+{
+	int n = -1;
+
+	assert_int_equal(ioctl(fd, SIOCOUTQ, &n), 0);
+	return n;
+}
+
+/* elapsed_ms - milliseconds since *t0. */
+static double
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * RFC 1122 section 4.2.3.2 allows an ACK to be delayed (Linux: 40 ms and
+ * more), RFC 896 has the sender hold small writes while data is
+ * unacknowledged: together they stalled every session for ~40 ms (tickets
+ * from Postfix left unacknowledged, its EHLO reply held behind them). Once
+ * the endpoint has read everything and has nothing to send, the peer's
+ * bytes must be acknowledged at once. The peer here keeps Nagle on and the
+ * endpoint is first brought into the kernel's interactive (delayed-ACK)
+ * mode by a few request/answer rounds.
+ */
+static void
+rfc1122_4_2_3_2_read_acknowledged_at_once(void **state)
+{
+	struct tls_io *us;
+	struct timespec t0;
+	char b[64];
+	int sv[2];
+	size_t len;
+	double ms;
+
+	(void)state;
+	tcp_pair(sv);
+	us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+	assert_non_null(us);
+	for (int round = 0; round < 6; round++) {
+		assert_int_equal(send(sv[1], "q\r\n", 3, 0), 3);
+		assert_true(readable(sv[0], 1000));
+		assert_true(tls_io_pump(us) > 0);
+		tls_io_consume(us, 3);
+		assert_int_equal(tls_io_write(us, "a\r\n", 3), 0);
+		assert_true(tls_io_pump(us) > 0);
+		assert_true(readable(sv[1], 1000));
+		assert_int_equal(recv(sv[1], b, sizeof(b), 0), 3);
+	}
+	/* The "tickets": read by the endpoint, which has nothing to answer. */
+	assert_int_equal(send(sv[1], "t\r\n", 3, 0), 3);
+	assert_true(readable(sv[0], 1000));
+	assert_true(tls_io_pump(us) > 0);
+	assert_non_null(tls_io_in(us, &len));
+	assert_int_equal(len, 3);
+	assert_int_equal(tls_io_out_pending(us), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (outq(sv[1]) > 0 && elapsed_ms(&t0) < 100)
+		usleep(200);
+	ms = elapsed_ms(&t0);
+	if (ms >= 20)
+		fail_msg("the peer's bytes were acknowledged after %.1f ms", ms);
+	tls_io_free(us);
+	close(sv[1]);
+}
+
+/*
+ * Buffers: kept while the owner marks the endpoint active (no allocation per
+ * read or write), released when it becomes idle and from then on whenever
+ * they empty; OpenSSL's record buffers follow the same rule.
+ */
+static void
+buffers_kept_while_active(void **state)
+{
+	for (int tls = 0; tls <= 1; tls++) {
+		struct tls_io *us, *them;
+		int sv[2];
+		size_t len;
+
+		(void)state;
+		pair(sv);
+		us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+		them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+		if (tls) {
+			handshake(us, them, env.server);
+			assert_true(SSL_get_mode(tls_io_ssl(us)) & SSL_MODE_RELEASE_BUFFERS);
+		}
+		tls_io_set_active(us, true);
+		if (tls)
+			assert_false(SSL_get_mode(tls_io_ssl(us)) & SSL_MODE_RELEASE_BUFFERS);
+		/* Both directions once: the buffers stay after they empty. */
+		assert_int_equal(tls_io_write(us, "MAIL FROM:<>\r\n", 14), 0);
+		assert_int_equal(tls_io_write(them, "250 ok\r\n", 8), 0);
+		settle(us, them);
+		assert_int_equal(tls_io_out_pending(us), 0);
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, 8);
+		tls_io_consume(us, len);
+		assert_null(tls_io_in(us, &len));
+		assert_true(tls_io_memory(us) > 0);
+		/* Reused, not re-allocated: the capacity does not move. */
+		size_t held = tls_io_memory(us);
+		assert_int_equal(tls_io_write(them, "250 ok\r\n", 8), 0);
+		settle(us, them);
+		tls_io_consume(us, 8);
+		assert_int_equal(tls_io_memory(us), held);
+		/* Idle: released now, and again after the next exchange. */
+		tls_io_set_active(us, false);
+		assert_int_equal(tls_io_memory(us), 0);
+		if (tls)
+			assert_true(SSL_get_mode(tls_io_ssl(us)) & SSL_MODE_RELEASE_BUFFERS);
+		assert_int_equal(tls_io_write(them, "250 ok\r\n", 8), 0);
+		settle(us, them);
+		assert_true(tls_io_memory(us) > 0);
+		tls_io_consume(us, 8);
+		assert_int_equal(tls_io_memory(us), 0);
+		tls_io_free(us);
+		tls_io_free(them);
+	}
+}
+
 int
 main(void)
 {
@@ -663,6 +865,9 @@ main(void)
 	    cmocka_unit_test(peer_reset),
 	    cmocka_unit_test(shutdown_then_eof),
 	    cmocka_unit_test(rfc5321_4_5_3_1_line_too_long),
+	    cmocka_unit_test(rfc8446_4_6_1_tickets_then_reply_one_pump),
+	    cmocka_unit_test(rfc1122_4_2_3_2_read_acknowledged_at_once),
+	    cmocka_unit_test(buffers_kept_while_active),
 	};
 
 	return cmocka_run_group_tests_name("tls_io", tests, setup, teardown);
