@@ -48,7 +48,7 @@ main(int argc, char **argv)
 {
 	static const char policy[] =
 	    "version: STSv1\nmode: enforce\nmx: *.example\nmax_age: 86400\n";
-	struct nfq_callbacks cb = {on_lookup, NULL};
+	struct nfq_callbacks cb = {.lookup = on_lookup};
 	struct sts_policy p = {0};
 	struct sts_policy_error perr;
 	struct sts_cache *cache = NULL;
