@@ -172,6 +172,10 @@ control_parse(const char *line, enum control_cmd *cmd, char *domain, size_t doma
 		*cmd = CONTROL_STATUS;
 		return 0;
 	}
+	if (n == 1 && strcmp(words[0], "report") == 0) {
+		*cmd = CONTROL_REPORT;
+		return 0;
+	}
 	if (n >= 2 && strcmp(words[0], "cache") == 0) {
 		if (n == 2 && strcmp(words[1], "list") == 0) {
 			*cmd = CONTROL_CACHE_LIST;
@@ -315,6 +319,11 @@ conn_request(struct conn *c, char *line)
 			goto unsupported;
 		log_notice("event=control_cache_refresh domain=%s", domain);
 		rc = ops->cache_refresh(c->ctl->arg, domain, &r);
+		break;
+	case CONTROL_REPORT:
+		if (ops->report == NULL)
+			goto unsupported;
+		rc = ops->report(c->ctl->arg, &r);
 		break;
 	}
 	conn_answer(c, rc < 0 ? -1 : 0, &r);
@@ -705,6 +714,7 @@ ctl_usage(FILE *f)
 	           "  cache list             the cached MTA-STS policies\n"
 	           "  cache flush DOMAIN     forget the cached policy of DOMAIN\n"
 	           "  cache refresh DOMAIN   fetch the policy of DOMAIN again now\n"
+	           "  report                 today's TLS results per policy domain (UTC)\n"
 	           "  -c FILE     configuration naming control.socket (default " DEFAULT_CONF ")\n"
 	           "  -s SOCKET   the control socket itself\n");
 }

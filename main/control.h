@@ -9,6 +9,7 @@
  *               cache list
  *               cache flush DOMAIN
  *               cache refresh DOMAIN
+ *               report
  *   answer:   a first line "ok" or "error: <reason>", then the body lines
  *             (a line starting with "." gets one more "." in front, as in
  *             SMTP DATA), then a line holding a single ".". The server then
@@ -51,6 +52,8 @@ struct control_ops {
 	int (*cache_list)(void *arg, struct control_reply *r);
 	int (*cache_flush)(void *arg, const char *domain, struct control_reply *r);
 	int (*cache_refresh)(void *arg, const char *domain, struct control_reply *r);
+	/* The TLS results of the current UTC day, one line per policy domain. */
+	int (*report)(void *arg, struct control_reply *r);
 };
 
 /*
@@ -98,6 +101,7 @@ enum control_cmd {
 	CONTROL_CACHE_LIST,
 	CONTROL_CACHE_FLUSH,
 	CONTROL_CACHE_REFRESH,
+	CONTROL_REPORT,
 };
 
 /*

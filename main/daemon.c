@@ -37,6 +37,7 @@
 #include "main/privdrop.h"
 #include "nfq/nfq.h"
 #include "policy/sts_engine.h"
+#include "policy/sts_report.h"
 #include "proxy/proxy.h"
 
 int
@@ -76,6 +77,7 @@ struct daemon {
 	struct sts_cache *cache;        /* shared by every worker's policy engine */
 	struct sts_engine *engine;      /* the main loop's: refresh, nfq, operators */
 	struct sts_engine_stats estats; /* counters of every engine */
+	struct sts_report *report;      /* TLS results per policy domain, for TLS-RPT */
 	struct nfq *nfq;                /* NULL without an nfq section */
 	struct proxy *proxy;            /* NULL when nothing listens (no listen addresses) */
 	struct retiring retiring[RETIRING_MAX];
@@ -330,11 +332,46 @@ ctl_cache_refresh(void *arg, const char *domain, struct control_reply *r)
 	return 0;
 }
 
+/* report_one - "DOMAIN id=ID mode=MODE success=N failure=M", then its failure details. */
+static int
+report_one(void *arg, const struct sts_report_entry *e)
+{
+	struct control_reply *r = arg;
+
+	if (control_reply_line(r, "%s id=%s mode=%s success=%llu failure=%llu", e->domain,
+	                       e->policy_id[0] != '\0' ? e->policy_id : "-", sts_mode_name(e->mode),
+	                       (unsigned long long)e->success, (unsigned long long)e->failure) < 0)
+		return 1;
+	for (size_t i = 0; i < e->n_details; i++) {
+		const struct sts_report_detail *t = &e->details[i];
+
+		if (control_reply_line(r, "  %s mx=%s%s%s count=%llu", sts_result_name(t->result),
+		                       t->mx_host[0] != '\0' ? t->mx_host : "-",
+		                       t->ip[0] != '\0' ? " ip=" : "", t->ip,
+		                       (unsigned long long)t->count) < 0)
+			return 1;
+	}
+	if (e->detail_other > 0 &&
+	    control_reply_line(r, "  other count=%llu", (unsigned long long)e->detail_other) < 0)
+		return 1;
+	return 0;
+}
+
+static int
+ctl_report(void *arg, struct control_reply *r)
+{
+	struct daemon *d = arg;
+
+	sts_report_foreach(d->report, report_one, r);
+	return 0;
+}
+
 static const struct control_ops ctl_ops = {
     .status = ctl_status,
     .cache_list = ctl_cache_list,
     .cache_flush = ctl_cache_flush,
     .cache_refresh = ctl_cache_refresh,
+    .report = ctl_report,
 };
 
 /*
@@ -397,6 +434,9 @@ housekeeping(struct loop *loop, void *arg)
 	char line[256];
 
 	d->housekeeping = 0;
+	/* RFC 8460 section 4.1: reports cover whole UTC days. */
+	if (sts_report_rollover(d->report, time(NULL)) == 1)
+		log_info("event=report-day day=%lld", (long long)sts_report_day(d->report));
 	for (size_t i = 0; i < d->n_retiring;) {
 		struct retiring *rt = &d->retiring[i];
 
@@ -445,8 +485,8 @@ reload(struct daemon *d)
 		        "with a restart\"");
 		goto done;
 	}
-	if (nc->n_listen > 0 &&
-	    (np = proxy_new(nc, d->cache, &d->estats, d->proxy, err, sizeof(err))) == NULL) {
+	if (nc->n_listen > 0 && (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err,
+	                                        sizeof(err))) == NULL) {
 		log_err("event=reload status=refused error=\"%s\"", err);
 		goto done;
 	}
@@ -620,6 +660,10 @@ daemon_run(const struct conf *c)
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
+	if ((d.report = sts_report_new(time(NULL))) == NULL) {
+		log_err("event=start error=\"report table: out of memory\"");
+		goto fail;
+	}
 	{
 		struct sts_engine_params ep = {
 		    .loop = d.loop, .conf = c, .cache = d.cache, .stats = &d.estats};
@@ -636,8 +680,8 @@ daemon_run(const struct conf *c)
 			goto fail;
 		}
 	}
-	if (c->n_listen > 0 &&
-	    (d.proxy = proxy_new(c, d.cache, &d.estats, NULL, err, sizeof(err))) == NULL) {
+	if (c->n_listen > 0 && (d.proxy = proxy_new(c, d.cache, &d.estats, d.report, NULL, err,
+	                                            sizeof(err))) == NULL) {
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
@@ -710,6 +754,7 @@ daemon_run(const struct conf *c)
 	nfq_stop(d.nfq);
 	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
+	sts_report_free(d.report); /* every worker is gone */
 	log_notice("event=stopped");
 	loop_fd_del(d.loop, d.sigfd);
 	close(d.sigfd);
@@ -723,6 +768,7 @@ fail:
 	nfq_stop(d.nfq);
 	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
+	sts_report_free(d.report);
 	if (d.sigfd >= 0)
 		close(d.sigfd);
 	loop_free(d.loop);

@@ -57,7 +57,7 @@ client_tls_new(const struct conf *c, SSL_CTX **out, char *err, size_t errlen)
 /* proxy_new - TLS contexts and workers with bound listeners; no thread yet */
 struct proxy *
 proxy_new(const struct conf *c, struct sts_cache *cache, struct sts_engine_stats *stats,
-          const struct proxy *prev, char *err, size_t errlen)
+          struct sts_report *report, const struct proxy *prev, char *err, size_t errlen)
 {
 	struct proxy *p;
 
@@ -85,6 +85,7 @@ proxy_new(const struct conf *c, struct sts_cache *cache, struct sts_engine_stats
 		    .active = &p->active,
 		    .max_sessions = c->max_sessions,
 		    .engine_stats = stats,
+		    .report = report,
 		    .inherit = prev != NULL && prev->n_workers > 0
 		                   ? prev->workers[i % prev->n_workers]
 		                   : NULL,
@@ -122,7 +123,7 @@ proxy_run(struct proxy *p, char *err, size_t errlen)
 struct proxy *
 proxy_start(const struct conf *c, struct sts_cache *cache, char *err, size_t errlen)
 {
-	struct proxy *p = proxy_new(c, cache, NULL, NULL, err, errlen);
+	struct proxy *p = proxy_new(c, cache, NULL, NULL, NULL, err, errlen);
 
 	if (p != NULL && proxy_run(p, err, errlen) < 0) {
 		proxy_stop(p);

@@ -28,8 +28,9 @@ struct proxy;
  * returns, but no thread runs yet: privileges can be dropped now, before
  * proxy_run() starts the threads (capabilities are per thread).
  *
- * c, cache and stats (the policy engines' shared counters; may be NULL)
- * must outlive the proxy; none is owned. Proactive policy refresh is left
+ * c, cache, stats (the policy engines' shared counters; may be NULL) and
+ * report (per policy domain TLS results for TLS-RPT, counted by every
+ * session; may be NULL) must outlive the proxy; none is owned. Proactive policy refresh is left
  * to the caller's own engine. prev (may be NULL) is the running proxy this
  * one replaces on a reload: its listening sockets on the same addresses
  * are shared, not bound again (privileges may be gone by then); call this
@@ -39,8 +40,8 @@ struct proxy;
  * open then.
  */
 struct proxy *proxy_new(const struct conf *c, struct sts_cache *cache,
-                        struct sts_engine_stats *stats, const struct proxy *prev, char *err,
-                        size_t errlen);
+                        struct sts_engine_stats *stats, struct sts_report *report,
+                        const struct proxy *prev, char *err, size_t errlen);
 
 /*
  * proxy_run - start the worker threads; 0, or -1 with err set (the proxy

@@ -37,16 +37,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/sts_report.h"
 #include "proxy/relay_events.h"
 #include "proxy/session.h"
 #include "proxy/smtp_cmd.h"
 #include "proxy/smtp_data.h"
 #include "proxy/smtp_reply.h"
 #include "tls/tls_io.h"
+#include "tls/tls_resume.h"
 #include "tls/tls_verify.h"
 
 /* Output bound of each leg: many pipelined replies, or message data in flight. */
@@ -110,14 +113,29 @@ enum {
 	PF_DOT = 1 << 4,      /* the final dot: its reply acknowledges the message */
 };
 
+/*
+ * A policy domain (mode testing or enforce) that passed for a recipient of
+ * the current transaction: a success for TLS-RPT once the upstream has
+ * taken a recipient of it and acknowledged the message (RFC 8460 section 4.4).
+ */
+struct txn_dom {
+	char domain[SMTP_DOMAIN_MAX + 1];
+	char id[STS_REPORT_ID_LEN];
+	enum sts_mode mode;
+	bool accepted; /* the upstream took at least one of its recipients */
+};
+
 /* One command waiting for its reply (RFC 2920 section 3.1). */
 struct pend {
 	struct pend *next;
 	enum smtp_cmd_id cmd;
 	unsigned flags;
-	unsigned txn;       /* transaction generation it belongs to */
-	enum sts_mode mode; /* RCPT: the policy mode it was judged under */
-	char *reply;        /* what the client gets, CRLF included */
+	unsigned txn;          /* transaction generation it belongs to */
+	enum sts_mode mode;    /* RCPT: the policy mode it was judged under */
+	unsigned tdom;         /* RCPT: 1 + its index in s->tdoms; 0: not counted */
+	struct txn_dom *tdoms; /* the final dot: its transaction's policy domains (owned) */
+	unsigned n_tdoms;
+	char *reply; /* what the client gets, CRLF included */
 	size_t len;
 };
 
@@ -134,7 +152,9 @@ struct verdict {
 	bool ready;
 	bool forward;
 	enum sts_mode mode;
-	char reply[480]; /* the local 451 when not forwarded */
+	bool counted;                      /* a passing policy domain: count its deliveries */
+	char policy_id[STS_REPORT_ID_LEN]; /* ... under this policy id */
+	char reply[480];                   /* the local 451 when not forwarded */
 };
 
 struct session {
@@ -194,6 +214,8 @@ struct session {
 	unsigned txn;
 	unsigned n_rcpt, n_rcpt_ok;
 	enum sts_mode txn_mode;
+	struct txn_dom *tdoms; /* NULL unless ctx->report is set */
+	unsigned n_tdoms, cap_tdoms;
 	struct verdict verdict;
 	struct smtp_data data;
 	bool cr_held;
@@ -280,6 +302,7 @@ pend_pop(struct session *s)
 		s->tail = NULL;
 	s->n_pend--;
 	free(p->reply);
+	free(p->tdoms);
 	free(p);
 }
 
@@ -358,6 +381,9 @@ txn_reset(struct session *s)
 	s->mail = MAIL_NONE;
 	s->n_rcpt = s->n_rcpt_ok = 0;
 	s->txn_mode = STS_MODE_NONE;
+	free(s->tdoms);
+	s->tdoms = NULL;
+	s->n_tdoms = s->cap_tdoms = 0;
 	s->verdict.ready = false;
 	s->txn++;
 }
@@ -390,6 +416,82 @@ session_event(struct session *s, struct relay_event *ev)
 		ev->seen_len = strlen(s->seen);
 	}
 	relay_event_emit(ev);
+}
+
+/* dest_ip - the destination address alone, for reports; "" if it cannot be shown. */
+static void
+dest_ip(const struct session *s, char *out, size_t outlen)
+{
+	const void *a = NULL;
+
+	out[0] = '\0';
+	if (s->dst.ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)&s->dst)->sin_addr;
+	else if (s->dst.ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)&s->dst)->sin6_addr;
+	if (a == NULL || inet_ntop(s->dst.ss_family, a, out, (socklen_t)outlen) == NULL)
+		out[0] = '\0';
+}
+
+/*
+ * report_failure - count a failed session for the TLS-RPT table (RFC 8460
+ * section 4.4). The receiving MX is the candidate the certificate matched,
+ * else the name in the upstream's banner.
+ */
+static void
+report_failure(struct session *s, const char *domain, const struct sts_answer *a,
+               enum sts_mode mode, enum sts_result result, const char *matched)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const char *mx = matched != NULL && matched[0] != '\0' ? matched : s->up_name;
+
+	if (s->ctx->report == NULL || result == STS_RESULT_OK)
+		return;
+	dest_ip(s, ip, sizeof(ip));
+	sts_report_failure(s->ctx->report, domain, a->id, mode, result, mx, ip, time(NULL));
+}
+
+/*
+ * txn_dom_add - remember a passing policy domain of the transaction; the
+ * value for pend.tdom (0 when not counted, or without memory: a lost
+ * count, never a lost message).
+ */
+static unsigned
+txn_dom_add(struct session *s, const char *domain, const char *id, enum sts_mode mode)
+{
+	struct txn_dom *t;
+
+	if (s->ctx->report == NULL || domain[0] == '\0')
+		return 0;
+	for (unsigned i = 0; i < s->n_tdoms; i++)
+		if (strcmp(s->tdoms[i].domain, domain) == 0)
+			return i + 1;
+	if (s->n_tdoms == s->cap_tdoms) {
+		unsigned cap = s->cap_tdoms == 0 ? 4 : s->cap_tdoms * 2;
+
+		if ((t = realloc(s->tdoms, cap * sizeof(*t))) == NULL)
+			return 0;
+		s->tdoms = t;
+		s->cap_tdoms = cap;
+	}
+	t = &s->tdoms[s->n_tdoms++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->domain, sizeof(t->domain), "%s", domain);
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->mode = mode;
+	return s->n_tdoms;
+}
+
+/* report_delivery - the upstream acknowledged the message of the final dot p. */
+static void
+report_delivery(struct session *s, const struct pend *p)
+{
+	int64_t now = time(NULL);
+
+	for (unsigned i = 0; i < p->n_tdoms; i++)
+		if (p->tdoms[i].accepted)
+			sts_report_success(s->ctx->report, p->tdoms[i].domain, p->tdoms[i].id,
+			                   p->tdoms[i].mode, s->up_name, now);
 }
 
 /*
@@ -429,11 +531,17 @@ judge(struct session *s, const char *domain, const struct sts_answer *a)
 		ev.reason = a->reason;
 		ev.action = "reported";
 		session_event(s, &ev);
+		report_failure(s, domain, a, a->mode, a->problem, NULL);
 	}
 	sts_decide(a, (const struct sockaddr *)&s->dst, f, &d);
 	v->mode = d.mode;
 	if (d.pass) {
 		v->forward = true;
+		/* Verified TLS to a policy domain: a success once the message is taken. */
+		if (d.mode != STS_MODE_NONE) {
+			v->counted = true;
+			snprintf(v->policy_id, sizeof(v->policy_id), "%s", a->id);
+		}
 		return;
 	}
 	ev.kind = RELAY_EV_POLICY_FAILURE;
@@ -454,12 +562,14 @@ judge(struct session *s, const char *domain, const struct sts_answer *a)
 		ev.action = "blocked";
 		if ((unsigned)d.result < STS_RESULT_MAX)
 			stat_add(&s->ctx->stats->recipients_blocked[d.result], 1);
+		report_failure(s, domain, a, d.mode, d.result, d.matched);
 	} else {
 		/* testing mode, or the proxy only monitors: relay and report. */
 		v->forward = true;
 		ev.action = "reported";
 		if ((unsigned)d.result < STS_RESULT_MAX)
 			stat_add(&s->ctx->stats->recipients_reported[d.result], 1);
+		report_failure(s, domain, a, d.mode, d.result, d.matched);
 	}
 	session_event(s, &ev);
 }
@@ -612,6 +722,8 @@ up_starttls_reply(struct session *s, int code)
 			s->up_error = true;
 			return;
 		}
+		/* Without a cached session the handshake is simply a full one. */
+		(void)tls_resume_prepare(tls_io_ssl(s->uio), (const struct sockaddr *)&s->dst, sni);
 		enter_state(s, S_UP_HANDSHAKE);
 		return;
 	}
@@ -638,8 +750,9 @@ up_handshake_done(struct session *s)
 	}
 	tls_facts_from_ssl(s->facts, tls_io_ssl(s->uio));
 	stat_add(&s->ctx->stats->tls_upstream, 1);
-	log_info("session=%s upstream TLS %s %s subject=\"%s\"", s->id, s->facts->version,
-	         s->facts->cipher, s->facts->subject);
+	log_info("session=%s upstream TLS %s %s subject=\"%s\" resumed=%s", s->id,
+	         s->facts->version, s->facts->cipher, s->facts->subject,
+	         SSL_session_reused(tls_io_ssl(s->uio)) == 1 ? "yes" : "no");
 	/* RFC 3207 section 4.2: forget the pre-TLS capabilities; EHLO again. */
 	s->up_caps = 0;
 	s->seen[0] = '\0';
@@ -782,6 +895,8 @@ relay_entry_reply(struct session *s, struct pend *p, int code)
 			s->n_rcpt_ok++;
 			if (p->mode > s->txn_mode)
 				s->txn_mode = p->mode;
+			if (p->tdom != 0 && p->tdom <= s->n_tdoms)
+				s->tdoms[p->tdom - 1].accepted = true;
 		}
 		break;
 	case SMTP_CMD_DATA:
@@ -821,6 +936,8 @@ relay_entry_reply(struct session *s, struct pend *p, int code)
 	/* The reply to the final dot is relayed as the upstream gave it, never made up. */
 	if ((p->flags & PF_DOT) && ok && (unsigned)p->mode < 3)
 		stat_add(&s->ctx->stats->messages_relayed[p->mode], 1);
+	if ((p->flags & PF_DOT) && ok)
+		report_delivery(s, p);
 	return pend_set_reply(p, raw, len);
 }
 
@@ -1124,6 +1241,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 	if ((p = pend_push(s, c->id, PF_UPSTREAM, NULL, 0)) == NULL)
 		return -1;
 	p->mode = s->verdict.mode;
+	if (s->verdict.counted)
+		p->tdom = txn_dom_add(s, c->domain, s->verdict.policy_id, s->verdict.mode);
 	up_send(s, line, len);
 	s->verdict.ready = false;
 	s->n_rcpt++;
@@ -1388,6 +1507,10 @@ data_step(struct session *s)
 				return 1;
 			}
 			p->mode = s->txn_mode;
+			/* The reply to the dot may come after the next transaction began. */
+			p->tdoms = s->tdoms;
+			p->n_tdoms = s->n_tdoms;
+			s->tdoms = NULL;
 			txn_reset(s);
 			enter_state(s, S_READY);
 		}
@@ -1727,6 +1850,7 @@ session_free(struct session *s)
 	free(s->mail_line);
 	free(s->mail_refusal);
 	free(s->ehlo_reply);
+	free(s->tdoms);
 	if (s->facts != NULL) {
 		tls_facts_clear(s->facts);
 		free(s->facts);

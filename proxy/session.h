@@ -23,6 +23,8 @@
 #include "core/loop.h"
 #include "policy/sts_engine.h"
 
+struct sts_report;
+
 /* Counters of one worker, read by the metrics endpoint (relaxed atomics). */
 struct session_stats {
 	_Atomic uint64_t sessions_total;
@@ -44,6 +46,9 @@ struct session_ctx {
 	SSL_CTX *upstream_tls;     /* client context toward MX hosts (tls_client_ctx_new) */
 	SSL_CTX *client_tls;       /* server context toward the mailer; NULL: no STARTTLS offered */
 	struct session_stats *stats;
+	/* Per policy domain TLS results for TLS-RPT, shared by every worker
+	 * (not owned); NULL: not counted. */
+	struct sts_report *report;
 	unsigned worker_id;
 	/* Called once when a session ends (after it is freed), e.g. to count
 	 * it against max_sessions. May be NULL. */

@@ -4,6 +4,7 @@
  */
 #include "proxy/smtp_data.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -52,6 +53,45 @@ refuse(struct smtp_data *d, const char *why, uint64_t offset)
 	return SMTP_DATA_BAD;
 }
 
+/*
+ * Eight octets at a time: a word holds an octet equal to c when x ^ (c * ONES)
+ * has a zero octet, and has_zero() is the classic test for one. The test
+ * can flag octets above a true zero (the borrow runs upward), never below,
+ * so the lowest flagged octet is exact; only the memory order of the octets
+ * decides whether that is the lowest or the highest bit.
+ */
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t
+has_zero(uint64_t x)
+{
+	return (x - ONES) & ~x & HIGHS;
+}
+
+/* text_span - the offset of the first CR, LF or NUL in buf[i..len), or len. */
+static inline size_t
+text_span(const char *buf, size_t i, size_t len)
+{
+	while (i + 8 <= len) {
+		uint64_t w, hit;
+
+		memcpy(&w, buf + i, 8);
+		hit = has_zero(w ^ ('\r' * ONES)) | has_zero(w ^ ('\n' * ONES)) | has_zero(w);
+		if (hit != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return i + (size_t)(__builtin_ctzll(hit) >> 3);
+#else
+			break;
+#endif
+		}
+		i += 8;
+	}
+	while (i < len && buf[i] != '\r' && buf[i] != '\n' && buf[i] != '\0')
+		i++;
+	return i;
+}
+
 /* smtp_data_feed - scan one chunk. */
 int
 smtp_data_feed(struct smtp_data *d, const char *buf, size_t len, size_t *consumed)
@@ -71,8 +111,7 @@ smtp_data_feed(struct smtp_data *d, const char *buf, size_t len, size_t *consume
 			/* Fast path: the body of a line. */
 			size_t start = i;
 
-			while (i < len && buf[i] != '\r' && buf[i] != '\n' && buf[i] != '\0')
-				i++;
+			i = text_span(buf, i, len);
 			d->line_len += i - start;
 			d->octets += i - start;
 			if (i == len)

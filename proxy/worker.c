@@ -386,6 +386,7 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 	w->sctx.conf = c;
 	w->sctx.engine = w->engine;
 	w->sctx.stats = &w->stats;
+	w->sctx.report = p->report;
 	w->sctx.worker_id = p->id;
 	w->sctx.on_end = on_session_end;
 	w->sctx.on_end_arg = w;

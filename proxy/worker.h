@@ -33,6 +33,7 @@ struct worker_params {
 	atomic_uint *active;                   /* sessions alive in the whole process; not owned */
 	unsigned max_sessions;                 /* limit on *active */
 	struct sts_engine_stats *engine_stats; /* shared counters; NULL: none */
+	struct sts_report *report;             /* TLS-RPT counts, shared; NULL: none */
 	/* A running worker of the configuration this one replaces: listeners on
 	 * the same addresses are taken over (dup) instead of bound again, so a
 	 * reload works after privileges were dropped. NULL: bind everything. */

@@ -2,9 +2,10 @@
  * tls_ctx.c - OpenSSL contexts and the generated self-signed certificate.
  *
  * Both sides refuse anything below TLS 1.2 (RFC-NOTES: never retry at a
- * lower version). Sessions are never resumed: a proxy talks to many hosts
- * once each, and a resumed session would skip the certificate we must
- * inspect on every connection.
+ * lower version). The mailer-facing side never resumes: each mailer
+ * connects rarely. The upstream side resumes toward MX hosts (tls_resume.c);
+ * a resumed session reports the certificate and verification result of its
+ * full handshake, so the check on every connection still has them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/tls_ctx.h"
+#include "tls/tls_resume.h"
 
 #define SELFSIGNED_DAYS 3650
 
@@ -63,8 +65,10 @@ tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
 	/* The policy decides after the handshake; see tls_ctx.h. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	/* Resumption toward MX hosts (tls/tls_resume.h); it turns tickets on. */
+	if (tls_resume_enable(ctx, TLS_RESUME_ENTRIES, err, errlen) < 0)
+		goto fail;
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);

@@ -26,6 +26,10 @@
  * Opportunistic TLS to a host with a bad certificate is still better than
  * plaintext. Host names are checked by tls_check_names() (tls/tls_verify.h).
  *
+ * The context carries a session cache for resumption toward MX hosts
+ * (tls/tls_resume.h); an SSL made from it resumes only after
+ * tls_resume_prepare().
+ *
  * Returns a new context (free with SSL_CTX_free()), or NULL with err set.
  */
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);

@@ -99,11 +99,21 @@ fake_cache_refresh(void *arg, const char *domain, struct control_reply *r)
 	return 0;
 }
 
+static int
+fake_report(void *arg, struct control_reply *r)
+{
+	(void)arg;
+	control_reply_line(r, "example.com id=20240101 mode=enforce success=7 failure=2");
+	control_reply_line(r, "  starttls-not-supported mx=mx1.example.com ip=10.1.2.3 count=2");
+	return 0;
+}
+
 static const struct control_ops fake_ops = {
     .status = fake_status,
     .cache_list = fake_cache_list,
     .cache_flush = fake_cache_flush,
     .cache_refresh = fake_cache_refresh,
+    .report = fake_report,
 };
 
 /* --- a server whose loop runs in a thread ---------------------------------- */
@@ -231,6 +241,10 @@ parse_table(void **state)
 	    {"status", "status", 0, CONTROL_STATUS, NULL},
 	    {"status_spaces", "  status\t", 0, CONTROL_STATUS, NULL},
 	    {"list", "cache list", 0, CONTROL_CACHE_LIST, NULL},
+	    {"report", "report", 0, CONTROL_REPORT, NULL},
+	    {"report_spaces", " report ", 0, CONTROL_REPORT, NULL},
+	    {"report_extra", "report today", -1, 0, NULL},
+	    {"report_upper", "REPORT", -1, 0, NULL},
 	    {"flush", "cache flush example.com", 0, CONTROL_CACHE_FLUSH, "example.com"},
 	    {"flush_upper_dot", "cache flush MAIL.Example.COM.", 0, CONTROL_CACHE_FLUSH,
 	     "mail.example.com"},
@@ -304,6 +318,14 @@ client_requests(void **state)
 	assert_int_equal(request(s, "cache refresh mta.example", &out, &err), 0);
 	assert_string_equal(out, "refresh started\n");
 	assert_string_equal(s->fake.refreshed, "mta.example");
+	free(out);
+	free(err);
+
+	assert_int_equal(request(s, "report", &out, &err), 0);
+	assert_string_equal(out,
+	                    "example.com id=20240101 mode=enforce success=7 failure=2\n"
+	                    "  starttls-not-supported mx=mx1.example.com ip=10.1.2.3 count=2\n");
+	assert_string_equal(err, "");
 	free(out);
 	free(err);
 
@@ -393,6 +415,10 @@ answers_bounded(void **state)
 	free(err);
 	/* a handler the daemon did not give */
 	assert_int_equal(request(s, "cache flush a.example", &out, &err), 1);
+	assert_string_equal(err, "stsproxy ctl: not supported\n");
+	free(out);
+	free(err);
+	assert_int_equal(request(s, "report", &out, &err), 1);
 	assert_string_equal(err, "stsproxy ctl: not supported\n");
 	free(out);
 	free(err);

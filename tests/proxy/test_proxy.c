@@ -1,4 +1,4 @@
-// sources: proxy/proxy.c proxy/worker.c proxy/intercept.c tls/tls_ctx.c tls/tls_verify.c
+// sources: proxy/proxy.c proxy/worker.c proxy/intercept.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c
 // sources: tests/proxy/fake_session.c tests/proxy/fake_sts_engine.c
 // sources: core/loop.c core/conf.c core/log.c core/types.c core/util.c
 /*

@@ -1,7 +1,8 @@
 // sources: proxy/session.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
-// sources: proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c tls/tls_verify.c tests/tls/testca.c
+// sources: proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c tests/tls/testca.c
 // sources: tests/proxy/fake_sts_engine.c core/loop.c core/log.c core/evlog.c core/util.c
 // sources: core/types.c core/conf.c
+// sources: policy/sts_report.c
 /*
  * test_session.c - whole SMTP sessions through the proxy, on the real
  * event loop, with both sides faked: the mailer is the test's end of a
@@ -27,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,6 +39,7 @@
 #include "core/evlog.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "policy/sts_report.h"
 #include "proxy/session.h"
 #include "tests/proxy/fake_sts_engine.h"
 #include "tests/tls/testca.h"
@@ -1616,6 +1619,147 @@ upstream_mark_set_on_session_socket(void **state)
 	finish();
 }
 
+/* What the TLS-RPT table holds for one domain, copied out of the walk. */
+struct report_row {
+	const char *want;
+	bool found;
+	char id[STS_REPORT_ID_LEN];
+	enum sts_mode mode;
+	uint64_t success, failure, by_result[STS_RESULT_MAX];
+	size_t n_details;
+	struct sts_report_detail detail0;
+};
+
+static int
+report_row_get(void *arg, const struct sts_report_entry *e)
+{
+	struct report_row *row = arg;
+
+	if (strcmp(e->domain, row->want) != 0)
+		return 0;
+	row->found = true;
+	snprintf(row->id, sizeof(row->id), "%s", e->policy_id);
+	row->mode = e->mode;
+	row->success = e->success;
+	row->failure = e->failure;
+	memcpy(row->by_result, e->by_result, sizeof(row->by_result));
+	row->n_details = e->n_details;
+	if (e->n_details > 0)
+		row->detail0 = e->details[0];
+	return 1;
+}
+
+/*
+ * RFC 8460 section 4.4: a message the upstream took over verified TLS is a
+ * successful session for each passing policy domain that had a recipient
+ * accepted; a blocked recipient is a failure with its result type and MX.
+ * A transaction that ends without a message counts nothing.
+ */
+static void
+rfc8460_4_4_delivery_and_block_counted(void **state)
+{
+	struct report_row en = {.want = "enforce.example"}, te = {.want = "testing.example"},
+	                  ot = {.want = "other.example"}, np = {.want = "nopolicy.example"};
+
+	(void)state;
+	RULES();
+	assert_non_null(t.ctx.report = sts_report_new(time(NULL)));
+	t.mx.starttls = true;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\n");
+	expect("250");
+	csends("MAIL FROM:<a@client.example>\r\n");
+	expect("250 2.1.0");
+	csends("RCPT TO:<b@enforce.example>\r\n");
+	expect("250 2.1.5");
+	csends("RCPT TO:<c@enforce.example>\r\n");
+	expect("250 2.1.5");
+	csends("RCPT TO:<b@testing.example>\r\n");
+	expect("250 2.1.5");
+	csends("RCPT TO:<b@nopolicy.example>\r\n");
+	expect("250 2.1.5");
+	csends("RCPT TO:<b@other.example>\r\n");
+	expect("451 4.7.5 other.example");
+	csends("DATA\r\n");
+	expect("354");
+	csends(message);
+	expect("250 2.0.0");
+	/* A second envelope that is reset: no message, no success. */
+	csends("MAIL FROM:<a@client.example>\r\n");
+	expect("250 2.1.0");
+	csends("RCPT TO:<d@enforce.example>\r\n");
+	expect("250 2.1.5");
+	csends("RSET\r\n");
+	expect("250");
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+
+	sts_report_foreach(t.ctx.report, report_row_get, &en);
+	sts_report_foreach(t.ctx.report, report_row_get, &te);
+	sts_report_foreach(t.ctx.report, report_row_get, &ot);
+	sts_report_foreach(t.ctx.report, report_row_get, &np);
+	sts_report_free(t.ctx.report);
+	t.ctx.report = NULL;
+
+	assert_true(en.found);
+	assert_string_equal(en.id, "id1");
+	assert_int_equal(en.mode, STS_MODE_ENFORCE);
+	assert_int_equal(en.success, 1); /* one message, two recipients: one session */
+	assert_int_equal(en.failure, 0);
+	assert_true(te.found);
+	assert_string_equal(te.id, "id2");
+	assert_int_equal(te.mode, STS_MODE_TESTING);
+	assert_int_equal(te.success, 1);
+	assert_true(ot.found);
+	assert_string_equal(ot.id, "id4");
+	assert_int_equal(ot.success, 0);
+	assert_int_equal(ot.failure, 1);
+	assert_int_equal(ot.by_result[STS_RESULT_CERT_HOST_MISMATCH], 1);
+	assert_int_equal(ot.n_details, 1);
+	assert_int_equal(ot.detail0.result, STS_RESULT_CERT_HOST_MISMATCH);
+	assert_string_equal(ot.detail0.mx_host, "mx.example.net");
+	assert_string_equal(ot.detail0.ip, "127.0.0.1");
+	assert_false(np.found); /* no policy: nothing to report */
+}
+
+/* RFC 8460 section 4.4: without TLS, a testing policy relays and counts a failure only. */
+static void
+rfc8460_4_4_testing_plaintext_counted_as_failure(void **state)
+{
+	struct report_row te = {.want = "testing.example"};
+
+	(void)state;
+	RULES();
+	assert_non_null(t.ctx.report = sts_report_new(time(NULL)));
+	start();
+	expect("220");
+	csends("EHLO client.example\r\n");
+	expect("250");
+	csends("MAIL FROM:<a@client.example>\r\n");
+	expect("250 2.1.0");
+	csends("RCPT TO:<b@testing.example>\r\n");
+	expect("250 2.1.5");
+	csends("DATA\r\n");
+	expect("354");
+	csends(message);
+	expect("250 2.0.0");
+	csends("QUIT\r\n");
+	expect("221");
+	expect_closed();
+	finish();
+	sts_report_foreach(t.ctx.report, report_row_get, &te);
+	sts_report_free(t.ctx.report);
+	t.ctx.report = NULL;
+	assert_true(te.found);
+	assert_int_equal(te.success, 0);
+	assert_int_equal(te.failure, 1);
+	assert_int_equal(te.by_result[STS_RESULT_STARTTLS_NOT_SUPPORTED], 1);
+	assert_string_equal(te.detail0.ip, "127.0.0.1");
+}
+
 int
 main(void)
 {
@@ -1650,6 +1794,8 @@ main(void)
 	    T(rfc3207_4_2_client_starttls_state_reset),
 	    T(rfc5321_ipv6_upstream),
 	    T(upstream_mark_set_on_session_socket),
+	    T(rfc8460_4_4_delivery_and_block_counted),
+	    T(rfc8460_4_4_testing_plaintext_counted_as_failure),
 #undef T
 	};
 

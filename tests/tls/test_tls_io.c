@@ -1,4 +1,4 @@
-// sources: tls/tls_io.c tls/tls_ctx.c tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c
+// sources: tls/tls_io.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c
 // core/types.c
 /*
  * test_tls_io.c - the endpoint and its TLS pump, driven by the real event

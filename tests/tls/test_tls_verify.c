@@ -1,4 +1,4 @@
-// sources: tls/tls_verify.c tls/tls_ctx.c tests/tls/testca.c core/types.c core/log.c
+// sources: tls/tls_verify.c tls/tls_ctx.c tls/tls_resume.c tests/tls/testca.c core/types.c core/log.c
 /*
  * test_tls_verify.c - the certificate check of RFC 8461 section 4.2 (names
  * per RFC 6125) on real handshakes, and the contexts of tls/tls_ctx.c.
