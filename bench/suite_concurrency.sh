@@ -36,7 +36,7 @@ CAP=$(((BENCH_NOFILE - 256) / 2))
 	exit 1
 }
 
-bench_init hncon
+bench_init bconc
 bench_topology
 
 lab__start responder srv "$BENCH_PY" "$BENCH_TOOL" serve --listen 10.0.25.2 --port 25 \

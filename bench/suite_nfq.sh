@@ -19,7 +19,7 @@
 # Packets are counted by the NFQUEUE rule's counter; CPU is utime+stime of
 # the user-space program from /proc/PID/stat.
 #
-# Needs root. Everything runs in namespaces named hS-nfqb<pid>-*; they,
+# Needs root. Everything runs in namespaces named snfqb<pid>-*; they,
 # and the processes in them, are removed on exit, failure or Ctrl-C.
 set -euo pipefail
 MODE=${1:?smoke|full}
@@ -36,8 +36,8 @@ LIMIT=300
 BULK_LEN=1048576
 SHORT_LEN=1024
 MARK=0x57500001
-P=hS-nfqb$$
-DIR=$(mktemp -d /tmp/hS-nfqbench.XXXXXX)
+P=snfqb$$
+DIR=$(mktemp -d /tmp/sts-nfqbench.XXXXXX)
 PIDS=()
 
 cleanup() {

@@ -32,7 +32,7 @@ fi
 	exit 1
 }
 
-bench_init hnpol
+bench_init bpol
 lab_router
 lab_host client 10.0.1.2/24
 lab_host dns 10.0.53.2/24

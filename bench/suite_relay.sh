@@ -44,13 +44,13 @@ fi
 	exit 1
 }
 
-bench_init hnrel
+bench_init brelay
 bench_topology
 
 # --- the receiver: a private Postfix instance --------------------------------
 
 # Spool on tmpfs: the benchmark measures relays, not the disk's fsync.
-BENCH_PF=$(mktemp -d /dev/shm/hN-postfix.XXXXXX)
+BENCH_PF=$(mktemp -d /dev/shm/sts-postfix.XXXXXX)
 chmod 755 "$BENCH_PF"
 mkdir -p "$BENCH_PF/etc" "$BENCH_PF/queue" "$BENCH_PF/data"
 chown postfix "$BENCH_PF/data"

@@ -128,7 +128,7 @@ fields_order_and_bounds(void **state)
 static void
 journal_stream_match(void **state)
 {
-	char path[] = "/tmp/hL-log-XXXXXX", env[64];
+	char path[] = "/tmp/sts-log-XXXXXX", env[64];
 	struct stat st;
 	int fd = mkstemp(path);
 
@@ -169,7 +169,7 @@ read_file(const char *path, char *buf, size_t len)
 static void
 file_output_unchanged(void **state)
 {
-	char path[] = "/tmp/hL-log-XXXXXX", buf[1024], env[64];
+	char path[] = "/tmp/sts-log-XXXXXX", buf[1024], env[64];
 	struct stat st;
 	int fd = mkstemp(path);
 
@@ -258,7 +258,7 @@ journal_child(const char *errpath)
 static void
 journal_native_protocol(void **state)
 {
-	char errpath[] = "/tmp/hL-log-XXXXXX", buf[1024];
+	char errpath[] = "/tmp/sts-log-XXXXXX", buf[1024];
 	int fd = mkstemp(errpath), st;
 	pid_t pid;
 

@@ -30,7 +30,7 @@ for tool in nsd nsd-checkconf ldns-keygen ldns-signzone; do
 	fi
 done
 
-lab_init hrdsec
+lab_init dnssec
 echo "# lab prefix $LAB_PFX, dir $LAB_DIR"
 
 DNS_IP=10.0.53.2

@@ -88,7 +88,7 @@ sink_tls() {
 	lab_json "$m.json" tls
 }
 
-e2e_init hunfq
+e2e_init e2enfq
 CONF=$LAB_DIR/proxy/stsproxy.conf
 e2e_lab
 e2e_mx mx1 10.0.25.2 mx1.strip.example

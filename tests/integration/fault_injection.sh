@@ -36,7 +36,7 @@ STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
 	exit 1
 }
 
-lab_init hofault
+lab_init fault
 PY=$(lab__python)
 N=0
 FAILED=0

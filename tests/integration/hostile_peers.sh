@@ -31,7 +31,7 @@ STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
 	exit 1
 }
 
-lab_init hopeer
+lab_init peers
 PY=$(lab__python)
 N=0
 FAILED=0

@@ -20,7 +20,7 @@ if [ ! -x "$STSPROXY" ]; then
 	exit 1
 fi
 
-lab_init hhpol
+lab_init policy
 echo "# lab prefix $LAB_PFX, dir $LAB_DIR"
 
 lab_router inet

@@ -18,7 +18,7 @@ set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
-PFX=hI-$$-
+PFX=si-$$-
 CLI=${PFX}cli
 GW=${PFX}gw
 SRV=${PFX}srv

@@ -33,7 +33,7 @@ set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
-PFX=hX-$$-
+PFX=sx-$$-
 CLI=${PFX}cli
 GW=${PFX}gw
 SRV=${PFX}srv

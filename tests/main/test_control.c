@@ -146,7 +146,7 @@ srv_start(gid_t group, const struct control_ops *ops)
 	char err[256] = "";
 
 	assert_non_null(s);
-	snprintf(s->dir, sizeof(s->dir), "/tmp/hL-control-XXXXXX");
+	snprintf(s->dir, sizeof(s->dir), "/tmp/sts-control-XXXXXX");
 	assert_non_null(mkdtemp(s->dir));
 	snprintf(s->path, sizeof(s->path), "%s/control.sock", s->dir);
 	s->loop = loop_new();

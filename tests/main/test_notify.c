@@ -36,7 +36,7 @@ sink_setup(void **state)
 
 	if (s == NULL)
 		return -1;
-	snprintf(s->dir, sizeof(s->dir), "/tmp/hL-notify-XXXXXX");
+	snprintf(s->dir, sizeof(s->dir), "/tmp/sts-notify-XXXXXX");
 	if (mkdtemp(s->dir) == NULL) {
 		free(s);
 		return -1;

@@ -179,7 +179,7 @@ rfc3207_mangled_reported(void **state)
 static void
 rfc3207_stripped_after_offered_before(void **state)
 {
-	char dir[] = "/tmp/hK-detect-XXXXXX", path[128];
+	char dir[] = "/tmp/sts-detect-XXXXXX", path[128];
 	struct detect *d;
 	struct conn c = {false, 40002, {1, 1}};
 	int v6;
@@ -386,7 +386,7 @@ rfc2920_pipelined_and_release_on_data(void **state)
 static void
 event_log_lines(void **state)
 {
-	char path[] = "/tmp/hK-evlog-XXXXXX", buf[4096];
+	char path[] = "/tmp/sts-evlog-XXXXXX", buf[4096];
 	struct detect *d;
 	struct conn c = {false, 40012, {1, 1}};
 	FILE *fp;

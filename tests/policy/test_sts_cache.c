@@ -51,7 +51,7 @@ rm_dir(const char *dir)
 static int
 setup_dir(void **state)
 {
-	char *dir = strdup("/tmp/hC-sts-cache-XXXXXX");
+	char *dir = strdup("/tmp/sts-sts-cache-XXXXXX");
 
 	if (dir == NULL || mkdtemp(dir) == NULL) {
 		free(dir);
@@ -582,8 +582,8 @@ state_dir_unusable(void **state)
 	char err[256] = "", file[512];
 	FILE *f;
 
-	assert_null(sts_cache_open("/nonexistent/hC-state", err, sizeof(err)));
-	assert_non_null(strstr(err, "/nonexistent/hC-state"));
+	assert_null(sts_cache_open("/nonexistent/sts-state", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/sts-state"));
 	path_in(file, sizeof(file), *state, "plain-file");
 	f = fopen(file, "w");
 	assert_non_null(f);

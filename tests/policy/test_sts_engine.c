@@ -95,7 +95,7 @@ setup(void **state)
 	if (f == NULL)
 		return -1;
 	*state = f;
-	sts_strlcpy(f->dir, "/tmp/hH-engine-XXXXXX", sizeof(f->dir));
+	sts_strlcpy(f->dir, "/tmp/sts-engine-XXXXXX", sizeof(f->dir));
 	if (mkdtemp(f->dir) == NULL) {
 		free(f);
 		return -1;

@@ -200,7 +200,7 @@ start_nginx(void **state)
 	FILE *f;
 
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/hE-fetch-XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sts-fetch-XXXXXX");
 	if (mkdtemp(tmpdir) == NULL || chmod(tmpdir, 0755) < 0)
 		return -1;
 	port = free_tcp_port();

@@ -454,7 +454,7 @@ ctx_errors(void **state)
 static void
 selfsigned_ensure(void **state)
 {
-	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256], dir[] = "/tmp/hD-ss.XXXXXX";
+	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256], dir[] = "/tmp/sts-ss.XXXXXX";
 	struct stat st1, st2;
 	struct tls_facts f = {0};
 	const char *names[] = {"relay.example", "other.example"};
