@@ -1,4 +1,4 @@
-// sources: main/control.c core/loop.c core/log.c core/conf.c core/util.c core/types.c
+// sources: main/control.c core/onereq.c core/loop.c core/log.c core/conf.c core/util.c core/types.c
 /*
  * fuzz_control_parse.c - the control socket's request parser on arbitrary
  * lines. Checks the contract as well as memory safety: an accepted flush or

@@ -1,4 +1,4 @@
-// sources: main/metrics.c core/loop.c core/log.c
+// sources: main/metrics.c core/onereq.c core/loop.c core/log.c
 /*
  * fuzz_metrics_request.c - the metrics endpoint's request judge on
  * arbitrary request heads. Checks the contract as well as memory safety:

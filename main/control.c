@@ -2,6 +2,10 @@
  * control.c - the control socket (server side on the loop) and the
  * blocking client behind "stsproxy ctl".
  *
+ * The exchange itself (accept, a bounded read, one answer, close, a timer
+ * per connection) is core/onereq's; here are the line protocol, the answers
+ * and the credential check.
+ *
  * The file permissions (0660, service group, in a 0750 runtime directory)
  * are the first gate; the peer credentials are checked again on every
  * connection, so that a socket placed in a wider directory by mistake
@@ -22,7 +26,7 @@
 
 #include "core/conf.h"
 #include "core/log.h"
-#include "core/loop.h"
+#include "core/onereq.h"
 #include "core/util.h"
 #include "main/control.h"
 
@@ -37,35 +41,19 @@ struct control_reply {
 	char error[CONTROL_LINE_MAX];
 };
 
-enum conn_state {
-	CS_READ = 0,
-	CS_WRITE,
-};
-
-struct conn {
-	struct control *ctl;
-	int fd;
-	enum conn_state state;
-	bool denied;                      /* answered "permission denied" once its line is read */
-	char in[CONTROL_REQUEST_MAX + 3]; /* the line, its CR and LF, a NUL */
-	size_t in_len;
-	char *out;
-	size_t out_len;
-	size_t out_off;
-	uint64_t timer;
-	struct conn *prev, *next;
-};
-
 struct control {
-	struct loop *loop;
 	int fd;
 	char *path;
 	gid_t group;
 	const struct control_ops *ops;
 	void *arg;
-	unsigned timeout_ms;
-	unsigned n_conns;
-	struct conn *conns;
+	struct onereq *srv;
+};
+
+/* The tag core/onereq keeps for a connection: what its peer credentials allow. */
+enum peer_tag {
+	PEER_ALLOWED = 0,
+	PEER_DENIED, /* answered "permission denied" once its line is read */
 };
 
 /* --- replies --------------------------------------------------------------- */
@@ -206,39 +194,9 @@ control_parse(const char *line, enum control_cmd *cmd, char *domain, size_t doma
 
 /* --- the server ----------------------------------------------------------- */
 
-static void
-conn_free(struct conn *c)
-{
-	struct control *ctl = c->ctl;
-
-	loop_timer_cancel(ctl->loop, c->timer);
-	loop_fd_del(ctl->loop, c->fd);
-	close(c->fd);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		ctl->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	ctl->n_conns--;
-	free(c->out);
-	free(c);
-}
-
-static void
-conn_timeout(struct loop *loop, void *arg)
-{
-	struct conn *c = arg;
-
-	(void)loop;
-	c->timer = 0;
-	log_debug("event=control_timeout fd=%d", c->fd);
-	conn_free(c);
-}
-
-/* conn_answer - queue the final answer built from r (or from a bare error) and write it. */
-static void
-conn_answer(struct conn *c, int rc, struct control_reply *r)
+/* final_answer - the answer on the wire: "ok" and the body of r, or "error: <reason>". */
+static int
+final_answer(int rc, const struct control_reply *r, char **out, size_t *out_len)
 {
 	struct control_reply fin = {0};
 	const char *reason = NULL;
@@ -258,164 +216,103 @@ conn_answer(struct conn *c, int rc, struct control_reply *r)
 	}
 	if (reply_put(&fin, "\n.\n", 3) < 0)
 		goto fail;
-	c->out = fin.buf;
-	c->out_len = fin.len;
-	c->out_off = 0;
-	c->state = CS_WRITE;
-	if (loop_fd_mod(c->ctl->loop, c->fd, LOOP_WRITE) < 0)
-		conn_free(c);
-	return;
+	*out = fin.buf;
+	*out_len = fin.len;
+	return 0;
 fail:
 	free(fin.buf);
-	conn_free(c);
+	return -1;
 }
 
-static void
-conn_error(struct conn *c, const char *reason)
+static int
+error_answer(const char *reason, char **out, size_t *out_len)
 {
 	struct control_reply r = {0};
 
 	control_reply_error(&r, "%s", reason);
-	conn_answer(c, -1, &r);
+	return final_answer(-1, &r, out, out_len);
 }
 
-static void
-conn_request(struct conn *c, char *line)
+/* run_request - the answer to one request line from a peer that may be denied. */
+static int
+run_request(struct control *ctl, const char *line, bool denied, char **out, size_t *out_len)
 {
-	const struct control_ops *ops = c->ctl->ops;
+	const struct control_ops *ops = ctl->ops;
 	struct control_reply r = {0};
 	char domain[256], err[128];
 	enum control_cmd cmd;
 	int rc = -1;
 
-	if (c->denied) {
-		conn_error(c, "permission denied");
-		return;
-	}
+	if (denied)
+		return error_answer("permission denied", out, out_len);
 	if (control_parse(line, &cmd, domain, sizeof(domain), err, sizeof(err)) < 0) {
 		log_debug("event=control_bad_request reason=\"%s\"", err);
-		conn_error(c, err);
-		return;
+		return error_answer(err, out, out_len);
 	}
 	switch (cmd) {
 	case CONTROL_STATUS:
 		if (ops->status == NULL)
 			goto unsupported;
-		rc = ops->status(c->ctl->arg, &r);
+		rc = ops->status(ctl->arg, &r);
 		break;
 	case CONTROL_CACHE_LIST:
 		if (ops->cache_list == NULL)
 			goto unsupported;
-		rc = ops->cache_list(c->ctl->arg, &r);
+		rc = ops->cache_list(ctl->arg, &r);
 		break;
 	case CONTROL_CACHE_FLUSH:
 		if (ops->cache_flush == NULL)
 			goto unsupported;
 		log_notice("event=control_cache_flush domain=%s", domain);
-		rc = ops->cache_flush(c->ctl->arg, domain, &r);
+		rc = ops->cache_flush(ctl->arg, domain, &r);
 		break;
 	case CONTROL_CACHE_REFRESH:
 		if (ops->cache_refresh == NULL)
 			goto unsupported;
 		log_notice("event=control_cache_refresh domain=%s", domain);
-		rc = ops->cache_refresh(c->ctl->arg, domain, &r);
+		rc = ops->cache_refresh(ctl->arg, domain, &r);
 		break;
 	case CONTROL_REPORT:
 		if (ops->report == NULL)
 			goto unsupported;
-		rc = ops->report(c->ctl->arg, &r);
+		rc = ops->report(ctl->arg, &r);
 		break;
 	}
-	conn_answer(c, rc < 0 ? -1 : 0, &r);
+	rc = final_answer(rc < 0 ? -1 : 0, &r, out, out_len);
 	free(r.buf);
-	return;
+	return rc;
 unsupported:
-	conn_error(c, "not supported");
+	return error_answer("not supported", out, out_len);
 }
 
-static void
-conn_read(struct conn *c)
+/*
+ * line_end - a request is one line; a peer that half-closes after its line
+ * without LF is still heard.
+ */
+static bool
+line_end(const char *buf, size_t len, bool eof)
 {
+	return eof ? len > 0 : memchr(buf, '\n', len) != NULL;
+}
+
+/* answer - the answer to one request line (or to one that did not fit). */
+static int
+answer(void *arg, struct onereq_request *req, char **out, size_t *out_len)
+{
+	const char *nl;
 	size_t line_len;
-	char *nl;
-	ssize_t n;
 
-	for (;;) {
-		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				conn_free(c);
-			return;
-		}
-		if (n == 0) {
-			/* A peer that half-closes after its line without LF is still heard. */
-			if (c->in_len == 0) {
-				conn_free(c);
-				return;
-			}
-			line_len = c->in_len;
-			break;
-		}
-		c->in_len += (size_t)n;
-		if ((nl = memchr(c->in, '\n', c->in_len)) != NULL) {
-			line_len = (size_t)(nl - c->in);
-			break;
-		}
-		if (c->in_len == sizeof(c->in) - 1) {
-			conn_error(c, "request too long");
-			return;
-		}
-	}
-	c->in[line_len] = '\0';
-	if (line_len > 0 && c->in[line_len - 1] == '\r')
-		c->in[--line_len] = '\0';
+	if (req->too_long)
+		return error_answer("request too long", out, out_len);
+	nl = memchr(req->buf, '\n', req->len);
+	line_len = nl != NULL ? (size_t)(nl - req->buf) : req->len;
+	req->buf[line_len] = '\0';
+	if (line_len > 0 && req->buf[line_len - 1] == '\r')
+		req->buf[--line_len] = '\0';
 	/* A NUL inside would hide the rest of the line from the parser. */
-	if (strlen(c->in) != line_len) {
-		conn_error(c, "malformed request");
-		return;
-	}
-	conn_request(c, c->in);
-}
-
-static void
-conn_write(struct conn *c)
-{
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				conn_free(c);
-			return;
-		}
-		c->out_off += (size_t)n;
-	}
-	/* Unread input would turn our close into a reset that the peer may see
-	 * before the answer: consume what is left of a one-line request. */
-	for (int i = 0; i < 16; i++) {
-		char junk[512];
-
-		if (recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT) <= 0)
-			break;
-	}
-	conn_free(c);
-}
-
-static void
-conn_io(struct loop *loop, int fd, int events, void *arg)
-{
-	struct conn *c = arg;
-
-	(void)loop;
-	(void)fd;
-	if (c->state == CS_READ && (events & LOOP_READ))
-		conn_read(c);
-	else if (c->state == CS_WRITE && (events & LOOP_WRITE))
-		conn_write(c);
+	if (strlen(req->buf) != line_len)
+		return error_answer("malformed request", out, out_len);
+	return run_request(arg, req->buf, req->tag == PEER_DENIED, out, out_len);
 }
 
 /* peer_allowed - root, our own user, or a member of the service group. */
@@ -438,49 +335,19 @@ peer_allowed(const struct control *ctl, int fd, struct ucred *cred)
 	return false;
 }
 
-static void
-listener_io(struct loop *loop, int fd, int events, void *arg)
+/* accepted - check the peer's credentials as soon as it connects. */
+static int
+accepted(void *arg, int fd)
 {
-	struct control *ctl = arg;
+	const struct control *ctl = arg;
+	/* -1s: what is logged when the credentials cannot be read at all. */
+	struct ucred cred = {.pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
 
-	(void)events;
-	for (;;) {
-		struct ucred cred;
-		struct conn *c;
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (cfd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_debug("event=control_accept_failed error=\"%s\"",
-				          strerror(errno));
-			return;
-		}
-		if (ctl->n_conns >= CONTROL_CLIENTS_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
-			close(cfd);
-			continue;
-		}
-		c->ctl = ctl;
-		c->fd = cfd;
-		if ((c->timer = loop_timer_add(loop, ctl->timeout_ms, conn_timeout, c)) == 0 ||
-		    loop_fd_add(loop, cfd, LOOP_READ, conn_io, c) < 0) {
-			loop_timer_cancel(loop, c->timer);
-			close(cfd);
-			free(c);
-			continue;
-		}
-		c->next = ctl->conns;
-		if (ctl->conns != NULL)
-			ctl->conns->prev = c;
-		ctl->conns = c;
-		ctl->n_conns++;
-		if (!peer_allowed(ctl, cfd, &cred)) {
-			log_warn("event=control_denied uid=%u gid=%u pid=%d", (unsigned)cred.uid,
-			         (unsigned)cred.gid, (int)cred.pid);
-			c->denied = true;
-		}
-	}
+	if (peer_allowed(ctl, fd, &cred))
+		return PEER_ALLOWED;
+	log_warn("event=control_denied uid=%u gid=%u pid=%d", (unsigned)cred.uid,
+	         (unsigned)cred.gid, (int)cred.pid);
+	return PEER_DENIED;
 }
 
 /*
@@ -526,6 +393,7 @@ struct control *
 control_start(const struct control_params *p, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct onereq_params op = {0};
 	struct control *ctl = NULL;
 	bool bound = false;
 	mode_t old_mask;
@@ -539,16 +407,18 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 		snprintf(err, errlen, "control: %s: path too long", p->path);
 		return NULL;
 	}
-	if ((ctl = calloc(1, sizeof(*ctl))) == NULL || (ctl->path = strdup(p->path)) == NULL) {
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL) {
+		snprintf(err, errlen, "control: out of memory");
+		return NULL;
+	}
+	ctl->fd = -1; /* before any goto fail: calloc's 0 is stdin */
+	if ((ctl->path = strdup(p->path)) == NULL) {
 		snprintf(err, errlen, "control: out of memory");
 		goto fail;
 	}
-	ctl->fd = -1;
-	ctl->loop = p->loop;
 	ctl->ops = p->ops;
 	ctl->arg = p->arg;
 	ctl->group = p->group == (gid_t)-1 ? getegid() : p->group;
-	ctl->timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : CONTROL_TIMEOUT_MS;
 	if (replace_stale(&sun, err, errlen) < 0)
 		goto fail;
 	if ((ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
@@ -573,7 +443,20 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 		snprintf(err, errlen, "control: listen: %s", strerror(errno));
 		goto fail;
 	}
-	if (loop_fd_add(ctl->loop, ctl->fd, LOOP_READ, listener_io, ctl) < 0) {
+	op.loop = p->loop;
+	op.fd = ctl->fd;
+	op.request_max = CONTROL_REQUEST_MAX + 2; /* the line, its CR and LF */
+	op.max_clients = CONTROL_CLIENTS_MAX;
+	op.timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : CONTROL_TIMEOUT_MS;
+	/* Consume what is left of a one-line request, then close; no busy answer. */
+	op.finish = ONEREQ_CLOSE;
+	op.complete = line_end;
+	op.answer = answer;
+	op.accepted = accepted;
+	op.arg = ctl;
+	op.ev_timeout = "control_timeout";
+	op.ev_accept_failed = "control_accept_failed";
+	if ((ctl->srv = onereq_start(&op)) == NULL) {
 		snprintf(err, errlen, "control: event loop: %s", strerror(errno));
 		goto fail;
 	}
@@ -594,7 +477,7 @@ fail:
 unsigned
 control_clients(const struct control *c)
 {
-	return c != NULL ? c->n_conns : 0;
+	return c != NULL ? onereq_clients(c->srv) : 0;
 }
 
 /* control_stop - see control.h */
@@ -603,9 +486,7 @@ control_stop(struct control *c)
 {
 	if (c == NULL)
 		return;
-	while (c->conns != NULL)
-		conn_free(c->conns);
-	loop_fd_del(c->loop, c->fd);
+	onereq_stop(c->srv);
 	close(c->fd);
 	unlink(c->path);
 	free(c->path);

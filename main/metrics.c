@@ -1,11 +1,12 @@
 /*
  * metrics.c - the Prometheus endpoint and the exposition writer.
  *
- * A client goes through three states: it sends its request head (at most
- * METRICS_REQUEST_MAX octets), we write the whole answer, then we shut our
- * side down and read until the client closes, so that the kernel does not
- * reset the connection (and lose the answer) over unread request bytes.
- * One timer per client bounds the whole exchange.
+ * The exchange itself (accept, a request head of at most METRICS_REQUEST_MAX
+ * octets, the answer, one timer per client) is core/onereq's; here are the
+ * HTTP parts: when a head is complete, how it is judged and what the answer
+ * says. After the answer we shut our side down and read until the client
+ * closes (ONEREQ_LINGER), so that the kernel does not reset the connection
+ * (and lose the answer) over unread request bytes.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,7 +21,7 @@
 #include <netinet/in.h>
 
 #include "core/log.h"
-#include "core/loop.h"
+#include "core/onereq.h"
 #include "main/metrics.h"
 
 enum family_type {
@@ -43,34 +44,11 @@ struct metrics_writer {
 	size_t cap_families;
 };
 
-enum client_state {
-	C_READ = 0,
-	C_WRITE,
-	C_DRAIN,
-};
-
-struct client {
-	struct metrics *m;
-	int fd;
-	enum client_state state;
-	char in[METRICS_REQUEST_MAX];
-	size_t in_len;
-	char *out;
-	size_t out_len;
-	size_t out_off;
-	uint64_t timer;
-	struct client *prev, *next;
-};
-
 struct metrics {
-	struct loop *loop;
 	int fd;
 	metrics_collect_fn *collect;
 	void *arg;
-	unsigned max_clients;
-	unsigned timeout_ms;
-	unsigned n_clients;
-	struct client *clients;
+	struct onereq *srv;
 };
 
 /* --- the exposition writer ------------------------------------------------ */
@@ -462,47 +440,36 @@ build_response(int status, const char *body, size_t body_len, int head_only, cha
 	return 0;
 }
 
-static void
-client_free(struct client *c)
+/* head_end - true when buf holds a complete request head; end of file never completes one. */
+static bool
+head_end(const char *buf, size_t len, bool eof)
 {
-	struct metrics *m = c->m;
-
-	loop_timer_cancel(m->loop, c->timer);
-	loop_fd_del(m->loop, c->fd);
-	close(c->fd);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		m->clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	m->n_clients--;
-	free(c->out);
-	free(c);
+	if (eof)
+		return false;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (buf[i + 1] == '\n' || (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n'))
+			return true;
+	}
+	return false;
 }
 
-static void
-client_timeout(struct loop *loop, void *arg)
+/* answer - the HTTP answer to one request head (or to one that did not fit). */
+static int
+answer(void *arg, struct onereq_request *req, char **out, size_t *out_len)
 {
-	struct client *c = arg;
-
-	(void)loop;
-	c->timer = 0;
-	log_debug("event=metrics_client_timeout fd=%d", c->fd);
-	client_free(c);
-}
-
-static void client_io(struct loop *loop, int fd, int events, void *arg);
-
-/* client_answer - prepare the answer with the given status and start writing. */
-static void
-client_answer(struct client *c, int status, int head_only)
-{
-	struct metrics *m = c->m;
+	struct metrics *m = arg;
 	struct metrics_writer *w = NULL;
 	const char *body = NULL;
 	size_t body_len = 0;
+	int status, head_only = 0, rc;
 
+	/* The request line fit but the headers did not: 431; else 400. */
+	if (req->too_long)
+		status = memchr(req->buf, '\n', req->len) != NULL ? 431 : 400;
+	else
+		status = metrics_parse_request(req->buf, req->len, &head_only);
 	if (status == 200) {
 		if ((w = metrics_writer_new()) == NULL) {
 			status = 500;
@@ -515,207 +482,33 @@ client_answer(struct client *c, int status, int head_only)
 			}
 		}
 	}
-	if (build_response(status, status == 200 ? body : NULL, body_len, head_only, &c->out,
-	                   &c->out_len) < 0) {
-		metrics_writer_free(w);
-		client_free(c);
-		return;
-	}
+	rc = build_response(status, status == 200 ? body : NULL, body_len, head_only, out, out_len);
 	metrics_writer_free(w);
-	c->state = C_WRITE;
-	c->out_off = 0;
-	if (loop_fd_mod(m->loop, c->fd, LOOP_WRITE) < 0)
-		client_free(c);
-}
-
-/* head_end - true when buf holds a complete request head. */
-static bool
-head_end(const char *buf, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (buf[i + 1] == '\n' || (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n'))
-			return true;
-	}
-	return false;
-}
-
-static void
-client_read(struct client *c)
-{
-	int status, head_only;
-	ssize_t n;
-
-	for (;;) {
-		if (c->in_len == sizeof(c->in)) {
-			/* The request line fit but the headers did not: 431; else 400. */
-			client_answer(c, memchr(c->in, '\n', c->in_len) != NULL ? 431 : 400, 0);
-			return;
-		}
-		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
-		if (n == 0) {
-			client_free(c);
-			return;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				client_free(c);
-			return;
-		}
-		c->in_len += (size_t)n;
-		if (head_end(c->in, c->in_len))
-			break;
-	}
-	status = metrics_parse_request(c->in, c->in_len, &head_only);
-	client_answer(c, status, head_only);
-}
-
-static void
-client_write(struct client *c)
-{
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				client_free(c);
-			return;
-		}
-		c->out_off += (size_t)n;
-	}
-	/* Answer sent: half-close and wait for the client's close. */
-	shutdown(c->fd, SHUT_WR);
-	c->state = C_DRAIN;
-	if (loop_fd_mod(c->m->loop, c->fd, LOOP_READ) < 0)
-		client_free(c);
-}
-
-static void
-client_drain(struct client *c)
-{
-	char junk[1024];
-
-	for (;;) {
-		ssize_t n = recv(c->fd, junk, sizeof(junk), 0);
-
-		if (n > 0)
-			continue;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		client_free(c);
-		return;
-	}
-}
-
-static void
-client_io(struct loop *loop, int fd, int events, void *arg)
-{
-	struct client *c = arg;
-
-	(void)loop;
-	(void)fd;
-	switch (c->state) {
-	case C_READ:
-		if (events & LOOP_READ)
-			client_read(c);
-		break;
-	case C_WRITE:
-		if (events & LOOP_WRITE)
-			client_write(c);
-		break;
-	case C_DRAIN:
-		if (events & LOOP_READ)
-			client_drain(c);
-		break;
-	}
-}
-
-static void
-refuse_busy(int fd)
-{
-	char *out = NULL;
-	size_t len;
-
-	if (build_response(503, NULL, 0, 0, &out, &len) == 0) {
-		ssize_t n = send(fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		(void)n; /* best effort: the client retries at its next scrape */
-	}
-	free(out);
-	close(fd);
-}
-
-static void
-listener_io(struct loop *loop, int fd, int events, void *arg)
-{
-	struct metrics *m = arg;
-
-	(void)events;
-	for (;;) {
-		struct client *c;
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (cfd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_debug("event=metrics_accept_failed error=\"%s\"",
-				          strerror(errno));
-			return;
-		}
-		if (m->n_clients >= m->max_clients) {
-			refuse_busy(cfd);
-			continue;
-		}
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			close(cfd);
-			continue;
-		}
-		c->m = m;
-		c->fd = cfd;
-		c->state = C_READ;
-		if ((c->timer = loop_timer_add(loop, m->timeout_ms, client_timeout, c)) == 0 ||
-		    loop_fd_add(loop, cfd, LOOP_READ, client_io, c) < 0) {
-			loop_timer_cancel(loop, c->timer);
-			close(cfd);
-			free(c);
-			continue;
-		}
-		c->next = m->clients;
-		if (m->clients != NULL)
-			m->clients->prev = c;
-		m->clients = c;
-		m->n_clients++;
-	}
+	return rc;
 }
 
 /* metrics_start - see metrics.h */
 struct metrics *
 metrics_start(const struct metrics_params *p, char *err, size_t errlen)
 {
+	struct onereq_params op = {0};
 	struct metrics *m;
+	char *busy = NULL;
+	size_t busy_len = 0;
 	int one = 1;
 
 	if (p == NULL || p->loop == NULL || p->addr == NULL || p->collect == NULL) {
 		snprintf(err, errlen, "metrics: invalid parameters");
 		return NULL;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    build_response(503, NULL, 0, 0, &busy, &busy_len) < 0) {
 		snprintf(err, errlen, "metrics: out of memory");
+		free(m);
 		return NULL;
 	}
-	m->loop = p->loop;
 	m->collect = p->collect;
 	m->arg = p->arg;
-	m->max_clients = p->max_clients != 0 ? p->max_clients : METRICS_CLIENTS_MAX;
-	m->timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : METRICS_TIMEOUT_MS;
 	m->fd = socket(p->addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (m->fd < 0) {
 		snprintf(err, errlen, "metrics: socket: %s", strerror(errno));
@@ -730,14 +523,29 @@ metrics_start(const struct metrics_params *p, char *err, size_t errlen)
 		snprintf(err, errlen, "metrics: listen: %s", strerror(errno));
 		goto fail;
 	}
-	if (loop_fd_add(m->loop, m->fd, LOOP_READ, listener_io, m) < 0) {
+	op.loop = p->loop;
+	op.fd = m->fd;
+	op.request_max = METRICS_REQUEST_MAX;
+	op.max_clients = p->max_clients != 0 ? p->max_clients : METRICS_CLIENTS_MAX;
+	op.timeout_ms = p->timeout_ms != 0 ? p->timeout_ms : METRICS_TIMEOUT_MS;
+	op.finish = ONEREQ_LINGER;
+	op.busy_answer = busy; /* 503; the client retries at its next scrape */
+	op.busy_len = busy_len;
+	op.complete = head_end;
+	op.answer = answer;
+	op.arg = m;
+	op.ev_timeout = "metrics_client_timeout";
+	op.ev_accept_failed = "metrics_accept_failed";
+	if ((m->srv = onereq_start(&op)) == NULL) {
 		snprintf(err, errlen, "metrics: event loop: %s", strerror(errno));
 		goto fail;
 	}
+	free(busy);
 	return m;
 fail:
 	if (m->fd >= 0)
 		close(m->fd);
+	free(busy);
 	free(m);
 	return NULL;
 }
@@ -762,7 +570,7 @@ metrics_port(const struct metrics *m)
 unsigned
 metrics_clients(const struct metrics *m)
 {
-	return m != NULL ? m->n_clients : 0;
+	return m != NULL ? onereq_clients(m->srv) : 0;
 }
 
 /* metrics_stop - see metrics.h */
@@ -771,9 +579,7 @@ metrics_stop(struct metrics *m)
 {
 	if (m == NULL)
 		return;
-	while (m->clients != NULL)
-		client_free(m->clients);
-	loop_fd_del(m->loop, m->fd);
+	onereq_stop(m->srv);
 	close(m->fd);
 	free(m);
 }

@@ -1,4 +1,4 @@
-// sources: main/control.c core/loop.c core/log.c core/conf.c core/util.c core/types.c
+// sources: main/control.c core/onereq.c core/loop.c core/log.c core/conf.c core/util.c core/types.c
 /*
  * test_control.c - the control socket: a real server on a socket in a
  * temporary directory, its loop run by a second thread, fake daemon

@@ -1,4 +1,4 @@
-// sources: main/metrics.c core/loop.c core/log.c
+// sources: main/metrics.c core/onereq.c core/loop.c core/log.c
 /*
  * test_metrics.c - the Prometheus endpoint: the exposition writer checked
  * line by line against the text format 0.0.4 grammar, and the HTTP server
