@@ -2,8 +2,9 @@
  * tls_ctx.c - OpenSSL contexts and the generated self-signed certificate.
  *
  * Both sides refuse anything below TLS 1.2 (RFC-NOTES: never retry at a
- * lower version). The mailer-facing side never resumes: each mailer
- * connects rarely. The upstream side resumes toward MX hosts (tls_resume.c);
+ * lower version). The mailer-facing side resumes with stateless tickets: a
+ * mailer with a TLS session cache comes back for every message to a busy
+ * destination. The upstream side resumes toward MX hosts (tls_resume.c);
  * a resumed session reports the certificate and verification result of its
  * full handshake, so the check on every connection still has them.
  */
@@ -103,11 +104,17 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_
 		goto fail;
 	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/*
+	 * Stateless tickets only: no server-side cache to bound or share
+	 * between the worker threads. The ticket keys are the context's own,
+	 * made at random when it is created and never written anywhere, so a
+	 * reload starts afresh. One TLS 1.3 ticket per handshake is what a
+	 * mailer's cache keeps.
+	 */
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	/* TLS 1.3 tickets would be sent after every handshake for nothing. */
-	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_num_tickets(ctx, 1);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);

@@ -37,7 +37,9 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
 /*
  * tls_server_ctx_new - context for STARTTLS offered to the mailer: TLS 1.2
  * or later, certificate chain cert_file and key key_file (PEM), which must
- * match. Returns a new context (free with SSL_CTX_free()), or NULL with err.
+ * match. Mailers resume with stateless tickets (one per TLS 1.3
+ * handshake), valid for the life of the context.
+ * Returns a new context (free with SSL_CTX_free()), or NULL with err.
  */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t errlen);
 

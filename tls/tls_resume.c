@@ -3,6 +3,14 @@
  * table of slots indexed by a hash of the key, one mutex. Fixed size and
  * replacement on collision keep it bounded without an eviction list; at a
  * few thousand MX destinations a collision costs one full handshake.
+ *
+ * A slot keeps the newest TLS_RESUME_PER_KEY sessions of its key, newest
+ * last. A TLS 1.3 ticket is used once while the key has others, and
+ * several connections to one MX host start before any of them has its new
+ * ticket: with one session per key, all but the first of them would pay a
+ * full handshake. OpenSSL's defaults issue two tickets after a full
+ * handshake and one after a resumption, so a few kept per key carry a busy
+ * destination; the last one is offered again (see tls_resume_prepare).
  */
 #include "tls/tls_resume.h"
 
@@ -18,9 +26,11 @@
 /* "[address]:port|sni": an IPv6 text, a port, a DNS name of 253 octets. */
 #define KEY_MAX (INET6_ADDRSTRLEN + 2 + 1 + 5 + 1 + 253 + 1)
 
+/* Invariant: n <= TLS_RESUME_PER_KEY; sess[0..n-1] set, oldest first; n == 0: empty. */
 struct slot {
 	char key[KEY_MAX];
-	SSL_SESSION *sess; /* one reference, owned by the cache; NULL: empty */
+	size_t n;
+	SSL_SESSION *sess[TLS_RESUME_PER_KEY]; /* one reference each, owned by the cache */
 };
 
 struct cache {
@@ -40,7 +50,8 @@ cache_free(struct cache *c)
 	if (c == NULL)
 		return;
 	for (size_t i = 0; i <= c->mask; i++)
-		SSL_SESSION_free(c->slots[i].sess);
+		for (size_t j = 0; j < c->slots[i].n; j++)
+			SSL_SESSION_free(c->slots[i].sess[j]);
 	free(c->slots);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -135,6 +146,18 @@ usable(const SSL_SESSION *sess, time_t now)
 	return SSL_SESSION_is_resumable(sess) == 1 && now >= (time_t)t && now < (time_t)t + life;
 }
 
+/* slot_take - remove the session at index i of s and return it (the caller's reference). */
+static SSL_SESSION *
+slot_take(struct cache *c, struct slot *s, size_t i)
+{
+	SSL_SESSION *sess = s->sess[i];
+
+	memmove(&s->sess[i], &s->sess[i + 1], (s->n - i - 1) * sizeof(s->sess[0]));
+	s->sess[--s->n] = NULL;
+	c->st.entries--;
+	return sess;
+}
+
 /*
  * new_session - OpenSSL hands over a session the server issued (after a
  * full handshake, with each TLS 1.3 NewSessionTicket). The cache keeps a
@@ -158,15 +181,17 @@ new_session(SSL *ssl, SSL_SESSION *orig)
 		return 0;
 	pthread_mutex_lock(&c->mu);
 	s = &c->slots[key_hash(key) & c->mask];
-	if (s->sess != NULL) {
-		if (strcmp(s->key, key) != 0)
-			c->st.replaced++;
-		SSL_SESSION_free(s->sess);
-		c->st.entries--;
+	if (s->n > 0 && strcmp(s->key, key) != 0) {
+		/* Another key's sessions: a collision; the newer key wins the slot. */
+		c->st.replaced++;
+		while (s->n > 0)
+			SSL_SESSION_free(slot_take(c, s, s->n - 1));
 	}
+	if (s->n == TLS_RESUME_PER_KEY)
+		SSL_SESSION_free(slot_take(c, s, 0)); /* the oldest goes */
 	/* make_key() bounded the key by KEY_MAX, so it fits. */
 	snprintf(s->key, sizeof(s->key), "%s", key);
-	s->sess = sess;
+	s->sess[s->n++] = sess;
 	c->st.entries++;
 	c->st.stored++;
 	pthread_mutex_unlock(&c->mu);
@@ -255,23 +280,42 @@ tls_resume_prepare(SSL *ssl, const struct sockaddr *dst, const char *sni)
 
 	pthread_mutex_lock(&c->mu);
 	s = &c->slots[key_hash(key) & c->mask];
-	if (s->sess != NULL && strcmp(s->key, key) == 0) {
-		if (!usable(s->sess, time(NULL))) {
-			SSL_SESSION_free(s->sess);
-			s->sess = NULL;
-			c->st.entries--;
-			c->st.expired++;
-		} else if (SSL_SESSION_get_protocol_version(s->sess) >= TLS1_3_VERSION) {
-			/* RFC 8446 appendix C.4: take it; a ticket is not offered twice. */
-			sess = s->sess;
-			s->sess = NULL;
-			c->st.entries--;
-		} else {
-			/*
-			 * A copy: the cached object must stay resumable however this
-			 * connection ends (see new_session). A failed copy is a miss.
-			 */
-			sess = SSL_SESSION_dup(s->sess);
+	if (s->n > 0 && strcmp(s->key, key) == 0) {
+		time_t now = time(NULL);
+
+		/* The newest usable session; the expired ones met on the way go. */
+		while (s->n > 0 && sess == NULL) {
+			SSL_SESSION *top = s->sess[s->n - 1];
+
+			if (!usable(top, now)) {
+				SSL_SESSION_free(slot_take(c, s, s->n - 1));
+				c->st.expired++;
+			} else if (SSL_SESSION_get_protocol_version(top) >= TLS1_3_VERSION &&
+			           s->n > 1) {
+				/* RFC 8446 appendix C.4: take it; a ticket is not offered twice...
+				 */
+				sess = slot_take(c, s, s->n - 1);
+			} else {
+				/*
+				 * ...unless it is the last one. Postfix, the most common
+				 * MX software, issues one TLS 1.3 ticket after a full
+				 * handshake and none after a resumption, expecting the
+				 * client to offer that ticket again (as its own client
+				 * does); a single-use last ticket would make every other
+				 * connection a full handshake. Between two MTAs the
+				 * addresses link the connections anyway, which is what
+				 * the appendix's advice is about. A server that refuses a
+				 * ticket twice costs one full handshake, which brings new
+				 * tickets.
+				 */
+				/*
+				 * A copy, for TLS 1.2 too: the cached object must stay
+				 * resumable however this connection ends (see
+				 * new_session). A failed copy is a miss.
+				 */
+				if ((sess = SSL_SESSION_dup(top)) == NULL)
+					break;
+			}
 		}
 	}
 	if (sess != NULL)

@@ -28,14 +28,17 @@
 
 #include <openssl/ssl.h>
 
-/* The default bound on cached sessions; one per (address, port, SNI). */
+/* The default number of slots; a slot holds the sessions of one (address, port, SNI). */
 #define TLS_RESUME_ENTRIES 4096
+/* Sessions kept per key: TLS 1.3 tickets for connections that overlap. */
+#define TLS_RESUME_PER_KEY 4
 
 /*
  * tls_resume_enable - give the client context ctx a session cache of
  * entries slots (rounded up to a power of two; 0 means TLS_RESUME_ENTRIES)
- * and turn on client session caching and tickets. A slot holds one session;
- * two keys that share a slot replace each other (the cache never grows).
+ * and turn on client session caching and tickets. A slot holds the newest
+ * TLS_RESUME_PER_KEY sessions of one key; two keys that share a slot
+ * replace each other (the cache never grows past entries times that).
  * Call once, before ctx is shared between threads.
  * Returns 0, or -1 with a line in err (ctx is unchanged, apart from options).
  */
@@ -46,9 +49,13 @@ int tls_resume_enable(SSL_CTX *ctx, size_t entries, char *err, size_t errlen);
  * context with a cache; otherwise this does nothing and returns 0): remember
  * the key (dst, sni) on ssl so that the sessions the server issues are kept
  * under it, and offer the cached session for that key if there is one that
- * has not expired (its own timeout). sni NULL or "" is a key of its own.
- * A TLS 1.3 session is taken out of the cache when offered (RFC 8446
- * appendix C.4: a ticket is used once); the server's new tickets replace it.
+ * has not expired (its own timeout), the newest first. sni NULL or "" is a
+ * key of its own. A TLS 1.3 session is taken out of the cache when offered
+ * (RFC 8446 appendix C.4: a ticket is used once), so connections that
+ * overlap are offered different tickets; the server's new tickets are
+ * added. The last session of a key, and any TLS 1.2 session, is offered
+ * as a copy and stays: MX hosts that issue one ticket and none after a
+ * resumption (Postfix) expect it to be offered again.
  * Returns 1 when a session was offered, 0 when none, -1 on error (nothing
  * offered; the handshake can go on in full).
  */
@@ -60,7 +67,7 @@ struct tls_resume_stats {
 	uint64_t missed;   /* no usable session for the key */
 	uint64_t expired;  /* a cached session had timed out and was dropped */
 	uint64_t stored;   /* sessions the servers issued and the cache kept */
-	uint64_t replaced; /* a stored session pushed out another key's */
+	uint64_t replaced; /* a stored session pushed out another key's sessions */
 	size_t entries;    /* sessions held now */
 };
 

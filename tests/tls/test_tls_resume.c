@@ -6,7 +6,10 @@
  * destination and name resumes, with the facts of the first handshake; a
  * different name or port does not; a server whose certificate changed
  * cannot resume and its facts are its own; sessions expire with their own
- * timeout; the cache stays within its bound.
+ * timeout; connections that overlap get a ticket each while there are
+ * several, and the last one is offered again (servers that issue one);
+ * the cache stays within its bounds, per key and in all. The context
+ * offered to mailers resumes their sessions with tickets.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -129,33 +132,22 @@ struct conn {
 };
 
 /*
- * connect_once - one connection to "destination" port with sni: prepare,
- * handshake, read what the server sent after it (TLS 1.3 tickets), take the
- * facts and the name check. The connection must complete.
+ * run_pair - the handshake of client cl with server sr over a new
+ * socketpair, then the client reads what the server sent after it (TLS 1.3
+ * tickets). Both must complete. Returns nothing; frees both SSLs and closes
+ * the pair, after calling done(cl, arg) while the client is still there.
  */
 static void
-connect_once(SSL_CTX *cctx, SSL_CTX *sctx, uint16_t port, const char *sni, struct conn *out)
+run_pair(SSL *cl, SSL *sr, void (*done)(SSL *cl, void *arg), void *arg)
 {
-	static const char *const names[] = {"mx.example"};
-	struct sockaddr_in dst;
 	int sv[2], c = 0, s = 0;
 	char buf[16];
-	SSL *cl, *sr;
 
-	memset(out, 0, sizeof(*out));
-	dst_addr(&dst, port);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	cl = SSL_new(cctx);
-	sr = SSL_new(sctx);
-	assert_non_null(cl);
-	assert_non_null(sr);
 	SSL_set_fd(cl, sv[0]);
 	SSL_set_fd(sr, sv[1]);
 	SSL_set_connect_state(cl);
 	SSL_set_accept_state(sr);
-	if (sni != NULL)
-		assert_int_equal(SSL_set_tlsext_host_name(cl, sni), 1);
-	out->offered = tls_resume_prepare(cl, (const struct sockaddr *)&dst, sni);
 	for (int i = 0; i < 100 && (c == 0 || s == 0) && c >= 0 && s >= 0; i++) {
 		if (c == 0)
 			c = step(cl);
@@ -167,14 +159,44 @@ connect_once(SSL_CTX *cctx, SSL_CTX *sctx, uint16_t port, const char *sni, struc
 	/* The tickets follow the handshake; reading takes them in. */
 	for (int i = 0; i < 4; i++)
 		assert_true(SSL_read(cl, buf, sizeof(buf)) <= 0);
-	out->reused = SSL_session_reused(cl);
-	tls_facts_from_ssl(&out->facts, cl);
-	out->check = tls_check_names(&out->facts, names, 1, NULL, NULL, 0);
+	done(cl, arg);
 	ERR_clear_error();
 	SSL_free(cl);
 	SSL_free(sr);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* conn_done - take a connection's outcome (run_pair's done for connect_once). */
+static void
+conn_done(SSL *cl, void *arg)
+{
+	static const char *const names[] = {"mx.example"};
+	struct conn *out = arg;
+
+	out->reused = SSL_session_reused(cl);
+	tls_facts_from_ssl(&out->facts, cl);
+	out->check = tls_check_names(&out->facts, names, 1, NULL, NULL, 0);
+}
+
+/*
+ * connect_once - one connection to "destination" port with sni: prepare,
+ * handshake, take the facts and the name check.
+ */
+static void
+connect_once(SSL_CTX *cctx, SSL_CTX *sctx, uint16_t port, const char *sni, struct conn *out)
+{
+	struct sockaddr_in dst;
+	SSL *cl = SSL_new(cctx), *sr = SSL_new(sctx);
+
+	memset(out, 0, sizeof(*out));
+	assert_non_null(cl);
+	assert_non_null(sr);
+	dst_addr(&dst, port);
+	if (sni != NULL)
+		assert_int_equal(SSL_set_tlsext_host_name(cl, sni), 1);
+	out->offered = tls_resume_prepare(cl, (const struct sockaddr *)&dst, sni);
+	run_pair(cl, sr, conn_done, out);
 }
 
 /* same_facts - everything a policy decision or an event reads. */
@@ -341,16 +363,170 @@ rfc8446_4_6_1_ticket_lifetime_expires(void **state)
 	(void)state;
 	connect_once(cctx, sctx, 25, "mx.example", &a);
 	assert_int_equal(tls_resume_stats(cctx, &st), 0);
-	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.entries, 2); /* OpenSSL's two tickets after a full handshake */
 	sleep(2);
 	connect_once(cctx, sctx, 25, "mx.example", &b);
 	assert_int_equal(b.offered, 0);
 	assert_int_equal(b.reused, 0);
 	assert_int_equal(tls_resume_stats(cctx, &st), 0);
-	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.expired, 2);
 	assert_int_equal(st.offered, 0);
+	assert_int_equal(st.entries, 2); /* b's own */
 	conn_clear(&a);
 	conn_clear(&b);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+/* ticket_of - the ticket a prepared SSL would offer, as a comparable copy. */
+static size_t
+ticket_of(SSL *ssl, unsigned char *out, size_t outlen)
+{
+	const unsigned char *tick = NULL;
+	size_t len = 0;
+	SSL_SESSION *sess = SSL_get_session(ssl);
+
+	assert_non_null(sess);
+	SSL_SESSION_get0_ticket(sess, &tick, &len);
+	assert_true(len > 0 && len <= outlen);
+	memcpy(out, tick, len);
+	return len;
+}
+
+/*
+ * rfc8446_c_4_overlapping_connections_get_a_ticket_each - two connections
+ * that start before either has finished are offered different tickets;
+ * a third gets the last one again, which stays. The case of a busy MX host.
+ */
+static void
+rfc8446_c_4_overlapping_connections_get_a_ticket_each(void **state)
+{
+	SSL_CTX *cctx = client();
+	SSL_CTX *sctx = server("first", 0, 0, 0);
+	struct sockaddr_in dst;
+	unsigned char t1[4096], t2[4096], t3[4096];
+	size_t l1, l2, l3;
+	struct tls_resume_stats st;
+	struct conn a, b, c;
+	SSL *p1, *p2, *p3;
+
+	(void)state;
+	connect_once(cctx, sctx, 25, "mx.example", &a);
+	dst_addr(&dst, 25);
+	p1 = SSL_new(cctx);
+	p2 = SSL_new(cctx);
+	p3 = SSL_new(cctx);
+	assert_non_null(p1);
+	assert_non_null(p2);
+	assert_non_null(p3);
+	assert_int_equal(tls_resume_prepare(p1, (const struct sockaddr *)&dst, "mx.example"), 1);
+	assert_int_equal(tls_resume_prepare(p2, (const struct sockaddr *)&dst, "mx.example"), 1);
+	assert_int_equal(tls_resume_prepare(p3, (const struct sockaddr *)&dst, "mx.example"), 1);
+	l1 = ticket_of(p1, t1, sizeof(t1));
+	l2 = ticket_of(p2, t2, sizeof(t2));
+	l3 = ticket_of(p3, t3, sizeof(t3));
+	assert_false(l1 == l2 && memcmp(t1, t2, l1) == 0);
+	assert_true(l2 == l3 && memcmp(t2, t3, l2) == 0);
+	assert_int_equal(tls_resume_stats(cctx, &st), 0);
+	assert_int_equal(st.entries, 1);
+	SSL_free(p1);
+	SSL_free(p2);
+	SSL_free(p3);
+
+	/* Each resumption brings a ticket back: the supply lasts. */
+	connect_once(cctx, sctx, 25, "mx.example", &b);
+	assert_int_equal(b.reused, 1);
+	connect_once(cctx, sctx, 25, "mx.example", &c);
+	assert_int_equal(c.reused, 1);
+	same_facts(&a, &b);
+	same_facts(&a, &c);
+	conn_clear(&a);
+	conn_clear(&b);
+	conn_clear(&c);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+/*
+ * use_no_renew - a ticket callback as Postfix's: a ticket that decrypts is
+ * used and not renewed, so no new ticket follows a resumption.
+ */
+static SSL_TICKET_RETURN
+use_no_renew(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname, size_t keyname_len,
+             SSL_TICKET_STATUS status, void *arg)
+{
+	(void)ssl;
+	(void)sess;
+	(void)keyname;
+	(void)keyname_len;
+	(void)arg;
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		return SSL_TICKET_RETURN_USE;
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NO_DECRYPT:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	default:
+		return SSL_TICKET_RETURN_ABORT;
+	}
+}
+
+/*
+ * one_ticket_server_keeps_resuming - an MX host that issues one ticket
+ * after a full handshake and none after a resumption (Postfix): the last
+ * ticket is offered again, so every connection after the first resumes.
+ */
+static void
+one_ticket_server_keeps_resuming(void **state)
+{
+	SSL_CTX *cctx = client();
+	SSL_CTX *sctx = server("first", 0, 0, 0);
+	struct tls_resume_stats st;
+	struct conn a, b;
+
+	(void)state;
+	assert_int_equal(SSL_CTX_set_num_tickets(sctx, 1), 1);
+	assert_int_equal(SSL_CTX_set_session_ticket_cb(sctx, NULL, use_no_renew, NULL), 1);
+	connect_once(cctx, sctx, 25, "mx.example", &a);
+	assert_int_equal(a.reused, 0);
+	for (int i = 0; i < 4; i++) {
+		connect_once(cctx, sctx, 25, "mx.example", &b);
+		assert_int_equal(b.offered, 1);
+		assert_int_equal(b.reused, 1);
+		same_facts(&a, &b);
+		conn_clear(&b);
+	}
+	assert_int_equal(tls_resume_stats(cctx, &st), 0);
+	assert_int_equal(st.stored, 1); /* no ticket after a resumption: the callback works */
+	assert_int_equal(st.entries, 1);
+	conn_clear(&a);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+/* per_key_bounded - a server that issues many tickets fills one key only up to its bound. */
+static void
+per_key_bounded(void **state)
+{
+	SSL_CTX *cctx = client();
+	SSL_CTX *sctx = server("first", 0, 0, 0);
+	struct tls_resume_stats st;
+	struct conn a;
+
+	(void)state;
+	assert_int_equal(SSL_CTX_set_num_tickets(sctx, TLS_RESUME_PER_KEY + 3), 1);
+	for (int i = 0; i < 3; i++) {
+		connect_once(cctx, sctx, 25, "mx.example", &a);
+		assert_int_equal(a.reused, i > 0);
+		conn_clear(&a);
+		assert_int_equal(tls_resume_stats(cctx, &st), 0);
+		assert_int_equal(st.entries, TLS_RESUME_PER_KEY);
+		/* All the tickets of the full handshake came; the oldest went. */
+		if (i == 0)
+			assert_int_equal(st.stored, TLS_RESUME_PER_KEY + 3);
+	}
+	assert_int_equal(st.replaced, 0);
 	SSL_CTX_free(sctx);
 	SSL_CTX_free(cctx);
 }
@@ -375,12 +551,69 @@ cache_bounded(void **state)
 		connect_once(cctx, sctx, port, "mx.example", &a);
 		conn_clear(&a);
 		assert_int_equal(tls_resume_stats(cctx, &st), 0);
-		assert_true(st.entries <= 4);
+		assert_true(st.entries <= 4 * TLS_RESUME_PER_KEY);
 	}
 	assert_true(st.replaced > 0);
 	assert_int_equal(st.missed, 12);
 	SSL_CTX_free(sctx);
 	SSL_CTX_free(cctx);
+}
+
+/* One mailer connection: whether it resumed, and a copy of its session. */
+struct mailer_conn {
+	int reused;
+	SSL_SESSION *kept;
+};
+
+static void
+mailer_done(SSL *cl, void *arg)
+{
+	struct mailer_conn *m = arg;
+
+	m->reused = SSL_session_reused(cl);
+	/* A copy: the SSL's own is spoilt when it goes without close_notify. */
+	SSL_SESSION_free(m->kept);
+	m->kept = SSL_SESSION_dup(SSL_get0_session(cl));
+	assert_non_null(m->kept);
+	assert_int_equal(SSL_SESSION_has_ticket(m->kept), 1);
+}
+
+/*
+ * mailer_side_resumes - the context offered to mailers issues a ticket, and
+ * a mailer that keeps it resumes; another context (after a reload) cannot
+ * take it, and the handshake is a full one.
+ */
+static void
+mailer_side_resumes(void **state)
+{
+	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256];
+	SSL_CTX *mailer = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *proxy, *reloaded;
+	struct mailer_conn m = {0, NULL};
+
+	(void)state;
+	assert_non_null(mailer);
+	snprintf(crt, sizeof(crt), "%s/first.crt", testca_dir(env.ca));
+	snprintf(key, sizeof(key), "%s/first.key", testca_dir(env.ca));
+	proxy = tls_server_ctx_new(crt, key, err, sizeof(err));
+	reloaded = tls_server_ctx_new(crt, key, err, sizeof(err));
+	assert_non_null(proxy);
+	assert_non_null(reloaded);
+	for (int i = 0; i < 3; i++) {
+		SSL *cl = SSL_new(mailer), *sr = SSL_new(i < 2 ? proxy : reloaded);
+
+		assert_non_null(cl);
+		assert_non_null(sr);
+		if (m.kept != NULL)
+			assert_int_equal(SSL_set_session(cl, m.kept), 1);
+		run_pair(cl, sr, mailer_done, &m);
+		/* The second connection resumes; the third meets new ticket keys. */
+		assert_int_equal(m.reused, i == 1);
+	}
+	SSL_SESSION_free(m.kept);
+	SSL_CTX_free(proxy);
+	SSL_CTX_free(reloaded);
+	SSL_CTX_free(mailer);
 }
 
 /* no_cache - a context without a cache: nothing offered, nothing kept. */
@@ -408,7 +641,7 @@ no_cache(void **state)
 int
 main(void)
 {
-	struct CMUnitTest tests[sizeof(rcases) / sizeof(rcases[0]) + 5];
+	struct CMUnitTest tests[sizeof(rcases) / sizeof(rcases[0]) + 9];
 	size_t n = 0;
 
 	for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
@@ -420,7 +653,12 @@ main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc6066_3_other_sni_not_resumed);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc8461_4_2_new_certificate_not_resumed);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc8446_4_6_1_ticket_lifetime_expires);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+	    rfc8446_c_4_overlapping_connections_get_a_ticket_each);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(one_ticket_server_keeps_resuming);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(per_key_bounded);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(cache_bounded);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(mailer_side_resumes);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(no_cache);
 	return _cmocka_run_group_tests("tls_resume", tests, n, setup, teardown);
 }
