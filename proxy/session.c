@@ -54,6 +54,8 @@
 
 /* Output bound of each leg: many pipelined replies, or message data in flight. */
 #define SESSION_OUT_MAX (256 * 1024)
+/* Client input buffered during DATA: one read per window, not per line bound. */
+#define SESSION_DATA_WINDOW (64 * 1024)
 /* RFC 5321 section 4.5.3.1.8 asks for at least 100 recipients; this is our cap. */
 #define SESSION_RCPT_MAX 1000
 /* Commands queued at once; beyond this the client is simply not read (backpressure). */
@@ -233,6 +235,10 @@ enter_state(struct session *s, enum state st)
 	if (s->state == st)
 		return;
 	log_debug("session=%s state %s -> %s", s->id, state_names[s->state], state_names[st]);
+	/* Message data is read in wide windows; commands within one line's bound. */
+	if (s->cio != NULL && (st == S_DATA || s->state == S_DATA))
+		(void)tls_io_set_in_max(s->cio,
+		                        st == S_DATA ? SESSION_DATA_WINDOW : s->conf->max_line);
 	s->state = st;
 }
 
@@ -1799,10 +1805,12 @@ session_close(struct session *s, const char *final)
 static void
 on_client(struct loop *loop, int fd, int events, void *arg)
 {
+	struct session *s = arg;
+
 	(void)loop;
 	(void)fd;
-	(void)events;
-	session_run(arg);
+	tls_io_events_seen(s->cio, events);
+	session_run(s);
 }
 
 static void
@@ -1813,7 +1821,8 @@ on_upstream(struct loop *loop, int fd, int events, void *arg)
 	socklen_t len = sizeof(err);
 
 	(void)loop;
-	(void)events;
+	if (s->uio != NULL)
+		tls_io_events_seen(s->uio, events);
 	if (s->state == S_CONNECT && !s->up_connected) {
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;

@@ -34,7 +34,9 @@
  *   len == 0 and the endpoint not active  =>  p == NULL
  *     (an idle endpoint releases a buffer the moment it becomes empty;
  *     an active one keeps it for the next bytes, see tls_io_set_active);
- *   off + len <= cap <= max; the bytes are p[off .. off + len).
+ *   off + len <= cap <= max, except that tls_io_set_in_max() may lower
+ *   max below cap and len (reading then waits until len < max);
+ *   the bytes are p[off .. off + len).
  * p may move (compaction, realloc) while OpenSSL retries a write of it:
  * hence SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.
  */
@@ -65,6 +67,12 @@ struct tls_io {
 	bool failed;
 	bool active;      /* keep emptied buffers (tls_io_set_active) */
 	bool no_quickack; /* not a TCP socket: TCP_QUICKACK is not tried again */
+	/*
+	 * Readiness (tls_io_events_seen): once the owner reports events, a
+	 * read that found the socket empty is not tried again until the loop
+	 * reports it readable. Untold endpoints try every time.
+	 */
+	bool track_rd, rd_ready;
 	char err[128];
 };
 
@@ -199,6 +207,7 @@ tls_io_new(int fd, size_t in_max, size_t out_max)
 	io->rd_want = LOOP_READ;
 	io->wr_want = LOOP_WRITE;
 	io->sd_want = LOOP_WRITE;
+	io->rd_ready = true;
 	return io;
 fail:
 	if (fd >= 0)
@@ -333,15 +342,22 @@ io_read(struct tls_io *io)
 	ssize_t n;
 	int r;
 
+	if (io->track_rd && !io->rd_ready)
+		return 0;
 	while (!io->peer_closed && io->in.len < io->in.max) {
+		/*
+		 * Plaintext is read in as large a piece as the buffer allows (one
+		 * system call per window of message data); SSL_read gives one
+		 * record at most anyway.
+		 */
 		room = io->in.max - io->in.len;
-		if (room > IO_CHUNK)
-			room = IO_CHUNK;
 		if (io->active || io->in.cap - io->in.off - io->in.len >= room) {
 			if (buf_reserve(&io->in, room) != 0)
 				return io_fail(io, "out of memory", NULL);
 			dst = io->in.p + io->in.off + io->in.len;
 		} else {
+			if (room > IO_CHUNK)
+				room = IO_CHUNK;
 			dst = chunk;
 		}
 		if (io->ssl != NULL) {
@@ -387,6 +403,8 @@ io_read(struct tls_io *io)
 	}
 	if (rbio != NULL)
 		wire = BIO_number_read(rbio) != wire0;
+	if (drained)
+		io->rd_ready = false;
 	if (wire && drained && io->out.len == 0)
 		io_ack_now(io);
 	return total;
@@ -489,6 +507,8 @@ tls_io_pump(struct tls_io *io)
 			return progress;
 		}
 		io->state = IO_TLS;
+		/* The handshake's last read may have left records in the socket. */
+		io->rd_ready = true;
 		progress = 1;
 	}
 	if ((n = io_read(io)) < 0)
@@ -657,6 +677,28 @@ bool
 tls_io_shutdown_done(const struct tls_io *io)
 {
 	return io->shut_done;
+}
+
+/* tls_io_events_seen - the loop's events for the socket; readiness is tracked from now on */
+void
+tls_io_events_seen(struct tls_io *io, int events)
+{
+	io->track_rd = true;
+	if (events & LOOP_READ)
+		io->rd_ready = true;
+}
+
+/* tls_io_set_in_max - a new bound on buffered input */
+int
+tls_io_set_in_max(struct tls_io *io, size_t in_max)
+{
+	if (in_max == 0)
+		return -1;
+	io->in.max = in_max;
+	/* An empty buffer larger than the new bound goes; the next read sizes it. */
+	if (io->in.len == 0 && io->in.cap > in_max)
+		buf_release(&io->in);
+	return 0;
 }
 
 /* tls_io_set_active - keep buffers while busy; release them when idle */

@@ -165,6 +165,25 @@ bool tls_io_shutdown_done(const struct tls_io *io);
 void tls_io_set_active(struct tls_io *io, bool active);
 
 /*
+ * tls_io_events_seen - the owner's loop reported events (LOOP_READ,
+ * LOOP_WRITE) on the endpoint's socket. From the first call on, a pump
+ * reads only if the socket was reported readable since a read last found
+ * it empty; a session that pumps both legs after an event on either one
+ * then spends no system call on the quiet leg. An endpoint never told
+ * reads on every pump.
+ */
+void tls_io_events_seen(struct tls_io *io, int events);
+
+/*
+ * tls_io_set_in_max - bound buffered input by in_max octets from now on
+ * (more may be buffered already; reading stops until it is consumed below
+ * the bound). A line reader keeps the bound of the longest line; a
+ * stream of message data reads in larger windows, fewer system calls.
+ * Returns 0, or -1 for in_max 0 (nothing changed).
+ */
+int tls_io_set_in_max(struct tls_io *io, size_t in_max);
+
+/*
  * tls_io_memory - bytes of buffer memory the endpoint holds now (0 when it
  * is inactive and both buffers are empty; OpenSSL's buffers not counted).
  */
