@@ -127,10 +127,13 @@ peer_run(struct peer *p)
 static void
 peer_cb(struct loop *loop, int fd, int events, void *arg)
 {
+	struct peer *p = arg;
+
 	(void)loop;
 	(void)fd;
-	(void)events;
-	peer_run(arg);
+	if (p->io != NULL)
+		tls_io_events_seen(p->io, events);
+	peer_run(p);
 }
 
 static void
@@ -851,6 +854,101 @@ buffers_kept_while_active(void **state)
 	}
 }
 
+/* send_all - them queues text and pumps until it is out and us can read it. */
+static void
+send_all(struct tls_io *them, int us_fd, const char *text)
+{
+	assert_int_equal(tls_io_write(them, text, strlen(text)), 0);
+	for (int i = 0; i < 200 && tls_io_out_pending(them) > 0; i++)
+		assert_true(tls_io_pump(them) >= 0);
+	assert_int_equal(tls_io_out_pending(them), 0);
+	assert_true(readable(us_fd, 2000));
+}
+
+/*
+ * reads_when_reported_readable - an endpoint told its loop events reads
+ * again, after a read found its socket empty, only once the loop reports
+ * the socket readable: a pump after an event on the other leg costs no
+ * system call. The bytes wait in the socket meanwhile, nothing is lost.
+ */
+static void
+reads_when_reported_readable(void **state)
+{
+	for (int tls = 0; tls <= 1; tls++) {
+		struct tls_io *us, *them;
+		int sv[2];
+		size_t len;
+
+		(void)state;
+		pair(sv);
+		us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+		them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+		if (tls)
+			handshake(us, them, env.server);
+		send_all(them, sv[0], "250 one\r\n");
+		tls_io_events_seen(us, LOOP_READ);
+		assert_true(tls_io_pump(us) > 0);
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, 9);
+		tls_io_consume(us, len);
+
+		/* That read ended on an empty socket: the next bytes wait for an event. */
+		send_all(them, sv[0], "250 two\r\n");
+		assert_int_equal(tls_io_pump(us), 0);
+		assert_null(tls_io_in(us, &len));
+		tls_io_events_seen(us, LOOP_WRITE);
+		assert_int_equal(tls_io_pump(us), 0);
+		assert_null(tls_io_in(us, &len));
+		tls_io_events_seen(us, LOOP_READ);
+		assert_true(tls_io_pump(us) > 0);
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, 9);
+		tls_io_free(us);
+		tls_io_free(them);
+	}
+}
+
+/*
+ * input_bound_follows_the_owner - tls_io_set_in_max() widens the input
+ * window (message data) and narrows it again (command lines): above the
+ * bound nothing more is read or asked for until the input is consumed.
+ */
+static void
+input_bound_follows_the_owner(void **state)
+{
+	struct tls_io *us, *them;
+	int sv[2];
+	size_t len;
+
+	(void)state;
+	pair(sv);
+	us = tls_io_new(sv[0], 16, OUT_MAX);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	send_all(them, sv[0], "0123456789abcdef0123456789abcdef01234567");
+	assert_true(tls_io_pump(us) > 0);
+	assert_non_null(tls_io_in(us, &len));
+	assert_int_equal(len, 16);
+	assert_int_equal(tls_io_events(us) & LOOP_READ, 0);
+	assert_int_equal(tls_io_set_in_max(us, 64), 0);
+	assert_true(tls_io_events(us) & LOOP_READ);
+	assert_true(tls_io_pump(us) > 0);
+	assert_non_null(tls_io_in(us, &len));
+	assert_int_equal(len, 40);
+	/* Narrowed below what is held: nothing is read until it is consumed. */
+	assert_int_equal(tls_io_set_in_max(us, 8), 0);
+	send_all(them, sv[0], "more\r\n");
+	assert_int_equal(tls_io_pump(us), 0);
+	assert_int_equal(tls_io_events(us) & LOOP_READ, 0);
+	tls_io_consume(us, 40);
+	assert_int_equal(tls_io_memory(us), 0);
+	assert_true(tls_io_pump(us) > 0);
+	assert_non_null(tls_io_in(us, &len));
+	assert_int_equal(len, 6);
+	assert_int_equal(tls_io_set_in_max(us, 0), -1);
+	tls_io_free(us);
+	tls_io_free(them);
+}
+
 int
 main(void)
 {
@@ -868,6 +966,8 @@ main(void)
 	    cmocka_unit_test(rfc8446_4_6_1_tickets_then_reply_one_pump),
 	    cmocka_unit_test(rfc1122_4_2_3_2_read_acknowledged_at_once),
 	    cmocka_unit_test(buffers_kept_while_active),
+	    cmocka_unit_test(reads_when_reported_readable),
+	    cmocka_unit_test(input_bound_follows_the_owner),
 	};
 
 	return cmocka_run_group_tests_name("tls_io", tests, setup, teardown);
