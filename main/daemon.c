@@ -164,6 +164,7 @@ stats_sum(const struct daemon *d, struct session_stats *out)
 		ADD(sessions_total);                                                               \
 		ADD(sessions_active);                                                              \
 		ADD(tls_upstream);                                                                 \
+		ADD(tls_upstream_resumed);                                                         \
 		for (size_t k = 0; k < 3; k++)                                                     \
 			ADD(messages_relayed[k]);                                                  \
 		for (size_t k = 0; k < STS_RESULT_MAX; k++) {                                      \
@@ -216,6 +217,12 @@ collect(void *arg, struct metrics_writer *w)
 		                "Policy failures relayed and reported (testing, monitor).", l,
 		                atomic_load(&st.recipients_reported[r]));
 	}
+	metrics_counter(w, "stsproxy_upstream_tls_total",
+	                "Upstream connections that completed a TLS handshake.", NULL,
+	                atomic_load(&st.tls_upstream));
+	metrics_counter(w, "stsproxy_upstream_tls_resumed_total",
+	                "Upstream TLS handshakes that resumed a cached session.", NULL,
+	                atomic_load(&st.tls_upstream_resumed));
 	metrics_gauge(w, "stsproxy_policy_cache_entries", "Policies in the persistent cache.", NULL,
 	              (double)sts_cache_count(d->cache));
 	metrics_counter(w, "stsproxy_policy_cache_hits_total",
@@ -243,6 +250,10 @@ collect(void *arg, struct metrics_writer *w)
 		                ns.releases);
 		metrics_counter(w, "stsproxy_nfq_events_total",
 		                "Downgrades detected by inspection.", NULL, ns.events);
+		/* The queue runs on this loop, as the metrics endpoint does. */
+		metrics_gauge(w, "stsproxy_nfq_flows_active",
+		              "Flows tracked by NFQUEUE inspection now.", NULL,
+		              (double)nfq_flows(d->nfq));
 	}
 }
 
@@ -387,6 +398,7 @@ retired_free(struct daemon *d, struct retiring *rt)
 	proxy_stats(rt->proxy, &st);
 	atomic_fetch_add(&d->retired.sessions_total, atomic_load(&st.sessions_total));
 	atomic_fetch_add(&d->retired.tls_upstream, atomic_load(&st.tls_upstream));
+	atomic_fetch_add(&d->retired.tls_upstream_resumed, atomic_load(&st.tls_upstream_resumed));
 	for (size_t k = 0; k < 3; k++)
 		atomic_fetch_add(&d->retired.messages_relayed[k],
 		                 atomic_load(&st.messages_relayed[k]));

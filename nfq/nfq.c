@@ -388,3 +388,10 @@ nfq_stats(const struct nfq *n, struct detect_stats *out)
 {
 	detect_get_stats(n->det, out);
 }
+
+/* nfq_flows - live flows. */
+size_t
+nfq_flows(const struct nfq *n)
+{
+	return detect_flows(n->det);
+}

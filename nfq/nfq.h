@@ -67,4 +67,7 @@ void nfq_stop(struct nfq *n);
 /* nfq_stats - the detector's counters (for metrics). */
 void nfq_stats(const struct nfq *n, struct detect_stats *out);
 
+/* nfq_flows - flows the detector tracks now; call from the thread that runs the queue. */
+size_t nfq_flows(const struct nfq *n);
+
 #endif

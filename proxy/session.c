@@ -750,15 +750,19 @@ up_starttls_reply(struct session *s, int code)
 static void
 up_handshake_done(struct session *s)
 {
+	bool resumed;
+
 	if (s->facts == NULL && (s->facts = calloc(1, sizeof(*s->facts))) == NULL) {
 		s->up_error = true;
 		return;
 	}
 	tls_facts_from_ssl(s->facts, tls_io_ssl(s->uio));
+	resumed = SSL_session_reused(tls_io_ssl(s->uio)) == 1;
 	stat_add(&s->ctx->stats->tls_upstream, 1);
+	if (resumed)
+		stat_add(&s->ctx->stats->tls_upstream_resumed, 1);
 	log_info("session=%s upstream TLS %s %s subject=\"%s\" resumed=%s", s->id,
-	         s->facts->version, s->facts->cipher, s->facts->subject,
-	         SSL_session_reused(tls_io_ssl(s->uio)) == 1 ? "yes" : "no");
+	         s->facts->version, s->facts->cipher, s->facts->subject, resumed ? "yes" : "no");
 	/* RFC 3207 section 4.2: forget the pre-TLS capabilities; EHLO again. */
 	s->up_caps = 0;
 	s->seen[0] = '\0';

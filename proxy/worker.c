@@ -512,6 +512,7 @@ worker_stats_add(const struct worker *w, struct session_stats *sum)
 	ADD(sessions_total);
 	ADD(sessions_active);
 	ADD(tls_upstream);
+	ADD(tls_upstream_resumed);
 	for (size_t i = 0; i < 3; i++)
 		ADD(messages_relayed[i]);
 	for (size_t i = 0; i < STS_RESULT_MAX; i++) {

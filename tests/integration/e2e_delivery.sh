@@ -104,6 +104,10 @@ lab_check "rfc5321_large: Postfix logs status=sent for 5 MiB" \
 m=$(e2e_sink_msg mx1.good.example big@good.example || true)
 lab_check "rfc5321_large: the body arrived byte-identical" \
 	e2e_same_body "$M/large" "$m.eml"
+# Several connections went to mx1.good.example: the later ones resume the
+# TLS session of an earlier one, and are still judged (they were sent).
+lab_check "rfc8446_2_2_resumed: a later connection to mx1.good.example resumed its session" \
+	grep -q 'upstream TLS .*CN=mx1.good.example".* resumed=yes' "$E2E_PROXY_LOG"
 
 # Retries of the failing domains go on; wait for one more round, then
 # nothing may have been delivered twice or past the policy.

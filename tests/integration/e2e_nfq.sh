@@ -41,7 +41,25 @@ dns = { forwarders = [ "$E2E_DNS4" ]; timeout = 5; };
 tls = { ca_file = "$LAB_DIR/ca/ca.crt"; };
 sts = { fetch_timeout = 10; };
 nfq = { queues = [ 0 ]; action = "$1"; fail_open = true; };
+metrics = { listen = "127.0.0.1:9125"; };
 EOF
+}
+
+# nfq_metric NAME - the value of an unlabelled sample on the daemon's metrics endpoint.
+nfq_metric() {
+	lab_exec gw python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:9125/metrics", timeout=5).read().decode()
+print([l.split()[1] for l in body.splitlines() if l.split(" ")[0] == sys.argv[1]][0])' "$1"
+}
+
+# nfq_metrics_seen - the inspector's packets, events and flows are exported.
+nfq_metrics_seen() {
+	local packets events flows
+	packets=$(nfq_metric stsproxy_nfq_packets_total) &&
+		events=$(nfq_metric stsproxy_nfq_events_total) &&
+		flows=$(nfq_metric stsproxy_nfq_flows_active) || return 1
+	echo "packets=$packets events=$events flows=$flows"
+	[ "$packets" -gt 0 ] && [ "$events" -ge 2 ] && [[ $flows =~ ^[0-9]+$ ]]
 }
 
 # nfq_start ACTION - (re)start the daemon with the inspector in ACTION mode
@@ -129,6 +147,7 @@ lab_check "rfc8461_5_nfq_log: event starttls_stripped from nfq names strip.examp
 lab_check "rfc8461_5_nfq_log: event cleartext_rcpt from nfq names strip.example" \
 	e2e_event strip.example event=cleartext_rcpt source=nfq mode=enforce action=log \
 	reason=no_starttls
+lab_check "nfq_metrics: packets, events and flows on the metrics endpoint" nfq_metrics_seen
 
 # --- block: action = "block" --------------------------------------------------------
 # Let Postfix's cached connections end: the new inspector must see flows from SYN.

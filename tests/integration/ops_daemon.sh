@@ -111,7 +111,8 @@ for line in body.splitlines():
         assert m, "bad sample: " + line
         samples += 1
 for need in ["stsproxy_sessions_total", "stsproxy_sessions_active", "stsproxy_messages_relayed_total",
-             "stsproxy_recipients_blocked_total", "stsproxy_policy_cache_entries"]:
+             "stsproxy_recipients_blocked_total", "stsproxy_policy_cache_entries",
+             "stsproxy_upstream_tls_total", "stsproxy_upstream_tls_resumed_total"]:
     assert need in families, "missing " + need
 assert 'stsproxy_recipients_blocked_total{result="starttls-not-supported"} 0' in body
 print("families=%d samples=%d" % (len(families), samples))
