@@ -79,7 +79,9 @@ bench_topology() {
 
 # bench_stsproxy_conf FILE MAX_SESSIONS - the proxy's configuration: the
 # bench domain is a local enforce policy (no fetch: "cached" from the
-# first message), upstream certificates chain to the lab CA.
+# first message), upstream certificates chain to the lab CA. STARTTLS is
+# offered to clients when BENCH_CLIENT_STARTTLS is true; BENCH_TLS_EXTRA
+# adds settings to the tls group, BENCH_CONF_EXTRA top-level ones.
 bench_stsproxy_conf() {
 	mkdir -p "$LAB_DIR/state"
 	cat >"$1" <<EOF
@@ -91,9 +93,10 @@ max_sessions = $2;
 workers = 2;
 log = { level = "${BENCH_LOG_LEVEL:-warn}"; };
 dns = { forwarders = [ "10.0.53.1" ]; timeout = 5; };
-tls = { ca_file = "$LAB_DIR/ca/ca.crt"; client_starttls = false; };
+tls = { ca_file = "$LAB_DIR/ca/ca.crt"; client_starttls = ${BENCH_CLIENT_STARTTLS:-false}; ${BENCH_TLS_EXTRA:-} };
 sts = { refresh = false; };
 policies = ( { domain = "bench.example"; mode = "enforce"; mx = [ "*.bench.example" ]; } );
+${BENCH_CONF_EXTRA:-}
 EOF
 }
 
