@@ -30,7 +30,7 @@ OUTMD=${2:?OUTFILE.md}
 # ROUNDS: every path runs once per round, the paths interleaved, so that a
 # slow moment of the machine is shared; the report keeps the median round.
 if [ "$MODE" = full ]; then
-	SIZES="1024:2000:1 1024:4000:10 102400:500:1 10485760:20:1"
+	SIZES="1024:2000:1 1024:4000:10 102400:1000:1 10485760:40:1"
 	SESS=10
 	LAT_N=300
 	LIMIT=300
