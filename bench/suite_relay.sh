@@ -19,7 +19,8 @@
 #   d   the same relay terminating TLS upstream (to Postfix's port 465 in
 #       wrapper mode): a user-space hop that pays TLS per session, like b
 #
-# Writes a markdown section to OUTFILE.md. Needs root. Everything it starts
+# RELAY_PATHS, RELAY_SIZES and RELAY_ROUNDS narrow a run (e.g. RELAY_PATHS=b
+# while profiling the proxy). Writes a markdown section to OUTFILE.md. Needs root. Everything it starts
 # lives in lab namespaces and is removed on exit, failure or Ctrl-C.
 set -euo pipefail
 MODE=${1:?smoke|full}
@@ -42,7 +43,10 @@ else
 	LIMIT=30
 	ROUNDS=1
 fi
-PATHS="a at b bt c d"
+# For profiling one path or size: RELAY_PATHS, RELAY_SIZES, RELAY_ROUNDS.
+PATHS=${RELAY_PATHS:-a at b bt c d}
+SIZES=${RELAY_SIZES:-$SIZES}
+ROUNDS=${RELAY_ROUNDS:-$ROUNDS}
 
 [ -x "$STSPROXY" ] || {
 	echo "suite_relay: no $STSPROXY (build it first)" >&2
