@@ -26,19 +26,11 @@ DIR=$(mktemp -d /tmp/proxy_intercept.XXXXXX)
 PY=/usr/bin/python3
 PROXY_PID=""
 SINK_PID=""
-FAILED=0
-N=0
+. "$ROOT/tests/lab/checks.sh"
 
 cleanup() {
-	local pid
-	for pid in $PROXY_PID $SINK_PID $(jobs -p); do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	sleep 0.2
-	for pid in $PROXY_PID $SINK_PID $(jobs -p); do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	wait 2>/dev/null
+	# shellcheck disable=SC2086
+	stop_all $PROXY_PID $SINK_PID
 	for ns in "$CLI" "$GW" "$SRV"; do
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -50,23 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-ok() {
-	N=$((N + 1))
-	echo "ok - $1"
-}
-notok() {
-	N=$((N + 1))
-	FAILED=$((FAILED + 1))
-	echo "not ok - $1"
-	[ $# -gt 1 ] && echo "# $2"
-	return 0
-}
-die() {
-	echo "# setup failed: $*" >&2
-	FAILED=1
-	exit 1
-}
 
 [ "$(id -u)" -eq 0 ] || die "needs root"
 [ -x "$STSPROXY" ] || die "no binary $STSPROXY (set STSPROXY)"
@@ -158,15 +133,6 @@ except OSError as e:
 EOF
 }
 
-wait_port() { # NS HOST PORT
-	local i
-	for i in $(seq 1 50); do
-		ip netns exec "$1" $PY -c "import socket,sys; socket.create_connection(('$2', $3), 1)" \
-			2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 wait_port "$SRV" 10.77.2.2 25 || die "smtp sink did not start"
 wait_port "$SRV" fd77:2::2 25 || die "smtp sink did not start (IPv6)"
 

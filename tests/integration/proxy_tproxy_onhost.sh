@@ -42,19 +42,11 @@ DIR=$(mktemp -d /tmp/proxy_tproxy_onhost.XXXXXX)
 PY=/usr/bin/python3
 PROXY_PID=""
 SINK_PID=""
-FAILED=0
-N=0
+. "$ROOT/tests/lab/checks.sh"
 
 cleanup() {
-	local pid
-	for pid in $PROXY_PID $SINK_PID $(jobs -p); do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	sleep 0.2
-	for pid in $PROXY_PID $SINK_PID $(jobs -p); do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	wait 2>/dev/null
+	# shellcheck disable=SC2086
+	stop_all $PROXY_PID $SINK_PID
 	for ns in "$CLI" "$GW" "$SRV" "$HOST"; do
 		ip netns del "$ns" 2>/dev/null
 	done
@@ -69,29 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-ok() {
-	N=$((N + 1))
-	echo "ok - $1"
-}
-notok() {
-	N=$((N + 1))
-	FAILED=$((FAILED + 1))
-	echo "not ok - $1"
-	[ $# -gt 1 ] && echo "# $2"
-	return 0
-}
-die() {
-	echo "# setup failed: $*" >&2
-	FAILED=1
-	exit 1
-}
-# check NAME CMD... - ok when CMD succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else notok "$name"; fi
-}
 
 [ "$(id -u)" -eq 0 ] || die "needs root"
 [ -x "$STSPROXY" ] || die "no binary $STSPROXY (set STSPROXY)"
@@ -145,15 +114,6 @@ ip netns exec "$SRV" $PY "$ROOT/tests/lab/smtp_sink.py" \
 	--hostname mx.server.test --maildir "$DIR/maildir" --no-starttls >"$DIR/sink.log" 2>&1 &
 SINK_PID=$!
 
-wait_port() { # NS HOST PORT
-	local _
-	for _ in $(seq 1 50); do
-		ip netns exec "$1" $PY -c "import socket,sys; socket.create_connection(('$2', $3), 1)" \
-			2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 for a in 10.78.2.2 fd78:2::2 10.78.3.2 fd78:3::2; do
 	wait_port "$SRV" "$a" 25 || die "smtp sink did not start on $a"
 done
