@@ -132,6 +132,12 @@ bench_cpu() {
 # bench_rss PID - VmRSS of PID in KiB.
 bench_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
+# bench_busy - CPU time the whole machine spent busy (user, nice, system,
+# irq, softirq, steal; every core), in clock ticks, from /proc/stat.
+bench_busy() {
+	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 # bench_ratio A B - A/B with two decimals, "n/a" when B is zero or missing.
 bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {

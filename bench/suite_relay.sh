@@ -3,7 +3,7 @@
 #
 # bench/smtp_load (a C load generator that, unlike smtp-source, can also do
 # STARTTLS) in the client namespace sends to Postfix smtpd with a discard
-# transport in the server namespace through the gateway namespace, over six
+# transport in the server namespace through the gateway namespace, over seven
 # paths measured in the same run:
 #   a   direct, no TLS: the gateway only forwards IP packets
 #   at  direct, the client does STARTTLS itself, verifies the certificate
@@ -16,6 +16,8 @@
 #   bt  stsproxy, the client also does STARTTLS (to the proxy): two legs
 #   c   a plain TCP relay (haproxy in TCP mode; socat when haproxy is
 #       missing): the floor of any user-space hop
+#   ct  the same relay, the client doing STARTTLS through it: the floor of
+#       any user-space hop in a TLS session
 #   d   the same relay terminating TLS upstream (to Postfix's port 465 in
 #       wrapper mode): a user-space hop that pays TLS per session, like b
 #
@@ -44,7 +46,7 @@ else
 	ROUNDS=1
 fi
 # For profiling one path or size: RELAY_PATHS, RELAY_SIZES, RELAY_ROUNDS.
-PATHS=${RELAY_PATHS:-a at b bt c d}
+PATHS=${RELAY_PATHS:-a at b bt c ct d}
 SIZES=${RELAY_SIZES:-$SIZES}
 ROUNDS=${RELAY_ROUNDS:-$ROUNDS}
 
@@ -194,7 +196,7 @@ path_port() {
 	case $1 in
 	a | at) echo off ;;
 	b | bt) echo 10025 ;;
-	c) echo 10026 ;;
+	c | ct) echo 10026 ;;
 	d) echo 10027 ;;
 	esac
 }
@@ -210,7 +212,7 @@ path_pid() {
 # certificate verified against the lab CA like the proxy verifies it.
 path_tls() {
 	case $1 in
-	at | bt) echo "-T -R -C $CA -N mx.bench.example" ;;
+	at | bt | ct) echo "-T -R -C $CA -N mx.bench.example" ;;
 	*) echo "" ;;
 	esac
 }
@@ -255,12 +257,15 @@ load() {
 # run_load PATH SIZE COUNT PER - one throughput run; appends a row to RUNS:
 # path size count per seconds msgs_per_s mib_per_s cpu_ms_per_msg
 # tls_sessions_at_server client_resumed proxy_upstream_resumed
+# machine_cpu_ms_per_msg (every process and the kernel, all cores)
 run_load() {
-	local p=$1 size=$2 n=$3 per=$4 c0 c1 l0 l1 out cpu res up=- u0 u1
+	local p=$1 size=$2 n=$3 per=$4 c0 c1 l0 l1 out cpu res up=- u0 u1 m0 m1 mcpu
 	c0=$(cpu_of "$(path_pid "$p")")
+	m0=$(bench_busy)
 	l0=$(tls_lines)
 	u0=$(upstream_tls)
 	out=$(load "$p" -s "$SESS" -m "$n" -d "$per" -l "$size")
+	m1=$(bench_busy)
 	sleep 0.2
 	c1=$(cpu_of "$(path_pid "$p")")
 	l1=$(tls_lines)
@@ -274,11 +279,13 @@ run_load() {
 		cpu=$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$n" \
 			'BEGIN { printf "%.3f", c * 1000 / hz / n }')
 	fi
+	mcpu=$(awk -v c=$((m1 - m0)) -v hz="$HZ" -v n="$n" \
+		'BEGIN { printf "%.1f", c * 1000 / hz / n }')
 	res=-
 	[ -n "$(path_tls "$p")" ] && res="$(field resumed "$out")/$(field tls "$out")"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$size" "$n" "$per" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$size" "$n" "$per" \
 		"$(field secs "$out")" "$(field msgs_per_s "$out")" "$(field mib_per_s "$out")" \
-		"$cpu" $((l1 - l0)) "$res" "$up" >>"$RUNS"
+		"$cpu" $((l1 - l0)) "$res" "$up" "$mcpu" >>"$RUNS"
 	echo "# relay $p size=$size n=$n per=$per: $out"
 }
 
@@ -296,7 +303,7 @@ for sz in $SIZES; do
 	done
 done
 # RES: per path and row, the run with the median msg/s, then the lowest
-# and the highest msg/s of all rounds (columns 12 and 13).
+# and the highest msg/s of all rounds (columns 13 and 14).
 sort -t "$(printf '\t')" -k1,1 -k2,2n -k4,4n -k6,6g "$RUNS" | awk -F '\t' -v OFS='\t' '
 	function flush() { if (n > 0) print row[int((n + 1) / 2)], lo, hi; n = 0 }
 	{ k = $1 FS $2 FS $4; if (k != key) { flush(); key = k; lo = $6 }
@@ -319,6 +326,28 @@ bench_redirect off
 col() { awk -F '\t' -v p="$1" -v s="$2" -v d="$3" -v c="$4" \
 	'$1 == p && $2 == s && $4 == d { print $c }' "$RES"; }
 lat() { awk -F '\t' -v p="$1" -v c="$2" '$1 == p { print $c }' "$LAT"; }
+# paired NUM DEN SIZE PER COL - the median over rounds of NUM/DEN, each
+# ratio taken within one round (the two paths ran back to back, so a slow
+# moment of the machine weighs on both); "n/a" when a path did not run.
+paired() {
+	awk -F '\t' -v a="$1" -v b="$2" -v s="$3" -v d="$4" -v c="$5" '
+	$2 == s && $4 == d && $1 == a { x[++i] = $c }
+	$2 == s && $4 == d && $1 == b { y[++j] = $c }
+	END {
+		n = i < j ? i : j
+		m = 0
+		for (k = 1; k <= n; k++) {
+			if (y[k] + 0 == 0 || x[k] == "n/a" || y[k] == "n/a")
+				continue
+			v = x[k] / y[k]
+			for (q = ++m; q > 1 && r[q - 1] > v; q--)
+				r[q] = r[q - 1]
+			r[q] = v
+		}
+		if (m == 0) print "n/a"
+		else printf "%.2f", m % 2 ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+	}' "$RUNS"
+}
 human() {
 	case $1 in
 	1024) echo "1 KiB" ;;
@@ -366,36 +395,42 @@ verdict() { # RATIO GOAL
 	echo "  against the lab CA (sessions resumed from the proxy's cache)."
 	echo "- **bt** stsproxy, the client also does STARTTLS, to the proxy: two TLS legs."
 	echo "- **c** $RELAY as a plain TCP relay: the floor of any user-space hop, no TLS."
+	echo "- **ct** the same relay, the client doing STARTTLS through it as in at: the floor"
+	echo "  of any user-space hop in a TLS session."
 	echo "- **d** $RELAY relaying to Postfix's port 465 (TLS wrapper mode), verifying the"
 	echo "  certificate: a user-space hop that pays TLS per connection, like b."
 	echo
-	echo "| size | msgs | path | s | msg/s | msg/s range | MiB/s | middle-box CPU ms/msg | TLS sessions at the server | client resumed/TLS | proxy upstream resumed/TLS |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| size | msgs | path | s | msg/s | msg/s range | MiB/s | middle-box CPU ms/msg | machine CPU ms/msg | TLS sessions at the server | client resumed/TLS | proxy upstream resumed/TLS |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for sz in $SIZES; do
 		IFS=: read -r size n per <<<"$sz"
 		for p in $PATHS; do
 			awk -F '\t' -v p="$p" -v s="$size" -v d="$per" -v h="$(row_name "$size" "$per")" \
 				'$1 == p && $2 == s && $4 == d {
-				printf "| %s | %s | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s |\n", h, $3, p, $5, $6, $12, $13, $7, $8, $9, $10, $11 }' "$RES"
+				printf "| %s | %s | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s | %s |\n", h, $3, p, $5, $6, $13, $14, $7, $8, $12, $9, $10, $11 }' "$RES"
 		done
 	done
 	echo
-	echo "Ratios of msg/s. The goals are set against **at**, a direct session with the same"
-	echo "TLS; b/a is against a direct session with no TLS at all, so it includes the price"
-	echo "of TLS itself (a handshake and encryption), which the proxy exists to add."
+	echo "Ratios of msg/s, each the median over the rounds of the ratio within a round."
+	echo "The goals are set against **at**, a direct session with the same TLS; b/a is"
+	echo "against a direct session with no TLS at all, so it includes the price of TLS"
+	echo "itself (a handshake and encryption), which the proxy exists to add. **ct** is"
+	echo "the client's own STARTTLS relayed by $RELAY in TCP mode: any user-space hop in a"
+	echo "TLS session costs at least ct/at, so b/ct is what the proxy costs beyond the hop."
+	echo "Machine CPU b/at is the CPU time of the whole machine per message."
 	echo
-	echo "| size | b/at | goal b/at | b/a | bt/at | b/c | b/d | CPU b/d |"
-	echo "|---|---|---|---|---|---|---|---|"
+	echo "| size | b/at | goal b/at | ct/at | b/ct | b/a | bt/at | b/c | b/d | CPU b/d | machine CPU b/at |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
 	for sz in $SIZES; do
 		IFS=: read -r size n per <<<"$sz"
-		bat=$(bench_ratio "$(col b "$size" "$per" 6)" "$(col at "$size" "$per" 6)")
-		ba=$(bench_ratio "$(col b "$size" "$per" 6)" "$(col a "$size" "$per" 6)")
-		btat=$(bench_ratio "$(col bt "$size" "$per" 6)" "$(col at "$size" "$per" 6)")
-		bc=$(bench_ratio "$(col b "$size" "$per" 6)" "$(col c "$size" "$per" 6)")
-		bd=$(bench_ratio "$(col b "$size" "$per" 6)" "$(col d "$size" "$per" 6)")
-		cd=$(bench_ratio "$(col b "$size" "$per" 8)" "$(col d "$size" "$per" 8)")
+		bat=$(paired b at "$size" "$per" 6)
 		g=$(goal "$size" "$per")
-		echo "| $(row_name "$size" "$per") | $bat | $g $(verdict "$bat" "$g") | $ba | $btat | $bc | $bd | $cd |"
+		printf '| %s | %s | %s %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+			"$(row_name "$size" "$per")" "$bat" "$g" "$(verdict "$bat" "$g")" \
+			"$(paired ct at "$size" "$per" 6)" "$(paired b ct "$size" "$per" 6)" \
+			"$(paired b a "$size" "$per" 6)" "$(paired bt at "$size" "$per" 6)" \
+			"$(paired b c "$size" "$per" 6)" "$(paired b d "$size" "$per" 6)" \
+			"$(paired b d "$size" "$per" 8)" "$(paired b at "$size" "$per" 12)"
 	done
 	echo
 	echo "Added latency per connection (connect to the 250 after the final dot, one"
