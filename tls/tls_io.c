@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,12 @@
 #define IO_CHUNK 16384
 /* First allocation of a buffer; it doubles up to its maximum. */
 #define IO_MIN_ALLOC 4096
+/*
+ * TLS records are gathered up to TLS_IO_WIRE_MAX octets and sent in one
+ * system call: a 64 KiB window of message data leaves in one send() instead
+ * of four, each of which cost a pass through the TCP stack on both hosts
+ * and a wake-up of the reader.
+ */
 
 /*
  * A bounded byte queue. Invariants:
@@ -57,6 +64,8 @@ struct tls_io {
 	SSL *ssl;
 	enum io_state state;
 	struct buf in, out;
+	struct buf wire;   /* TLS records written by OpenSSL, not yet sent */
+	int wire_err;      /* errno of the send() that failed in the wire BIO */
 	size_t plain_left; /* IO_TLS_PENDING: leading bytes of out to send in clear */
 	int hs_want;       /* loop events the handshake waits for */
 	int rd_want;       /* ... the last SSL_read */
@@ -64,6 +73,7 @@ struct tls_io {
 	int sd_want;       /* ... the last SSL_shutdown */
 	bool peer_closed;  /* read returned 0 or close_notify: no more input */
 	bool shut_req, shut_done;
+	bool notify_sent; /* SSL_shutdown() queued our close_notify */
 	bool failed;
 	bool active;      /* keep emptied buffers (tls_io_set_active) */
 	bool no_quickack; /* not a TCP socket: TCP_QUICKACK is not tried again */
@@ -73,6 +83,8 @@ struct tls_io {
 	 * reports it readable. Untold endpoints try every time.
 	 */
 	bool track_rd, rd_ready;
+	/* The same for sending the wire: a full socket is not tried again until writable. */
+	bool wr_ready;
 	char err[128];
 };
 
@@ -152,6 +164,146 @@ io_fail_errno(struct tls_io *io, const char *call, int err)
 	return io_fail(io, call, strerror(err));
 }
 
+/* --- the wire: OpenSSL's write side ------------------------------------------
+ *
+ * OpenSSL writes each record with its own BIO_write; on a socket BIO that is
+ * one send() per 16 KiB record. The endpoint's write BIO instead appends the
+ * records to io->wire and sends them together: when the wire is full, when
+ * OpenSSL flushes (the end of a handshake flight, an alert), and at the end
+ * of every pump. Reads still go through a socket BIO.
+ */
+
+/* wire_flush - send what the wire holds; 0 (maybe not all sent: EAGAIN) or -1. */
+static int
+wire_flush(struct tls_io *io)
+{
+	ssize_t n;
+
+	if (io->track_rd && !io->wr_ready)
+		return 0;
+	while (io->wire.len > 0) {
+		size_t want = io->wire.len;
+
+		n = send(io->fd, io->wire.p + io->wire.off, want, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				io->wr_ready = false;
+				return 0;
+			}
+			io->wire_err = errno;
+			return -1;
+		}
+		buf_drop(&io->wire, (size_t)n, io->active);
+		/* A short send means a full socket buffer: another would fail. */
+		if ((size_t)n < want) {
+			io->wr_ready = false;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int
+wire_bio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct tls_io *io = BIO_get_data(b);
+	size_t room;
+
+	BIO_clear_retry_flags(b);
+	*written = 0;
+	if (len == 0)
+		return 1;
+	if (io->wire.len + len > io->wire.max) {
+		if (wire_flush(io) < 0) {
+			errno = io->wire_err;
+			return 0;
+		}
+	}
+	room = io->wire.max - io->wire.len;
+	if (room == 0) {
+		BIO_set_retry_write(b);
+		return 0;
+	}
+	if (len > room)
+		len = room;
+	if (buf_reserve(&io->wire, len) != 0) {
+		errno = ENOMEM;
+		return 0;
+	}
+	memcpy(io->wire.p + io->wire.off + io->wire.len, data, len);
+	io->wire.len += len;
+	*written = len;
+	return 1;
+}
+
+static long
+wire_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_io *io = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		BIO_clear_retry_flags(b);
+		if (wire_flush(io) < 0) {
+			errno = io->wire_err;
+			return -1;
+		}
+		if (io->wire.len > 0) {
+			BIO_set_retry_write(b);
+			return -1;
+		}
+		return 1;
+	case BIO_CTRL_WPENDING:
+		return (long)io->wire.len;
+	default: /* push, pop, kTLS queries...: nothing to do, nothing supported */
+		return 0;
+	}
+}
+
+static int
+wire_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *wire_method;
+
+static void
+wire_method_init(void)
+{
+	BIO_METHOD *m;
+
+	m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "stsproxy wire");
+	if (m == NULL)
+		return;
+	if (BIO_meth_set_write_ex(m, wire_bio_write) != 1 ||
+	    BIO_meth_set_ctrl(m, wire_bio_ctrl) != 1 ||
+	    BIO_meth_set_create(m, wire_bio_create) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	wire_method = m;
+}
+
+/* wire_bio - a write BIO appending to io->wire; NULL on failure. */
+static BIO *
+wire_bio(struct tls_io *io)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	BIO *b;
+
+	(void)pthread_once(&once, wire_method_init);
+	if (wire_method == NULL || (b = BIO_new(wire_method)) == NULL)
+		return NULL;
+	BIO_set_data(b, io);
+	return b;
+}
+
 /*
  * ssl_result - classify a failed SSL_* call. Returns 0 and sets *want when
  * OpenSSL must wait for the socket, 1 when the peer closed, -1 on a fatal
@@ -160,7 +312,8 @@ io_fail_errno(struct tls_io *io, const char *call, int err)
 static int
 ssl_result(struct tls_io *io, int ret, int *want)
 {
-	int err = errno;
+	/* A failed send() in the wire BIO is the cause, whatever errno says now. */
+	int err = io->wire_err != 0 ? io->wire_err : errno;
 	unsigned long e;
 	const char *reason;
 
@@ -204,10 +357,12 @@ tls_io_new(int fd, size_t in_max, size_t out_max)
 	io->fd = fd;
 	io->in.max = in_max;
 	io->out.max = out_max;
+	io->wire.max = TLS_IO_WIRE_MAX;
 	io->rd_want = LOOP_READ;
 	io->wr_want = LOOP_WRITE;
 	io->sd_want = LOOP_WRITE;
 	io->rd_ready = true;
+	io->wr_ready = true;
 	return io;
 fail:
 	if (fd >= 0)
@@ -225,6 +380,7 @@ tls_io_free(struct tls_io *io)
 	close(io->fd);
 	buf_release(&io->in);
 	buf_release(&io->out);
+	buf_release(&io->wire);
 	free(io);
 }
 
@@ -262,6 +418,7 @@ io_release_mode(SSL *ssl, bool release)
 int
 tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
 {
+	BIO *rbio, *wbio;
 	SSL *ssl;
 
 	/* RFC 3207 section 5: nothing received in clear may be kept past STARTTLS. */
@@ -270,10 +427,14 @@ tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
 	if (io->state != IO_PLAIN || io->failed || io->shut_req || io->peer_closed)
 		return -1;
 	ERR_clear_error();
-	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, io->fd) != 1) {
-		SSL_free(ssl);
+	if ((ssl = SSL_new(ctx)) == NULL)
 		return io_fail(io, "tls", "SSL_new failed");
+	if ((rbio = BIO_new_socket(io->fd, BIO_NOCLOSE)) == NULL || (wbio = wire_bio(io)) == NULL) {
+		BIO_free(rbio);
+		SSL_free(ssl);
+		return io_fail(io, "tls", "BIO_new failed");
 	}
+	SSL_set_bio(ssl, rbio, wbio);
 	/*
 	 * SMTP servers often close after QUIT without close_notify; the SMTP
 	 * dialogue itself shows a truncation (no final reply), so a missing
@@ -405,7 +566,7 @@ io_read(struct tls_io *io)
 		wire = BIO_number_read(rbio) != wire0;
 	if (drained)
 		io->rd_ready = false;
-	if (wire && drained && io->out.len == 0)
+	if (wire && drained && io->out.len == 0 && io->wire.len == 0)
 		io_ack_now(io);
 	return total;
 }
@@ -451,13 +612,16 @@ io_write(struct tls_io *io, size_t limit, bool clear)
 	return total;
 }
 
-/* io_close_write - TLS close_notify, then the socket's sending side; <0, 0, >0 as the pump. */
+/*
+ * io_close_write - TLS close_notify, then the socket's sending side; <0, 0,
+ * >0 as the pump. The close_notify must be on the wire before the FIN.
+ */
 static int
 io_close_write(struct tls_io *io)
 {
 	int r;
 
-	if (io->state == IO_TLS) {
+	if (io->state == IO_TLS && !io->notify_sent) {
 		ERR_clear_error();
 		errno = 0;
 		r = SSL_shutdown(io->ssl);
@@ -468,6 +632,13 @@ io_close_write(struct tls_io *io)
 			if (r == 0)
 				return 0;
 		}
+		io->notify_sent = true;
+	}
+	if (wire_flush(io) < 0)
+		return io_fail_errno(io, "send", io->wire_err);
+	if (io->wire.len > 0) {
+		io->sd_want = LOOP_WRITE;
+		return 0;
 	}
 	/* The peer may be gone already; the close is done either way. */
 	shutdown(io->fd, SHUT_WR);
@@ -524,7 +695,15 @@ tls_io_pump(struct tls_io *io)
 			return -1;
 		progress |= r;
 	}
-	if (io->peer_closed && io->in.len == 0 && io->out.len == 0)
+	/* Whatever OpenSSL wrote in this pump (records, a handshake flight) goes now. */
+	if (io->wire.len > 0) {
+		size_t before = io->wire.len;
+
+		if (wire_flush(io) < 0)
+			return io_fail_errno(io, "send", io->wire_err);
+		progress |= io->wire.len < before;
+	}
+	if (io->peer_closed && io->in.len == 0 && io->out.len == 0 && io->wire.len == 0)
 		return io_fail(io, "eof", NULL);
 	return progress;
 }
@@ -548,7 +727,7 @@ tls_io_events(const struct tls_io *io)
 	case IO_TLS_PENDING:
 		return LOOP_WRITE;
 	case IO_HANDSHAKE:
-		return io->hs_want;
+		return io->hs_want | (io->wire.len > 0 ? LOOP_WRITE : 0);
 	case IO_PLAIN:
 	case IO_TLS:
 		break;
@@ -559,6 +738,8 @@ tls_io_events(const struct tls_io *io)
 		ev |= io->ssl != NULL ? io->wr_want : LOOP_WRITE;
 	else if (io->shut_req && !io->shut_done)
 		ev |= io->sd_want;
+	if (io->wire.len > 0)
+		ev |= LOOP_WRITE;
 	return ev;
 }
 
@@ -653,7 +834,7 @@ tls_io_write(struct tls_io *io, const void *buf, size_t len)
 size_t
 tls_io_out_pending(const struct tls_io *io)
 {
-	return io->out.len;
+	return io->out.len + io->wire.len;
 }
 
 /* tls_io_out_space - room left in the output buffer */
@@ -686,6 +867,8 @@ tls_io_events_seen(struct tls_io *io, int events)
 	io->track_rd = true;
 	if (events & LOOP_READ)
 		io->rd_ready = true;
+	if (events & LOOP_WRITE)
+		io->wr_ready = true;
 }
 
 /* tls_io_set_in_max - a new bound on buffered input */
@@ -716,6 +899,8 @@ tls_io_set_active(struct tls_io *io, bool active)
 		buf_release(&io->in);
 	if (io->out.len == 0)
 		buf_release(&io->out);
+	if (io->wire.len == 0)
+		buf_release(&io->wire);
 	/* Refused (harmlessly) while a record is half read or written. */
 	if (io->ssl != NULL && io->state == IO_TLS)
 		(void)SSL_free_buffers(io->ssl);
@@ -725,5 +910,5 @@ tls_io_set_active(struct tls_io *io, bool active)
 size_t
 tls_io_memory(const struct tls_io *io)
 {
-	return io->in.cap + io->out.cap;
+	return io->in.cap + io->out.cap + io->wire.cap;
 }

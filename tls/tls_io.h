@@ -12,7 +12,7 @@
  * that. Nothing here registers with the loop or logs: the owner does both.
  *
  * Ownership: the endpoint owns the fd (closed by tls_io_free()), its SSL
- * (created by tls_io_start_tls(), freed by tls_io_free()) and both buffers.
+ * (created by tls_io_start_tls(), freed by tls_io_free()) and its buffers.
  * The SSL_CTX is the caller's and must outlive the endpoint. Pointers
  * returned by tls_io_in() and tls_io_line() are valid until the next call
  * of tls_io_pump(), tls_io_consume() or tls_io_free().
@@ -30,8 +30,11 @@
  * a peer running Nagle's algorithm never waits for our delayed ACK before
  * its next reply (see tls_io.c, io_ack_now).
  *
- * TLS writes go through OpenSSL's socket BIO, which can raise SIGPIPE: the
- * process must ignore SIGPIPE.
+ * Sending: TLS records are gathered in a third buffer (the wire, with the
+ * same idle and active rules) and sent in batches of up to TLS_IO_WIRE_MAX
+ * octets: one send() per window of message data rather than one per 16 KiB
+ * record. Whatever a pump produced is sent before it returns, as far as the
+ * socket takes it. Every send() uses MSG_NOSIGNAL.
  */
 #ifndef STS_TLS_IO_H
 #define STS_TLS_IO_H
@@ -42,6 +45,9 @@
 #include <openssl/ssl.h>
 
 struct tls_io;
+
+/* TLS records gathered for one send(); an endpoint holds in_max + out_max + this at most. */
+#define TLS_IO_WIRE_MAX 65536
 
 /* Flags set by tls_io_line(). */
 enum {
@@ -138,7 +144,10 @@ const char *tls_io_line(const struct tls_io *io, size_t *len, int *flags);
  */
 int tls_io_write(struct tls_io *io, const void *buf, size_t len);
 
-/* tls_io_out_pending - bytes queued and not yet handed to the kernel or OpenSSL. */
+/*
+ * tls_io_out_pending - octets not yet handed to the kernel: queued output,
+ * and TLS records OpenSSL wrote that wait to be sent in one batch.
+ */
 size_t tls_io_out_pending(const struct tls_io *io);
 
 /* tls_io_out_space - how many more bytes tls_io_write() accepts now. */
@@ -169,8 +178,9 @@ void tls_io_set_active(struct tls_io *io, bool active);
  * LOOP_WRITE) on the endpoint's socket. From the first call on, a pump
  * reads only if the socket was reported readable since a read last found
  * it empty; a session that pumps both legs after an event on either one
- * then spends no system call on the quiet leg. An endpoint never told
- * reads on every pump.
+ * then spends no system call on the quiet leg. Likewise, once a send found
+ * the socket full, batched TLS records wait until it is reported writable.
+ * An endpoint never told reads and sends on every pump.
  */
 void tls_io_events_seen(struct tls_io *io, int events);
 

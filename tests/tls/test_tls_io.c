@@ -393,9 +393,9 @@ bulk_transfer(void **state)
 	assert_false(a.mismatch);
 	assert_false(b.mismatch);
 	assert_int_equal(tls_io_handshake_done(a.io), tls);
-	/* Bounded: never more than the two buffers, and nothing once idle. */
-	assert_true(a.mem_max <= IN_MAX + OUT_MAX);
-	assert_true(b.mem_max <= IN_MAX + OUT_MAX);
+	/* Bounded: never more than the three buffers, and nothing once idle. */
+	assert_true(a.mem_max <= IN_MAX + OUT_MAX + TLS_IO_WIRE_MAX);
+	assert_true(b.mem_max <= IN_MAX + OUT_MAX + TLS_IO_WIRE_MAX);
 	assert_int_equal(tls_io_memory(a.io), 0);
 	assert_int_equal(tls_io_memory(b.io), 0);
 	peer_free(&a);
@@ -949,6 +949,81 @@ input_bound_follows_the_owner(void **state)
 	tls_io_free(them);
 }
 
+/* take_all - pump io and append its input to got[0 .. size) after total; the new total. */
+static size_t
+take_all(struct tls_io *io, char *got, size_t size, size_t total)
+{
+	const char *in;
+	size_t len;
+
+	assert_true(tls_io_pump(io) >= 0);
+	if ((in = tls_io_in(io, &len)) != NULL) {
+		assert_true(total + len <= size);
+		memcpy(got + total, in, len);
+		total += len;
+		tls_io_consume(io, len);
+	}
+	return total;
+}
+
+/*
+ * records_wait_for_writable - TLS records are sent in batches: records that
+ * a full socket did not take stay queued (tls_io_out_pending, LOOP_WRITE
+ * asked for) and, once the endpoint is told its events, wait until the
+ * socket is reported writable; no system call is spent on a socket known
+ * to be full. A close requested meanwhile puts the close_notify on the wire
+ * after the last record, never before it.
+ */
+static void
+records_wait_for_writable(void **state)
+{
+	static char data[60000], got[60000];
+	struct tls_io *us, *them;
+	size_t pending, total = 0;
+	int sv[2], small = 4096;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)('a' + i % 26);
+	pair(sv);
+	us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	handshake(them, us, env.server);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	tls_io_events_seen(us, 0);
+	assert_int_equal(tls_io_write(us, data, sizeof(data)), 0);
+	tls_io_shutdown(us);
+	assert_true(tls_io_pump(us) > 0);
+	/* The socket took part; the rest waits, and the close waits behind it. */
+	pending = tls_io_out_pending(us);
+	assert_true(pending > 0);
+	assert_true(tls_io_events(us) & LOOP_WRITE);
+	assert_false(tls_io_shutdown_done(us));
+	for (int i = 0; i < 2000 && !tls_io_shutdown_done(us); i++) {
+		/* The peer drains; without a writable report nothing is sent. */
+		total = take_all(them, got, sizeof(got), total);
+		assert_true(tls_io_pump(us) >= 0);
+		assert_int_equal(tls_io_out_pending(us), pending);
+		tls_io_events_seen(us, LOOP_WRITE);
+		assert_true(tls_io_pump(us) >= 0);
+		assert_true(tls_io_out_pending(us) <= pending);
+		pending = tls_io_out_pending(us);
+		if (pending > 0)
+			assert_true(tls_io_events(us) & LOOP_WRITE);
+	}
+	assert_true(tls_io_shutdown_done(us));
+	assert_int_equal(tls_io_out_pending(us), 0);
+	for (int i = 0; i < 200 && !tls_io_eof(them); i++)
+		total = take_all(them, got, sizeof(got), total);
+	assert_int_equal(total, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	/* A TLS close, not a bare FIN: the close_notify came after every record. */
+	assert_true(tls_io_eof(them));
+	assert_true(SSL_get_shutdown(tls_io_ssl(them)) & SSL_RECEIVED_SHUTDOWN);
+	tls_io_free(us);
+	tls_io_free(them);
+}
+
 int
 main(void)
 {
@@ -968,6 +1043,7 @@ main(void)
 	    cmocka_unit_test(buffers_kept_while_active),
 	    cmocka_unit_test(reads_when_reported_readable),
 	    cmocka_unit_test(input_bound_follows_the_owner),
+	    cmocka_unit_test(records_wait_for_writable),
 	};
 
 	return cmocka_run_group_tests_name("tls_io", tests, setup, teardown);
