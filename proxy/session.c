@@ -687,25 +687,42 @@ find_mangled(struct session *s, const struct smtp_reply *r)
 	}
 }
 
-/* injection - bytes arrived behind the upstream's 220 to STARTTLS (RFC 3207 section 5). */
+/*
+ * injection_event - bytes arrived in clear behind a 220 to STARTTLS on the
+ * leg io (RFC 3207 section 5): report what was seen (200 octets at most)
+ * and close the session with reply.
+ */
 static void
-up_injection(struct session *s)
+injection_event(struct session *s, const struct tls_io *io, enum sts_result result,
+                const char *action, const char *reason, const char *reply)
 {
 	struct relay_event ev;
 	const char *in;
 	size_t n;
 
-	in = tls_io_in(s->uio, &n);
-	log_warn("session=%s upstream sent %zu bytes after its 220 to STARTTLS: aborted", s->id, n);
+	in = tls_io_in(io, &n);
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = RELAY_EV_INJECTION;
-	ev.result = STS_RESULT_VALIDATION_FAILURE;
+	ev.result = result;
 	ev.seen = in;
 	ev.seen_len = n > 200 ? 200 : n;
-	ev.action = "aborted";
-	ev.reason = "response injection after STARTTLS";
+	ev.action = action;
+	ev.reason = reason;
 	session_event(s, &ev);
-	session_close(s, "421 4.7.0 Destination mail server failed the TLS negotiation\r\n");
+	session_close(s, reply);
+}
+
+/* up_injection - bytes arrived behind the upstream's 220 to STARTTLS. */
+static void
+up_injection(struct session *s)
+{
+	size_t n;
+
+	(void)tls_io_in(s->uio, &n);
+	log_warn("session=%s upstream sent %zu bytes after its 220 to STARTTLS: aborted", s->id, n);
+	injection_event(s, s->uio, STS_RESULT_VALIDATION_FAILURE, "aborted",
+	                "response injection after STARTTLS",
+	                "421 4.7.0 Destination mail server failed the TLS negotiation\r\n");
 }
 
 /* up_starttls_reply - exactly one reply to our STARTTLS has arrived. */
@@ -1295,20 +1312,8 @@ cmd_quit(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 static void
 client_injection(struct session *s)
 {
-	struct relay_event ev;
-	const char *in;
-	size_t n;
-
-	in = tls_io_in(s->cio, &n);
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = RELAY_EV_INJECTION;
-	ev.result = STS_RESULT_OK;
-	ev.seen = in;
-	ev.seen_len = n > 200 ? 200 : n;
-	ev.action = "refused";
-	ev.reason = "client pipelined data after STARTTLS";
-	session_event(s, &ev);
-	session_close(s, "554 5.5.0 Data pipelined after STARTTLS refused\r\n");
+	injection_event(s, s->cio, STS_RESULT_OK, "refused", "client pipelined data after STARTTLS",
+	                "554 5.5.0 Data pipelined after STARTTLS refused\r\n");
 }
 
 static int
