@@ -346,6 +346,9 @@ loop_fd_mod(struct loop *loop, int fd, int events)
 		errno = EINVAL;
 		return -1;
 	}
+	/* Owners set the mask after every event; most often it is unchanged. */
+	if (loop->fds[fd].mask == events)
+		return 0;
 	nr = loop->fds[fd];
 	was_in = nr.mask != 0;
 	nr.mask = events;

@@ -42,7 +42,10 @@ void loop_free(struct loop *loop);
 /* loop_fd_add - watch fd for events; 0, or -1 (errno set). Replaces an existing registration. */
 int loop_fd_add(struct loop *loop, int fd, int events, loop_fd_cb *cb, void *arg);
 
-/* loop_fd_mod - change the event mask of a registered fd; 0 or -1. A mask of 0 pauses it. */
+/*
+ * loop_fd_mod - change the event mask of a registered fd; 0 or -1. A mask
+ * of 0 pauses it; the mask it already has costs no system call.
+ */
 int loop_fd_mod(struct loop *loop, int fd, int events);
 
 /* loop_fd_del - stop watching fd; unknown fds are ignored. Call before close(). */

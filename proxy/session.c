@@ -887,6 +887,8 @@ up_connect(struct session *s)
 		s->uio = NULL;
 		return -1;
 	}
+	/* Nothing to read before the loop says so (the connection is not even up). */
+	tls_io_events_seen(s->uio, 0);
 	s->up_connected = false;
 	enter_state(s, S_CONNECT);
 	return 0;
@@ -1945,6 +1947,8 @@ session_start(struct session_ctx *ctx, int client_fd, const struct sockaddr *cli
 		free(s);
 		return -1;
 	}
+	/* The mailer waits for the banner: its first bytes come with an event. */
+	tls_io_events_seen(s->cio, 0);
 	s->next = ctx->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;

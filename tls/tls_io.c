@@ -442,6 +442,13 @@ tls_io_start_tls(struct tls_io *io, SSL_CTX *ctx, bool server, const char *sni)
 	 */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/*
+	 * Read as many records as the socket holds in one read() rather than a
+	 * header and a body per record. Everything after STARTTLS is TLS, so no
+	 * plaintext can be swallowed; io_read calls SSL_read until it wants
+	 * more, so records buffered inside OpenSSL are never left waiting.
+	 */
+	SSL_set_read_ahead(ssl, 1);
 	io_release_mode(ssl, !io->active);
 	if (server) {
 		SSL_set_accept_state(ssl);
@@ -561,6 +568,15 @@ io_read(struct tls_io *io)
 		}
 		io->in.len += got;
 		total += (long)got;
+		/*
+		 * A short read of a stream socket emptied it: with the loop
+		 * reporting readiness, the next bytes (or the end) bring an
+		 * event, so the read that would fail with EAGAIN is skipped.
+		 */
+		if (io->ssl == NULL && io->track_rd && got < room) {
+			drained = true;
+			break;
+		}
 	}
 	if (rbio != NULL)
 		wire = BIO_number_read(rbio) != wire0;
@@ -864,6 +880,9 @@ tls_io_shutdown_done(const struct tls_io *io)
 void
 tls_io_events_seen(struct tls_io *io, int events)
 {
+	/* From the first report on, only the loop says the socket is readable. */
+	if (!io->track_rd)
+		io->rd_ready = false;
 	io->track_rd = true;
 	if (events & LOOP_READ)
 		io->rd_ready = true;

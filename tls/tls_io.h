@@ -175,10 +175,11 @@ void tls_io_set_active(struct tls_io *io, bool active);
 
 /*
  * tls_io_events_seen - the owner's loop reported events (LOOP_READ,
- * LOOP_WRITE) on the endpoint's socket. From the first call on, a pump
- * reads only if the socket was reported readable since a read last found
- * it empty; a session that pumps both legs after an event on either one
- * then spends no system call on the quiet leg. Likewise, once a send found
+ * LOOP_WRITE, or 0 to start tracking before any event) on the endpoint's
+ * socket. From the first call on, a pump reads only if the socket was
+ * reported readable since that call or since a read last found it empty;
+ * a session that pumps both legs after an event on either one then spends
+ * no system call on the quiet leg. Likewise, once a send found
  * the socket full, batched TLS records wait until it is reported writable.
  * An endpoint never told reads and sends on every pump.
  */

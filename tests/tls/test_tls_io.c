@@ -866,6 +866,27 @@ send_all(struct tls_io *them, int us_fd, const char *text)
 }
 
 /*
+ * arrives_when_readable - text sent to us is not read by a pump, nor after
+ * a writable report, but once the socket is reported readable.
+ */
+static void
+arrives_when_readable(struct tls_io *us, struct tls_io *them, int us_fd, const char *text)
+{
+	size_t len;
+
+	send_all(them, us_fd, text);
+	assert_int_equal(tls_io_pump(us), 0);
+	assert_null(tls_io_in(us, &len));
+	tls_io_events_seen(us, LOOP_WRITE);
+	assert_int_equal(tls_io_pump(us), 0);
+	assert_null(tls_io_in(us, &len));
+	tls_io_events_seen(us, LOOP_READ);
+	assert_true(tls_io_pump(us) > 0);
+	assert_non_null(tls_io_in(us, &len));
+	assert_int_equal(len, strlen(text));
+}
+
+/*
  * reads_when_reported_readable - an endpoint told its loop events reads
  * again, after a read found its socket empty, only once the loop reports
  * the socket readable: a pump after an event on the other leg costs no
@@ -893,16 +914,7 @@ reads_when_reported_readable(void **state)
 		tls_io_consume(us, len);
 
 		/* That read ended on an empty socket: the next bytes wait for an event. */
-		send_all(them, sv[0], "250 two\r\n");
-		assert_int_equal(tls_io_pump(us), 0);
-		assert_null(tls_io_in(us, &len));
-		tls_io_events_seen(us, LOOP_WRITE);
-		assert_int_equal(tls_io_pump(us), 0);
-		assert_null(tls_io_in(us, &len));
-		tls_io_events_seen(us, LOOP_READ);
-		assert_true(tls_io_pump(us) > 0);
-		assert_non_null(tls_io_in(us, &len));
-		assert_int_equal(len, 9);
+		arrives_when_readable(us, them, sv[0], "250 two\r\n");
 		tls_io_free(us);
 		tls_io_free(them);
 	}
@@ -945,6 +957,64 @@ input_bound_follows_the_owner(void **state)
 	assert_non_null(tls_io_in(us, &len));
 	assert_int_equal(len, 6);
 	assert_int_equal(tls_io_set_in_max(us, 0), -1);
+	tls_io_free(us);
+	tls_io_free(them);
+}
+
+/*
+ * tracking_starts_before_any_event - tls_io_events_seen(io, 0) right after
+ * the socket is registered: bytes that are already there wait for the
+ * loop's first readable report instead of costing a read on every pump.
+ */
+static void
+tracking_starts_before_any_event(void **state)
+{
+	struct tls_io *us, *them;
+	int sv[2];
+
+	(void)state;
+	pair(sv);
+	us = tls_io_new(sv[0], IN_MAX, OUT_MAX);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	tls_io_events_seen(us, 0);
+	arrives_when_readable(us, them, sv[0], "EHLO early.example\r\n");
+	tls_io_free(us);
+	tls_io_free(them);
+}
+
+/*
+ * records_held_by_openssl_are_delivered - OpenSSL reads ahead: one read()
+ * may take several records off the socket while the input buffer has room
+ * for part of the first. Once the owner consumes, the rest comes with the
+ * next pump, although the socket is empty and the loop reports nothing.
+ */
+static void
+records_held_by_openssl_are_delivered(void **state)
+{
+	static const char *const parts[] = {"0123456789abcdef", "0123456789abcdef", "01234567"};
+	struct tls_io *us, *them;
+	int sv[2];
+	size_t len, total = 0;
+
+	(void)state;
+	pair(sv);
+	us = tls_io_new(sv[0], 16, OUT_MAX);
+	them = tls_io_new(sv[1], IN_MAX, OUT_MAX);
+	handshake(us, them, env.server);
+	tls_io_events_seen(us, 0);
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		send_all(them, sv[0], parts[i]);
+	tls_io_events_seen(us, LOOP_READ);
+	for (int i = 0; i < 3; i++) {
+		assert_true(tls_io_pump(us) > 0);
+		assert_non_null(tls_io_in(us, &len));
+		assert_int_equal(len, i < 2 ? 16 : 8);
+		total += len;
+		tls_io_consume(us, len);
+	}
+	assert_int_equal(total, 40);
+	assert_int_equal(tls_io_pump(us), 0);
+	assert_null(tls_io_in(us, &len));
 	tls_io_free(us);
 	tls_io_free(them);
 }
@@ -1044,6 +1114,8 @@ main(void)
 	    cmocka_unit_test(reads_when_reported_readable),
 	    cmocka_unit_test(input_bound_follows_the_owner),
 	    cmocka_unit_test(records_wait_for_writable),
+	    cmocka_unit_test(tracking_starts_before_any_event),
+	    cmocka_unit_test(records_held_by_openssl_are_delivered),
 	};
 
 	return cmocka_run_group_tests_name("tls_io", tests, setup, teardown);
