@@ -323,8 +323,6 @@ bench_redirect off
 
 # --- report --------------------------------------------------------------------
 
-col() { awk -F '\t' -v p="$1" -v s="$2" -v d="$3" -v c="$4" \
-	'$1 == p && $2 == s && $4 == d { print $c }' "$RES"; }
 lat() { awk -F '\t' -v p="$1" -v c="$2" '$1 == p { print $c }' "$LAT"; }
 # paired NUM DEN SIZE PER COL - the median over rounds of NUM/DEN, each
 # ratio taken within one round (the two paths ran back to back, so a slow

@@ -28,12 +28,6 @@
 #define IO_CHUNK 16384
 /* First allocation of a buffer; it doubles up to its maximum. */
 #define IO_MIN_ALLOC 4096
-/*
- * TLS records are gathered up to TLS_IO_WIRE_MAX octets and sent in one
- * system call: a 64 KiB window of message data leaves in one send() instead
- * of four, each of which cost a pass through the TCP stack on both hosts
- * and a wake-up of the reader.
- */
 
 /*
  * A bounded byte queue. Invariants:
@@ -80,11 +74,10 @@ struct tls_io {
 	/*
 	 * Readiness (tls_io_events_seen): once the owner reports events, a
 	 * read that found the socket empty is not tried again until the loop
-	 * reports it readable. Untold endpoints try every time.
+	 * reports it readable, nor a send that found it full until writable.
+	 * Untold endpoints try every time.
 	 */
-	bool track_rd, rd_ready;
-	/* The same for sending the wire: a full socket is not tried again until writable. */
-	bool wr_ready;
+	bool tracked, rd_ready, wr_ready;
 	char err[128];
 };
 
@@ -167,10 +160,12 @@ io_fail_errno(struct tls_io *io, const char *call, int err)
 /* --- the wire: OpenSSL's write side ------------------------------------------
  *
  * OpenSSL writes each record with its own BIO_write; on a socket BIO that is
- * one send() per 16 KiB record. The endpoint's write BIO instead appends the
- * records to io->wire and sends them together: when the wire is full, when
- * OpenSSL flushes (the end of a handshake flight, an alert), and at the end
- * of every pump. Reads still go through a socket BIO.
+ * one send() per 16 KiB record, each a pass through the TCP stack on both
+ * hosts and a wake-up of the reader. The endpoint's write BIO instead
+ * appends the records to io->wire (up to TLS_IO_WIRE_MAX octets) and sends
+ * them together: when the wire is full, when OpenSSL flushes (the end of a
+ * handshake flight, an alert), and at the end of every pump. Reads still go
+ * through a socket BIO.
  */
 
 /* wire_flush - send what the wire holds; 0 (maybe not all sent: EAGAIN) or -1. */
@@ -179,7 +174,7 @@ wire_flush(struct tls_io *io)
 {
 	ssize_t n;
 
-	if (io->track_rd && !io->wr_ready)
+	if (io->tracked && !io->wr_ready)
 		return 0;
 	while (io->wire.len > 0) {
 		size_t want = io->wire.len;
@@ -510,7 +505,7 @@ io_read(struct tls_io *io)
 	ssize_t n;
 	int r;
 
-	if (io->track_rd && !io->rd_ready)
+	if (io->tracked && !io->rd_ready)
 		return 0;
 	while (!io->peer_closed && io->in.len < io->in.max) {
 		/*
@@ -573,7 +568,7 @@ io_read(struct tls_io *io)
 		 * reporting readiness, the next bytes (or the end) bring an
 		 * event, so the read that would fail with EAGAIN is skipped.
 		 */
-		if (io->ssl == NULL && io->track_rd && got < room) {
+		if (io->ssl == NULL && io->tracked && got < room) {
 			drained = true;
 			break;
 		}
@@ -881,9 +876,9 @@ void
 tls_io_events_seen(struct tls_io *io, int events)
 {
 	/* From the first report on, only the loop says the socket is readable. */
-	if (!io->track_rd)
+	if (!io->tracked)
 		io->rd_ready = false;
-	io->track_rd = true;
+	io->tracked = true;
 	if (events & LOOP_READ)
 		io->rd_ready = true;
 	if (events & LOOP_WRITE)

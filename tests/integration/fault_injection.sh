@@ -38,8 +38,6 @@ STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
 
 lab_init fault
 PY=$(lab__python)
-N=0
-FAILED=0
 STATE=$LAB_DIR/state
 T0=$SECONDS
 
@@ -53,19 +51,7 @@ fault_exit() {
 }
 trap fault_exit EXIT
 
-ok() {
-	N=$((N + 1))
-	echo "ok - $1"
-}
-notok() {
-	N=$((N + 1))
-	FAILED=$((FAILED + 1))
-	echo "not ok - $1"
-	shift
-	local l
-	for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /' | tail -n 30; done
-	return 0
-}
+. "$ROOT/tests/lab/checks.sh"
 
 # --- the lab -----------------------------------------------------------------
 

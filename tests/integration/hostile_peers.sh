@@ -33,22 +33,7 @@ STSPROXY=${STSPROXY:-$ROOT/build/stsproxy}
 
 lab_init peers
 PY=$(lab__python)
-N=0
-FAILED=0
-
-ok() {
-	N=$((N + 1))
-	echo "ok - $1"
-}
-notok() {
-	N=$((N + 1))
-	FAILED=$((FAILED + 1))
-	echo "not ok - $1"
-	shift
-	local l
-	for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /' | tail -n 30; done
-	return 0
-}
+. "$ROOT/tests/lab/checks.sh"
 
 # --- the lab -----------------------------------------------------------------
 

@@ -1,8 +1,13 @@
+# shellcheck shell=bash
 # checks.sh - the TAP-style checks of the stand-alone namespace suites
-# (tests/integration/proxy_*.sh), sourced after they set PY (python3).
+# (tests/integration/*.sh), sourced after they set PY (python3).
 #
-#   ok NAME / notok NAME [DETAIL]   one result line; N and FAILED count them
-#   check NAME CMD...               ok when CMD succeeds, else notok
+#   ok NAME / notok NAME [DETAIL...]
+#                                   one result line; N and FAILED count them;
+#                                   each DETAIL (its last 30 lines) follows
+#                                   as a TAP comment
+#   check NAME CMD...               ok when CMD succeeds, else notok (a
+#                                   suite may define its own check after)
 #   die WHY                         set-up failed: FAILED=1 and exit 1 (the
 #                                   suite's EXIT trap cleans up)
 #   wait_port NS HOST PORT          up to 5 s for HOST:PORT to accept, from NS
@@ -20,7 +25,9 @@ notok() {
 	N=$((N + 1))
 	FAILED=$((FAILED + 1))
 	echo "not ok - $1"
-	[ $# -gt 1 ] && echo "# $2"
+	shift
+	local l
+	for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /' | tail -n 30; done
 	return 0
 }
 die() {
