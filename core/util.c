@@ -6,7 +6,11 @@
  * attacker-supplied name (a banner, an SMTPUTF8 address) reach places that
  * assume LDH names.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <idn2.h>
@@ -219,4 +223,42 @@ sts_now_wall(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec;
+}
+
+void
+sts_printable(char *out, size_t outlen, const char *in, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len && n + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	if (outlen > 0)
+		out[n] = '\0';
+}
+
+void
+sts_addr_text(const struct sockaddr *sa, char *ip, size_t iplen, char *full, size_t fulllen)
+{
+	unsigned port = 0;
+
+	if (iplen > 0)
+		ip[0] = '\0';
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		if (inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)iplen) == NULL && iplen > 0)
+			ip[0] = '\0';
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen) == NULL && iplen > 0)
+			ip[0] = '\0';
+		port = ntohs(in6->sin6_port);
+	}
+	if (full != NULL && fulllen > 0)
+		snprintf(full, fulllen, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
 }

@@ -57,4 +57,20 @@ size_t sts_utf8_seq(const unsigned char *s, size_t len);
 /* sts_now_wall - wall-clock seconds since the epoch (CLOCK_REALTIME). */
 int64_t sts_now_wall(void);
 
+/*
+ * sts_printable - len bytes from the network made safe for a log line, an
+ * event or a reply: every byte outside 0x20-0x7e becomes '?'. out is always
+ * NUL-terminated (when outlen > 0) and cut to fit.
+ */
+void sts_printable(char *out, size_t outlen, const char *in, size_t len);
+
+struct sockaddr;
+
+/*
+ * sts_addr_text - the address of sa (AF_INET or AF_INET6) as text into ip
+ * ("" for any other family), and, when full is not NULL, "ip:port" or
+ * "[ip]:port" into full. Never fails; outputs are cut to their sizes.
+ */
+void sts_addr_text(const struct sockaddr *sa, char *ip, size_t iplen, char *full, size_t fulllen);
+
 #endif

@@ -1,4 +1,4 @@
-// sources: proxy/smtp_reply.c
+// sources: proxy/smtp_reply.c core/util.c
 /*
  * fuzz_smtp_reply.c - the reply reader on arbitrary input split at each LF,
  * then the EHLO parse and rewrite of every complete reply. The rewritten

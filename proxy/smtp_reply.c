@@ -5,6 +5,7 @@
  * up to SMTP_REPLY_MAX_SIZE, with the offset of each line beside it, so a
  * reply can be relayed as received or rewritten without copying lines.
  */
+#include "core/util.h"
 #include "proxy/smtp_reply.h"
 
 #include <stdlib.h>
@@ -208,6 +209,22 @@ smtp_reply_line(const struct smtp_reply *r, size_t i, size_t *len)
 	start = end - start > 3 ? start + 4 : end;
 	*len = end - start;
 	return r->buf + start;
+}
+
+/* smtp_reply_name - the first word of the first line, printable. */
+void
+smtp_reply_name(const struct smtp_reply *r, char *out, size_t outlen)
+{
+	const char *l;
+	size_t len, n = 0;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if ((l = smtp_reply_line(r, 0, &len)) == NULL)
+		return;
+	while (n < len && l[n] != ' ')
+		n++;
+	sts_printable(out, outlen, l, n);
 }
 
 /* smtp_reply_raw - the reply as received. */

@@ -99,6 +99,12 @@ size_t smtp_reply_nlines(const struct smtp_reply *r);
  */
 const char *smtp_reply_line(const struct smtp_reply *r, size_t i, size_t *len);
 
+/*
+ * smtp_reply_name - the first word of the first line (a banner's or an EHLO
+ * reply's host name), made printable, into out; "" when there is none.
+ */
+void smtp_reply_name(const struct smtp_reply *r, char *out, size_t outlen);
+
 /* smtp_reply_raw - the reply as received, CRLFs included (not NUL-terminated). */
 const char *smtp_reply_raw(const struct smtp_reply *r, size_t *len);
 

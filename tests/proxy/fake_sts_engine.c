@@ -14,6 +14,7 @@ struct fake_lookup {
 	struct sts_engine *e;
 	uint64_t id, timer;
 	char domain[254];
+	bool recheck;
 	sts_engine_cb *cb;
 	void *arg;
 };
@@ -24,16 +25,31 @@ struct sts_engine {
 	struct fake_lookup *pending;
 };
 
-static const struct fake_sts_rule *rules;
-static size_t n_rules;
-static unsigned n_async;
+static const struct fake_sts_rule *rules, *recheck_rules;
+static size_t n_rules, n_recheck_rules;
+static unsigned n_async, n_recheck;
 
 void
 fake_sts_set(const struct fake_sts_rule *r, size_t n)
 {
 	rules = r;
 	n_rules = n;
-	n_async = 0;
+	recheck_rules = NULL;
+	n_recheck_rules = 0;
+	n_async = n_recheck = 0;
+}
+
+void
+fake_sts_set_recheck(const struct fake_sts_rule *r, size_t n)
+{
+	recheck_rules = r;
+	n_recheck_rules = n;
+}
+
+unsigned
+fake_sts_recheck_count(void)
+{
+	return n_recheck;
 }
 
 unsigned
@@ -43,12 +59,18 @@ fake_sts_async_count(void)
 }
 
 static const struct fake_sts_rule *
+find_in(const struct fake_sts_rule *table, size_t n, const char *domain)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i].domain, domain) == 0)
+			return &table[i];
+	return NULL;
+}
+
+static const struct fake_sts_rule *
 find(const char *domain)
 {
-	for (size_t i = 0; i < n_rules; i++)
-		if (strcmp(rules[i].domain, domain) == 0)
-			return &rules[i];
-	return NULL;
+	return find_in(rules, n_rules, domain);
 }
 
 static void
@@ -134,18 +156,21 @@ answer(struct loop *loop, void *arg)
 
 	(void)loop;
 	unlink_lookup(l->e, l);
-	fill(l->domain, find(l->domain), &a);
+	if (l->recheck && recheck_rules != NULL)
+		fill(l->domain, find_in(recheck_rules, n_recheck_rules, l->domain), &a);
+	else
+		fill(l->domain, find(l->domain), &a);
+	a.rechecked = l->recheck;
 	l->cb(l->arg, &a);
 	free(l);
 }
 
-uint64_t
-sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
-                  sts_engine_cb *cb, void *arg)
+/* start - an asynchronous answer from a zero-millisecond timer. */
+static uint64_t
+start(struct sts_engine *e, const char *domain, bool recheck, sts_engine_cb *cb, void *arg)
 {
 	struct fake_lookup *l;
 
-	(void)dest;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return 0;
 	l->e = e;
@@ -153,14 +178,34 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockadd
 	snprintf(l->domain, sizeof(l->domain), "%s", domain);
 	l->cb = cb;
 	l->arg = arg;
+	l->recheck = recheck;
 	if ((l->timer = loop_timer_add(e->loop, 0, answer, l)) == 0) {
 		free(l);
 		return 0;
 	}
 	l->next = e->pending;
 	e->pending = l;
-	n_async++;
+	if (recheck)
+		n_recheck++;
+	else
+		n_async++;
 	return l->id;
+}
+
+uint64_t
+sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                  sts_engine_cb *cb, void *arg)
+{
+	(void)dest;
+	return start(e, domain, false, cb, arg);
+}
+
+uint64_t
+sts_engine_recheck(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                   sts_engine_cb *cb, void *arg)
+{
+	(void)dest;
+	return start(e, domain, true, cb, arg);
 }
 
 void

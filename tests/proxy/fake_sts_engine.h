@@ -32,4 +32,15 @@ void fake_sts_set(const struct fake_sts_rule *rules, size_t n);
 /* fake_sts_async_count - asynchronous lookups started since the last fake_sts_set(). */
 unsigned fake_sts_async_count(void);
 
+/*
+ * fake_sts_set_recheck - answer sts_engine_recheck() from rules[0..n)
+ * (the policy the domain has now) until the next fake_sts_set(); without
+ * it, rechecks answer from the main table. Recheck answers are always
+ * asynchronous and have rechecked set.
+ */
+void fake_sts_set_recheck(const struct fake_sts_rule *rules, size_t n);
+
+/* fake_sts_recheck_count - rechecks started since the last fake_sts_set(). */
+unsigned fake_sts_recheck_count(void);
+
 #endif

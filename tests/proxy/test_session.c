@@ -1,4 +1,4 @@
-// sources: proxy/session.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
+// sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/txn_report.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
 // sources: proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c tests/tls/testca.c
 // sources: tests/proxy/fake_sts_engine.c core/loop.c core/log.c core/evlog.c core/util.c
 // sources: core/types.c core/conf.c
@@ -66,6 +66,11 @@ struct fake_mx {
 	const char *after_220;      /* bytes injected behind the 220 */
 	enum data_mode data_mode;
 	bool tls_broken; /* answer the ClientHello with junk, then take a second connection */
+	/* On the first connection, send the whole server handshake flight and
+	 * cut the connection in the same breath (an on-path attacker relaying
+	 * the real flight with a FIN or RST behind it), then take a second
+	 * connection. */
+	enum { CUT_NONE = 0, CUT_FIN, CUT_RST } hs_cut;
 	/* what happened, read after the thread ended */
 	char log[16384]; /* command lines received, CRLF kept */
 	size_t log_len;
@@ -212,6 +217,41 @@ mx_ehlo(struct fake_mx *m)
 	mx_puts(m, "250-CHUNKING\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n");
 }
 
+/*
+ * mx_cut_after_flight - run the server side of the handshake through memory
+ * BIOs until its flight (ServerHello to Finished) is ready, send it in one
+ * write and cut the connection right behind it, before the client's
+ * Finished is read.
+ */
+static void
+mx_cut_after_flight(struct fake_mx *m)
+{
+	SSL *ssl = SSL_new(env.mx_server);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	char buf[16384];
+	ssize_t n;
+
+	SSL_set_bio(ssl, rb, wb);
+	SSL_set_accept_state(ssl);
+	while (BIO_pending(wb) == 0) {
+		if (SSL_do_handshake(ssl) == 1 || BIO_pending(wb) > 0)
+			break;
+		if ((n = recv(m->fd, buf, sizeof(buf), 0)) <= 0)
+			break;
+		BIO_write(rb, buf, (int)n);
+	}
+	n = BIO_read(wb, buf, sizeof(buf));
+	if (n > 0)
+		(void)send(m->fd, buf, (size_t)n, MSG_NOSIGNAL);
+	if (m->hs_cut == CUT_RST) {
+		struct linger lg = {1, 0};
+		setsockopt(m->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	} else {
+		shutdown(m->fd, SHUT_WR);
+	}
+	SSL_free(ssl);
+}
+
 /* mx_serve - one SMTP connection; true when the proxy should connect again. */
 static bool
 mx_serve(struct fake_mx *m, bool first)
@@ -241,6 +281,11 @@ mx_serve(struct fake_mx *m, bool first)
 				/* wait for the proxy to hang up */
 				while (mx_fill(m) == 0)
 					m->in_len = 0;
+				break;
+			}
+			if (m->hs_cut != CUT_NONE && first) {
+				mx_cut_after_flight(m);
+				again = true;
 				break;
 			}
 			if (m->tls_broken && first) {
@@ -1422,6 +1467,130 @@ rfc8461_5_handshake_failure_plaintext_only_without_policy(void **state)
 	json_decref(ev);
 }
 
+/*
+ * A handshake cut right behind the server's last flight (FIN or RST in the
+ * same breath) is a lost upstream once the handshake completed, never a
+ * failed handshake: no plaintext reconnect carries an enforce recipient,
+ * whatever the client does next.
+ */
+static void
+cut_after_flight(int cut)
+{
+	char r[8192];
+
+	RULES();
+	t.mx.starttls = true;
+	t.mx.hs_cut = cut;
+	start();
+	expect("220 mx.example.net");
+	csends("EHLO client.example\r\n");
+	assert_true(creply(r, sizeof(r)));
+	if (strncmp(r, "250", 3) == 0) {
+		/* Only a plaintext fallback after a handshake that did not complete
+		 * may go on: it must refuse the enforce recipient. */
+		csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
+		expect("250 2.1.0");
+		expect("451 4.7.5 enforce.example");
+		csends("QUIT\r\n");
+		expect("221");
+	} else {
+		assert_true(strncmp(r, "421 4.4.2", 9) == 0);
+	}
+	expect_closed();
+	finish();
+	assert_false(mx_saw("RCPT TO:<b@enforce.example>"));
+	assert_false(mx_saw("MAIL FROM"));
+}
+
+static void
+rfc8461_4_2_handshake_cut_fin_no_cleartext(void **state)
+{
+	(void)state;
+	cut_after_flight(CUT_FIN);
+}
+
+static void
+rfc8461_4_2_handshake_cut_rst_no_cleartext(void **state)
+{
+	(void)state;
+	cut_after_flight(CUT_RST);
+}
+
+/* Every plaintext fallback after a failed handshake is a downgrade event. */
+static void
+rfc8460_4_3_fallback_reported(void **state)
+{
+	json_t *ev;
+
+	(void)state;
+	RULES();
+	t.mx.starttls = true;
+	t.mx.tls_broken = true;
+	start();
+	expect("220 mx.example.net");
+	csends("EHLO client.example\r\nQUIT\r\n");
+	expect("250-mx.example.net");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_non_null(ev = event_find("downgrade", NULL));
+	assert_string_equal(jstr(ev, "action"), "fallback-plaintext");
+	assert_string_equal(jstr(ev, "result_type"), "validation-failure");
+	json_decref(ev);
+}
+
+/*
+ * RFC 8461 section 5.1: before a recipient is refused, the policy is looked
+ * up again; a domain that replaced its policy (new MX names) is judged on
+ * the new one, and a confirmed failure is refused once.
+ */
+static void
+rfc8461_5_1_recheck_before_refusal(void **state)
+{
+	static const struct fake_sts_rule now[] = {
+	    {"other.example", STS_POLICY, STS_MODE_ENFORCE, "id5", "mx.example.net", false},
+	};
+
+	(void)state;
+	RULES();
+	fake_sts_set_recheck(now, 1);
+	t.mx.starttls = true;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n"
+	       "RCPT TO:<b@other.example>\r\nRSET\r\nQUIT\r\n");
+	expect("250-mx.example.net");
+	expect("250 2.1.0");
+	expect("250 2.1.5");
+	expect("250");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_int_equal(fake_sts_recheck_count(), 1);
+	assert_true(mx_saw("RCPT TO:<b@other.example>"));
+}
+
+/* The same failure with the policy unchanged: refused after one recheck. */
+static void
+rfc8461_5_1_refusal_after_recheck(void **state)
+{
+	(void)state;
+	RULES();
+	t.mx.starttls = true;
+	start();
+	expect("220");
+	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n"
+	       "RCPT TO:<b@other.example>\r\nQUIT\r\n");
+	expect("250-mx.example.net");
+	expect("250 2.1.0");
+	expect("451 4.7.5 other.example");
+	expect("221");
+	expect_closed();
+	finish();
+	assert_int_equal(fake_sts_recheck_count(), 1);
+	assert_false(mx_saw("RCPT TO:<b@other.example>"));
+}
+
 /* Draining stop: an idle session gets 421 4.3.2. */
 static void
 session_shutdown_all_idle(void **state)
@@ -1789,6 +1958,11 @@ main(void)
 	    T(rfc5321_connect_failure_421),
 	    T(rfc5321_3_1_banner_554_relayed),
 	    T(rfc8461_5_handshake_failure_plaintext_only_without_policy),
+	    T(rfc8461_4_2_handshake_cut_fin_no_cleartext),
+	    T(rfc8461_4_2_handshake_cut_rst_no_cleartext),
+	    T(rfc8460_4_3_fallback_reported),
+	    T(rfc8461_5_1_recheck_before_refusal),
+	    T(rfc8461_5_1_refusal_after_recheck),
 	    T(session_shutdown_all_idle),
 	    T(rfc5321_4_1_1_4_reply_begun_before_dot_421),
 	    T(rfc3207_4_2_client_starttls_state_reset),

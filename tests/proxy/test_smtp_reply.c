@@ -1,4 +1,4 @@
-// sources: proxy/smtp_reply.c
+// sources: proxy/smtp_reply.c core/util.c
 /*
  * test_smtp_reply.c - the reply reader, EHLO capabilities, the filtered
  * EHLO reply shown to the client and the detection of a STARTTLS keyword
@@ -411,6 +411,35 @@ rfc5321_4_1_1_1_cap_lookup(void **state)
 	assert_int_equal(smtp_cap_lookup("", 0), 0);
 }
 
+/* RFC 5321 section 4.2: the host name of a banner or EHLO reply, made printable. */
+static void
+rfc5321_4_2_reply_name(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} t[] = {
+	    {"220 mx.example.net ESMTP ready\r\n", "mx.example.net"},
+	    {"250-mx.example.net hello\r\n250 SIZE\r\n", "mx.example.net"},
+	    {"220\r\n", ""},
+	    {"220 \x01" "evil\x7f name\r\n", "?evil?"},
+	};
+	char out[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_reply *r = feed_all(t[i].in, strlen(t[i].in));
+
+		smtp_reply_name(r, out, sizeof(out));
+		assert_string_equal(out, t[i].want);
+		smtp_reply_free(r);
+	}
+	/* cut to the buffer */
+	struct smtp_reply *r = feed_all(S("220 a-very-long-host.example.net x\r\n"));
+	smtp_reply_name(r, out, sizeof(out));
+	assert_string_equal(out, "a-very-long-hos");
+	smtp_reply_free(r);
+}
+
 #define N_CASES    (sizeof(cases) / sizeof(cases[0]))
 #define N_REWRITES (sizeof(rewrites) / sizeof(rewrites[0]))
 #define N_MANGLED  (sizeof(mangled) / sizeof(mangled[0]))
@@ -418,7 +447,7 @@ rfc5321_4_1_1_1_cap_lookup(void **state)
 int
 main(void)
 {
-	struct CMUnitTest tests[N_CASES + N_REWRITES + N_MANGLED + 9];
+	struct CMUnitTest tests[N_CASES + N_REWRITES + N_MANGLED + 10];
 	size_t i, n = 0;
 
 	for (i = 0; i < N_CASES; i++) {
@@ -444,5 +473,6 @@ main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc5321_4_1_1_1_ehlo_not_250);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc3207_mangled_in_ehlo);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc5321_4_1_1_1_cap_lookup);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc5321_4_2_reply_name);
 	return _cmocka_run_group_tests("smtp_reply", tests, n, NULL, NULL);
 }

@@ -1,0 +1,68 @@
+/*
+ * txn_report.h - the TLS-RPT accounting of one SMTP transaction (RFC 8460
+ * section 4.4): which policy domains of the transaction passed their
+ * policy, which of them the upstream took a recipient of, and the success
+ * counted for each once the upstream acknowledged the message.
+ *
+ * A failure is counted when it is decided (txn_report_failure); a success
+ * only when the message was acknowledged, so a transaction that ends
+ * without a message counts nothing. Losing a count (no memory) never
+ * loses a message.
+ */
+#ifndef STS_TXN_REPORT_H
+#define STS_TXN_REPORT_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "core/types.h"
+#include "policy/sts_report.h"
+#include "proxy/smtp_cmd.h"
+
+/* A policy domain (mode testing or enforce) that passed for a recipient. */
+struct txn_dom {
+	char domain[SMTP_DOMAIN_MAX + 1];
+	char id[STS_REPORT_ID_LEN];
+	enum sts_mode mode;
+	bool accepted; /* the upstream took at least one of its recipients */
+};
+
+/* The policy domains of one transaction; zeroed is empty. Owns doms. */
+struct txn_report {
+	struct txn_dom *doms;
+	unsigned n, cap;
+};
+
+/*
+ * txn_report_add - remember domain (policy id, mode) as passing in t, once.
+ * Returns its handle for txn_report_accepted() (1 + index), or 0 when not
+ * counted (rep is NULL, no domain, no memory).
+ */
+unsigned txn_report_add(struct txn_report *t, const struct sts_report *rep, const char *domain,
+                        const char *id, enum sts_mode mode);
+
+/* txn_report_accepted - the upstream took a recipient of handle h (0 is ignored). */
+void txn_report_accepted(struct txn_report *t, unsigned h);
+
+/* txn_report_move - hand t's domains to *to (emptied first); t is empty after. */
+void txn_report_move(struct txn_report *t, struct txn_report *to);
+
+/*
+ * txn_report_delivered - the upstream acknowledged the message of t: one
+ * success per accepted domain, at the MX named mx.
+ */
+void txn_report_delivered(const struct txn_report *t, struct sts_report *rep, const char *mx);
+
+/* txn_report_clear - forget every domain and free. */
+void txn_report_clear(struct txn_report *t);
+
+/*
+ * txn_report_failure - count a failed session for domain at destination
+ * dst: the receiving MX is matched (the candidate the certificate was valid
+ * for) when set, else mx_name. No-op when rep is NULL or result is OK.
+ */
+void txn_report_failure(struct sts_report *rep, const char *domain, const char *policy_id,
+                        enum sts_mode mode, enum sts_result result, const char *matched,
+                        const char *mx_name, const struct sockaddr *dst);
+
+#endif

@@ -1,0 +1,226 @@
+/*
+ * upstream.h - the upstream leg of a proxied session: one connection at a
+ * time to the original destination MX, its set-up dialogue (banner, EHLO,
+ * STARTTLS, TLS handshake, EHLO again) and, once ready, the replies to
+ * what the relay sends.
+ *
+ * Everything learnt about a connection - its phase, capabilities, banner
+ * name, a mangled STARTTLS line, its TLS facts - belongs to that
+ * connection and is forgotten with it: a reconnect starts with nothing.
+ * The security of the leg is asked of the live connection at the moment
+ * of a decision (upstream_tls()), never remembered beside it.
+ *
+ * A TLS handshake that fails before it completes is followed by one
+ * reconnect without STARTTLS (plaintext fallback, reported as a downgrade
+ * event); that connection is plaintext and says why (upstream_fallback_cause).
+ * A connection lost after its handshake completed is a lost upstream,
+ * never a failed handshake.
+ *
+ * The upstream tells its session what happened through one callback
+ * (struct upstream_params.note); the session owns the upstream and frees
+ * it with upstream_free(). Single-threaded: the session's loop only.
+ */
+#ifndef STS_UPSTREAM_H
+#define STS_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "core/conf.h"
+#include "core/loop.h"
+#include "proxy/relay_events.h"
+#include "proxy/smtp_reply.h"
+#include "tls/tls_verify.h"
+
+struct upstream;
+
+/* The phase of the current connection. */
+enum upstream_phase {
+	UP_CLOSED = 0, /* no connection */
+	UP_CONNECT,    /* TCP connect running */
+	UP_BANNER,     /* waiting for the banner */
+	UP_IDLE,       /* banner 220 relayed; waiting for the client's EHLO name */
+	UP_EHLO,       /* our EHLO sent */
+	UP_HELO,       /* EHLO refused: our HELO sent */
+	UP_STARTTLS,   /* our STARTTLS sent */
+	UP_HANDSHAKE,  /* TLS handshake running */
+	UP_EHLO_TLS,   /* EHLO again over TLS */
+	UP_READY,      /* set up: relaying the client's commands */
+	UP_PHASE_MAX
+};
+
+/* What the upstream tells its session. */
+enum upstream_note {
+	/* The first connection's banner, r: the client gets it as it is. The
+	 * phase is UP_IDLE after a 220, otherwise UP_READY (a refusing server
+	 * that still takes commands; after a 421 the session closes). */
+	UPN_BANNER = 0,
+	/* An EHLO or HELO reply r of the set-up; the client's EHLO reply is
+	 * made from the last one before UPN_READY. */
+	UPN_EHLO,
+	/* The set-up finished: the phase is UP_READY. */
+	UPN_READY,
+	/* A set-up step was refused with r (not 421): the client gets r and
+	 * may greet again; the phase is UP_IDLE. */
+	UPN_REFUSED,
+	/* A reply r to a command sent with upstream_command(), in order. */
+	UPN_REPLY,
+	/* A reply r that answers nothing sent. The connection stays open:
+	 * the session decides (a 421 is a server closing). */
+	UPN_UNSOLICITED,
+	/* The connection is gone (UP_CLOSED); final is the reply the client
+	 * gets ("421 4.4.2 ...\r\n"). */
+	UPN_LOST,
+	/* The loop reported events on the connection: run the session. */
+	UPN_IO,
+};
+
+/*
+ * upstream_note_cb - r is valid only during the call (NULL for UPN_READY and
+ * UPN_LOST); final only for UPN_LOST. The callback may call any upstream_*
+ * function, upstream_close() included, but not upstream_free().
+ */
+typedef void upstream_note_cb(void *arg, enum upstream_note note, const struct smtp_reply *r,
+                              const char *final);
+
+/* upstream_event_cb - emit ev after adding the session's part (id, client, dest). */
+typedef void upstream_event_cb(void *arg, struct relay_event *ev);
+
+struct upstream_params {
+	struct loop *loop;
+	const struct conf *conf; /* max_line, upstream_mark; outlives the upstream */
+	SSL_CTX *tls;            /* client context toward MX hosts; not owned */
+	const struct sockaddr *dst;
+	socklen_t dst_len;
+	const char *sid; /* session id, for log lines; copied */
+	/* Counters of upgraded and resumed connections (may be NULL). */
+	_Atomic uint64_t *tls_count;
+	_Atomic uint64_t *tls_resumed;
+	upstream_note_cb *note;
+	upstream_event_cb *event;
+	void *arg;
+};
+
+/* upstream_new - an upstream with no connection yet; NULL on no memory. */
+struct upstream *upstream_new(const struct upstream_params *p);
+
+/* upstream_free - close the connection and free; NULL is a no-op. No note fires. */
+void upstream_free(struct upstream *u);
+
+/*
+ * upstream_connect - start the first connection (non-blocking). 0, or -1
+ * when it failed at once (the phase stays UP_CLOSED; no note fires).
+ */
+int upstream_connect(struct upstream *u);
+
+/*
+ * upstream_greet - in UP_IDLE: set up the connection for a client that
+ * greeted with name (EHLO is always sent, whatever the client said).
+ * name is copied (at most 255 octets). UPN_EHLO ... UPN_READY follow, or
+ * UPN_REFUSED, UPN_LOST.
+ */
+void upstream_greet(struct upstream *u, const char *name, size_t len);
+
+/*
+ * upstream_run - pump the connection and act on what arrived, firing
+ * notes. Returns >0 on progress, 0 otherwise.
+ */
+int upstream_run(struct upstream *u);
+
+/* upstream_on_event - the loop reported events on the upstream descriptor. */
+void upstream_on_event(struct upstream *u, int events);
+
+/* upstream_send - queue raw bytes (message data); a failure is upstream_broken(). */
+void upstream_send(struct upstream *u, const char *buf, size_t len);
+
+/* upstream_out_space - octets that upstream_send() can still queue (0 without a connection). */
+size_t upstream_out_space(const struct upstream *u);
+
+/* upstream_command - queue a command line (CRLF included) whose reply is due. */
+void upstream_command(struct upstream *u, const char *line, size_t len);
+
+/* upstream_expect_reply - one more reply is due (the final dot of data sent raw). */
+void upstream_expect_reply(struct upstream *u);
+
+/* upstream_replies_due - replies due for what was sent and not answered yet. */
+unsigned upstream_replies_due(const struct upstream *u);
+
+/* upstream_broken - a write failed; the session calls upstream_fail(). */
+bool upstream_broken(const struct upstream *u);
+
+/*
+ * upstream_fail - the session gives up on the connection (timeout, write
+ * failure, bad data): a handshake that has not completed falls back to
+ * plaintext once; anything else is UPN_LOST with why logged.
+ */
+void upstream_fail(struct upstream *u, const char *why);
+
+/* upstream_close - drop the connection silently (no note, no event). */
+void upstream_close(struct upstream *u);
+
+/*
+ * upstream_conn_id - which connection is current: a new value for every
+ * connection made (never 0 once one was), so that what was decided on one
+ * is not taken for another.
+ */
+unsigned upstream_conn_id(const struct upstream *u);
+
+/* upstream_phase - the current connection's phase. */
+enum upstream_phase upstream_phase(const struct upstream *u);
+
+/* upstream_phase_name - "connect", "banner", ...; never NULL. */
+const char *upstream_phase_name(enum upstream_phase phase);
+
+/* upstream_timeout_s - the inactivity limit of the current phase, in seconds. */
+unsigned upstream_timeout_s(const struct upstream *u);
+
+/*
+ * upstream_timeout - the phase's limit passed: a STARTTLS that never
+ * answers is a downgrade event; a handshake that never ends falls back;
+ * anything else is lost. Fires UPN_LOST (or starts the fallback).
+ */
+void upstream_timeout(struct upstream *u);
+
+/*
+ * upstream_tls - the TLS facts of the live connection: non-NULL only when
+ * it is ready, its handshake completed and it is still TLS. The pointer is
+ * valid until the connection changes.
+ */
+const struct tls_facts *upstream_tls(const struct upstream *u);
+
+/*
+ * upstream_fallback_cause - for a plaintext connection made after a
+ * handshake failed: the facts of that failed handshake (handshake_done is
+ * false), to name the failure; NULL otherwise. Never a reason to pass.
+ */
+const struct tls_facts *upstream_fallback_cause(const struct upstream *u);
+
+/* upstream_caps - SMTP_CAP_* of the current connection's last EHLO reply. */
+unsigned upstream_caps(const struct upstream *u);
+
+/* upstream_learn_caps - a relayed EHLO reply r replaces the capabilities. */
+void upstream_learn_caps(struct upstream *u, const struct smtp_reply *r);
+
+/* upstream_helo_only - the current connection refused EHLO. */
+bool upstream_helo_only(const struct upstream *u);
+
+/* upstream_name - the name in the current connection's banner ("" before). */
+const char *upstream_name(const struct upstream *u);
+
+/* upstream_seen - a mangled STARTTLS line of the current connection, or "". */
+const char *upstream_seen(const struct upstream *u);
+
+/* upstream_idle - nothing buffered either way (buffers may be released). */
+bool upstream_idle(const struct upstream *u);
+
+/* upstream_set_active - keep buffers between reads and writes (see tls_io_set_active). */
+void upstream_set_active(struct upstream *u, bool active);
+
+/* upstream_update_io - set the loop mask of the connection's descriptor. */
+void upstream_update_io(struct upstream *u);
+
+#endif
