@@ -421,7 +421,9 @@ rfc5321_4_2_reply_name(void **state)
 	    {"220 mx.example.net ESMTP ready\r\n", "mx.example.net"},
 	    {"250-mx.example.net hello\r\n250 SIZE\r\n", "mx.example.net"},
 	    {"220\r\n", ""},
-	    {"220 \x01" "evil\x7f name\r\n", "?evil?"},
+	    {"220 \x01"
+	     "evil\x7f name\r\n",
+	     "?evil?"},
 	};
 	char out[16];
 
