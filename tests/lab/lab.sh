@@ -1155,3 +1155,56 @@ lab_attacker_stop() {
 	ns=$(lab_nsname "$1")
 	lab__stop "attack-${ns#"$LAB_PFX"}-${2:-25}"
 }
+
+# lab_cut_attacker NS ADDRS UPSTREAM[:PORT] CONTROL RECORD [--port N] -
+# start the on-path attacker that cuts sessions (tests/lab/cut_proxy.py)
+# in NS on ADDRS port 25 (or N), relaying to UPSTREAM. At every new
+# connection it reads CONTROL, written with lab_cut_control; the
+# cleartext lines it relays or receives itself are appended to RECORD as
+# "TOKEN relay|fake CONN LINE". Log: lab_attacker_log NS [PORT] (one
+# "event=..." line per act); stop: lab_attacker_stop NS [PORT].
+lab_cut_attacker() {
+	local ns=$1 addrs=$2 up=$3 ctl=$4 rec=$5 port=25 upport=25 py k
+	shift 5
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--port) port=$2 ;;
+		*)
+			lab__err "lab_cut_attacker: unknown option $1"
+			return 1
+			;;
+		esac
+		shift 2
+	done
+	case $up in
+	\[*\]:*) upport=${up##*:} up=${up%:*} up=${up#[} up=${up%]} ;;
+	*:*:*) ;;
+	*:*) upport=${up##*:} up=${up%:*} ;;
+	esac
+	py=$(lab__python) || return 1
+	[ -f "$ctl" ] || echo pass >"$ctl" || return 1
+	: >>"$rec" || return 1
+	k="attack-${ns#"$LAB_PFX"}-$port"
+	lab__start "$k" "$ns" "$py" "$LAB_SRC/cut_proxy.py" --listen "$addrs" \
+		--port "$port" --upstream "$up" --upstream-port "$upport" \
+		--control "$ctl" --record "$rec" || return 1
+	lab__await "$k" "$ns" "$addrs" "$port"
+}
+
+# lab_cut_control FILE TOKEN POINT fin|rst, or lab_cut_control FILE pass -
+# tell a cut attacker what to do with the next connection: cut it at POINT
+# (banner ehlo starttls hs-mid hs-flight1 hs-last hs-last-late ehlo-tls
+# data dot; see cut_proxy.py) and serve the ones after it itself, until
+# another TOKEN; or relay unchanged. Replaced atomically.
+lab_cut_control() {
+	local f=$1
+	shift
+	case "$*" in
+	pass | *' '*' 'fin | *' '*' 'rst) ;;
+	*)
+		lab__err "lab_cut_control: TOKEN POINT fin|rst, or pass"
+		return 1
+		;;
+	esac
+	echo "$*" >"$f.new" && mv -f "$f.new" "$f"
+}
