@@ -13,8 +13,19 @@ DESTDIR   ?=
 VERSION   := 0.1.0
 
 PKGS      := openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# pkg-config runs when a compile or a link first needs its answer (once),
+# not when the Makefile is read: `make deps` and `make help` work before
+# pkg-config and the libraries are there, and a target that installs them
+# first (demo, test) builds in a second make that reads the fresh answer.
+# A failure stops the build with pkg-config's own message, never a link
+# with empty flags.
+pkg_query = $(shell out=$$(pkg-config $(1) $(PKGS) 2>/dev/null) && echo "$$out" || \
+	{ echo PKG-CONFIG-FAILED; pkg-config $(1) $(PKGS) 2>&1; })
+pkg_check = $(if $(filter PKG-CONFIG-FAILED,$(2)),$(error pkg-config $(1) failed: \
+	$(filter-out PKG-CONFIG-FAILED,$(2)) -- sudo make deps (or sh scripts/deps.sh build) installs what it needs),$(2))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(call pkg_check,--cflags,$$(call pkg_query,--cflags)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(call pkg_check,--libs,$$(call pkg_query,--libs)))$(PKG_LIBS)
 
 ifeq ($(SAN),1)
 override BUILD := $(BUILD)/san
@@ -25,7 +36,7 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -DSTSPROXY_VERSION='"$(VERSION)"' \
              -I. $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS   += $(SANFLAGS)
-LDLIBS    := $(PKG_LIBS) -lpthread
+LDLIBS     = $(PKG_LIBS) -lpthread
 
 # Per-module source lists (one concept per file; every .c of a module is in it).
 core_SRCS   := $(sort $(wildcard core/*.c))
@@ -46,14 +57,15 @@ TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all help deps test check unit integration demo clean format format-check cppcheck \
-        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests valgrind lint
+        fuzz fuzz-run install uninstall bench bench-smoke deps-check all-tests valgrind lint \
+        deb fresh-test deploy-test
 
 all: $(BIN)
 
 help:
 	@echo "stsproxy $(VERSION) - targets:"
 	@echo "  make              build $(BUILD)/stsproxy"
-	@echo "  make deps         install the Debian packages to build, test, fuzz and run the lab (root)"
+	@echo "  make deps         install every Debian package: build, run, lab, test, dev, deb (root)"
 	@echo "  make test         install deps if missing, build, run unit and integration tests (root)"
 	@echo "  make test SAN=1   the same, built with ASan+UBSan (in build/san/)"
 	@echo "  make unit         build and run the cmocka unit tests only"
@@ -67,13 +79,16 @@ help:
 	@echo "  make cppcheck     static analysis of the project's code"
 	@echo "  make lint         format-check and cppcheck together"
 	@echo "  make install      install under DESTDIR/PREFIX; make uninstall removes it"
+	@echo "  make deb          the Debian package, $(DEB)"
+	@echo "  make fresh-test   the README's quick start on a fresh Debian 12 root (root)"
+	@echo "  make deploy-test  the package in a booted Debian 12 container, real mail (root)"
 	@echo "  make clean        remove build/"
 
 # --- build -------------------------------------------------------------------
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 define module_rules
 $(call lib,$(1)): $(call objs,$(1))
@@ -100,10 +115,14 @@ $(foreach t,$(patsubst tests/%.c,%,$(TEST_SRCS)),$(eval $(call test_rule,$(t))))
 
 # --- dependencies ------------------------------------------------------------
 
+# scripts/deps.sh installs by purpose: build, runtime, lab, test, dev, deb,
+# deploy. make deps installs them all; each target below installs only the
+# sets it needs, when something is missing (quietly when all is there).
+# Those targets then build in a second make: this one read the Makefile
+# before the packages were there.
 deps:
 	sh scripts/deps.sh
 
-# make test installs what is missing first (quietly when all is there).
 deps-check:
 	@sh scripts/deps.sh --if-missing
 
@@ -115,7 +134,8 @@ unit: $(BIN) $(TEST_BINS)
 integration: $(BIN)
 	@bash tests/run-integration.sh $(BUILD)
 
-test: deps-check
+test:
+	@sh scripts/deps.sh --if-missing build runtime lab test
 	@$(MAKE) --no-print-directory -j$$(nproc) all-tests
 
 all-tests: $(BIN) $(TEST_BINS)
@@ -126,7 +146,9 @@ check: test
 valgrind: $(TEST_BINS)
 	@bash tests/valgrind.sh $(BUILD) $(TEST_BINS)
 
-demo: deps-check $(BIN)
+demo:
+	@sh scripts/deps.sh --if-missing build runtime lab
+	@$(MAKE) --no-print-directory -j$$(nproc) $(BIN)
 	@sh scripts/demo.sh $(BUILD)
 
 # --- quality -----------------------------------------------------------------
@@ -149,7 +171,7 @@ cppcheck:
 
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DFUZZING -I. $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DFUZZING -I. $(PKG_CFLAGS) \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 SECONDS ?= 60
 
@@ -179,7 +201,9 @@ $(BUILD)/bench/$(1): $(BUILD)/bench/$(1).o $$(patsubst %.c,$(BUILD)/%.o,$$(call 
 endef
 $(foreach b,$(patsubst bench/%.c,%,$(BENCH_SRCS)),$(eval $(call bench_rule,$(b))))
 
-bench: deps-check $(BIN) $(BENCH_BINS)
+bench:
+	@sh scripts/deps.sh --if-missing build runtime lab
+	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BINS)
 	@bash bench/run.sh full $(BUILD)
 
 bench-smoke: $(BIN) $(BENCH_BINS)
@@ -193,7 +217,27 @@ install: $(BIN)
 uninstall:
 	sh scripts/install.sh uninstall "$(DESTDIR)" "$(PREFIX)"
 
+# --- packaging and deployment --------------------------------------------------
+
+# The package is built by dpkg-buildpackage from debian/, out of a copy of
+# the tree in $(BUILD)/deb/ (see scripts/deb.sh).
+DEB = $(BUILD)/stsproxy_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null || echo amd64).deb
+
+deb:
+	@sh scripts/deps.sh --if-missing build deb
+	@sh scripts/deb.sh $(BUILD) $(VERSION)
+
+# The README's quick start, word for word, in a fresh Debian 12 root.
+fresh-test:
+	@sh scripts/deps.sh --if-missing deploy
+	@bash tests/deploy/fresh_root.sh
+
+# The package installed in a booted Debian 12 container on the lab's gateway.
+deploy-test: deb
+	@sh scripts/deps.sh --if-missing build runtime lab deploy
+	@bash tests/deploy/deploy.sh $(DEB)
+
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/deb' -prune -o -type f -name '*.d' -print 2>/dev/null)
