@@ -24,10 +24,13 @@ for f in usr/sbin/stsproxy usr/share/man/man8/stsproxy.8 usr/share/man/man5/stsp
 	lib/systemd/system/stsproxy.service lib/systemd/system/stsproxy-rules.service \
 	usr/libexec/stsproxy-rules usr/share/stsproxy/rules/iptables-gateway.sh \
 	usr/share/stsproxy/rules/nftables-onhost.nft etc/logrotate.d/stsproxy \
-	usr/lib/sysusers.d/stsproxy.conf etc/default/stsproxy-rules; do
+	usr/lib/sysusers.d/stsproxy.conf usr/lib/tmpfiles.d/stsproxy.conf etc/default/stsproxy-rules; do
 	check "install puts $f" test -e "$stage/$f"
 done
 check "installed unit names the installed binary" grep -q "^ExecStart=/usr/sbin/stsproxy -c /etc/stsproxy/stsproxy.conf$" "$stage/lib/systemd/system/stsproxy.service"
+check "staged config is not world-readable (0640)" test "$(stat -c %a "$stage/etc/stsproxy/stsproxy.conf")" = 640
+check "the rules' default file names no interface (the unit waits for LAN_IF)" bash -c "! grep -Eq '^[[:space:]]*LAN_IF=' '$stage/etc/default/stsproxy-rules'"
+check "tmpfiles gives the service user its state, log and runtime directories" bash -c "grep -Eq '^d /var/lib/stsproxy 0750 stsproxy stsproxy' '$stage/usr/lib/tmpfiles.d/stsproxy.conf' && grep -Eq '^d /var/log/stsproxy ' '$stage/usr/lib/tmpfiles.d/stsproxy.conf' && grep -Eq '^d /run/stsproxy ' '$stage/usr/lib/tmpfiles.d/stsproxy.conf'"
 check "installed config validates" "$stage/usr/sbin/stsproxy" -c "$stage/etc/stsproxy/stsproxy.conf" --check-config
 check "man pages are well-formed" bash -c "LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$stage/usr/share/man/man5/stsproxy.conf.5' 2>&1 >/dev/null | grep -v '^$' | (! grep .)"
 echo "# an edited configuration survives uninstall" >>"$stage/etc/stsproxy/stsproxy.conf"
