@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "core/conf.h"
+#include "core/dnsprobe.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -39,6 +40,8 @@ struct cli {
 	char fetch[256];
 	char txt_dnssec[16]; /* "secure", "insecure", "bogus"; "" when not looked up */
 	char mx_dnssec[16];
+	const struct conf *conf;
+	char resolver[512]; /* "resolver ADDR unreachable (...)" when DNS failed because of it */
 };
 
 static void
@@ -155,7 +158,9 @@ answer_json(const struct cli *c, const struct sts_answer *a)
 	                    a->problem != STS_RESULT_OK ? json_string(sts_result_name(a->problem))
 	                                                : json_null());
 	json_object_set_new(o, "reason",
-	                    a->reason[0] != '\0' ? json_string(a->reason) : json_null());
+	                    c->resolver[0] != '\0' ? json_string(c->resolver)
+	                    : a->reason[0] != '\0' ? json_string(a->reason)
+	                                           : json_null());
 	return o;
 }
 
@@ -201,7 +206,9 @@ print_text(const struct cli *c, const struct sts_answer *a)
 	}
 	if (a->status == STS_POLICY && a->mode != STS_MODE_NONE && a->n_mx == 0)
 		printf("note: no MX host of %s matches the policy\n", a->domain);
-	if (a->problem != STS_RESULT_OK)
+	if (c->resolver[0] != '\0')
+		printf("problem: %s\n", c->resolver);
+	else if (a->problem != STS_RESULT_OK)
 		printf("problem: %s: %s\n", sts_result_name(a->problem), a->reason);
 }
 
@@ -212,6 +219,13 @@ on_answer(void *arg, const struct sts_answer *a)
 
 	c->done = true;
 	c->rc = a->status == STS_POLICY ? 0 : 1;
+	/* A DNS failure: tell a resolver that does not answer from a domain's servers. */
+	if (strcmp(c->txt_status, "tempfail") == 0 || strcmp(c->mx_status, "tempfail") == 0) {
+		struct dnsprobe_params dp = {.servers = c->conf->dns.forwarders,
+		                             .n_servers = c->conf->dns.n_forwarders};
+		if (dnsprobe_silent(&dp, c->resolver, sizeof(c->resolver)) != 1)
+			c->resolver[0] = '\0';
+	}
 	if (c->json) {
 		json_t *o = answer_json(c, a);
 		char *s = json_dumps(o, JSON_COMPACT);
@@ -321,6 +335,7 @@ sts_cli_policy_main(int argc, char **argv)
 		fprintf(stderr, "stsproxy: %s\n", err);
 		return 1;
 	}
+	cli.conf = c;
 	log_set_level(c->log.level < LOG_LVL_NOTICE ? c->log.level : LOG_LVL_NOTICE);
 	c->sts.refresh = false; /* one lookup, no background work */
 	if (mkdir_p(c->state_dir) < 0) {
