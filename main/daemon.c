@@ -11,16 +11,15 @@
  * then privileges are dropped, then the worker threads start (capabilities
  * are per thread, so they must be settled before any thread exists).
  */
-#include <dirent.h>
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +31,8 @@
 #include "policy/sts_cache.h"
 #include "policy/sts_mx.h"
 #include "main/control.h"
+#include "main/dirs.h"
+#include "main/fdlimit.h"
 #include "main/metrics.h"
 #include "main/notify.h"
 #include "main/privdrop.h"
@@ -60,6 +61,7 @@ daemon_check_conf(const struct conf *c, char *err, size_t errlen)
 
 #define RETIRING_MAX    8    /* proxies of earlier configurations still draining */
 #define HOUSEKEEPING_MS 1000 /* retire drained proxies, refresh the status line */
+#define TRIM_BUSY_S     60   /* under load, free memory is given back at most this often */
 
 /* A proxy of an earlier configuration, draining after a reload. */
 struct retiring {
@@ -88,48 +90,10 @@ struct daemon {
 	struct notify_watchdog *watchdog;
 	uint64_t housekeeping;
 	uint64_t reloads;
+	uint64_t trimmed_total; /* sessions_total when memory was last given back */
+	uint64_t trim_peak;     /* most sessions seen open at once since then */
+	time_t trimmed_at;
 };
-
-/*
- * state_dir_ensure - create the state directory (and missing parents) when
- * absent: the last component private to the daemon (0750), since it holds
- * the policy cache and the generated TLS key. An existing directory is left
- * as it is. 0, or -1 with err set.
- */
-static int
-state_dir_ensure(const char *dir, char *err, size_t errlen)
-{
-	char path[4096];
-	struct stat st;
-	size_t len = strlen(dir);
-
-	if (stat(dir, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return 0;
-		snprintf(err, errlen, "state_dir %s: not a directory", dir);
-		return -1;
-	}
-	if (len == 0 || len >= sizeof(path)) {
-		snprintf(err, errlen, "state_dir \"%s\": invalid path", dir);
-		return -1;
-	}
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			snprintf(err, errlen, "state_dir: mkdir %.256s: %s", path, strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 /* listen_text - "a,b,..." of the listen addresses for the start line; "none" without any. */
 static const char *
@@ -438,6 +402,35 @@ retire(struct daemon *d)
 	d->owned = NULL;
 }
 
+/*
+ * trim_memory - give the free pages of every malloc arena (one per worker
+ * thread and more) back to the system after a burst: glibc keeps them, and
+ * the process would stay at its peak size for good. Done once no session
+ * is left, or under steady load at most every TRIM_BUSY_S seconds when the
+ * sessions fell under a quarter of their peak.
+ */
+static void
+trim_memory(struct daemon *d)
+{
+	struct session_stats st;
+	uint64_t active, total;
+	time_t now = time(NULL);
+
+	stats_sum(d, &st);
+	active = atomic_load(&st.sessions_active);
+	total = atomic_load(&st.sessions_total);
+	if (active > d->trim_peak)
+		d->trim_peak = active;
+	if (total == d->trimmed_total)
+		return;
+	if (active != 0 && (now - d->trimmed_at < TRIM_BUSY_S || active * 4 > d->trim_peak))
+		return;
+	malloc_trim(0);
+	d->trimmed_total = total;
+	d->trim_peak = active;
+	d->trimmed_at = now;
+}
+
 /* housekeeping - free drained proxies, keep systemd's status line current. */
 static void
 housekeeping(struct loop *loop, void *arg)
@@ -461,6 +454,7 @@ housekeeping(struct loop *loop, void *arg)
 		memmove(rt, rt + 1, sizeof(*rt) * (d->n_retiring - i - 1));
 		d->n_retiring--;
 	}
+	trim_memory(d);
 	status_line(d, line, sizeof(line));
 	notify_status("%s", line);
 	d->housekeeping = loop_timer_add(loop, HOUSEKEEPING_MS, housekeeping, d);
@@ -471,6 +465,28 @@ static bool
 same_str(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * fit_open_files - raise the open-files limit for c, and say so, once, when
+ * even the hard limit is too low and max_sessions had to come down.
+ */
+static void
+fit_open_files(struct conf *c, const char *event)
+{
+	struct fdlimit_result r;
+
+	if (fdlimit_apply(c, &r) < 0) {
+		log_warn("event=%s warning=\"open files limit: %s\"", event, strerror(errno));
+		return;
+	}
+	if (r.lowered)
+		log_warn("event=%s warning=\"open files: max_sessions=%u needs %llu, the %s limit "
+		         "is %llu: at most %u sessions at once\" need=%llu limit=%llu "
+		         "max_sessions=%u",
+		         event, r.wanted, (unsigned long long)r.need, r.hard ? "hard" : "soft",
+		         (unsigned long long)r.limit, c->max_sessions, (unsigned long long)r.need,
+		         (unsigned long long)r.limit, c->max_sessions);
 }
 
 /*
@@ -497,6 +513,7 @@ reload(struct daemon *d)
 		        "with a restart\"");
 		goto done;
 	}
+	fit_open_files(nc, "reload");
 	if (nc->n_listen > 0 && (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err,
 	                                        sizeof(err))) == NULL) {
 		log_err("event=reload status=refused error=\"%s\"", err);
@@ -594,49 +611,21 @@ on_signal(struct loop *loop, int fd, int events, void *arg)
 	}
 }
 
-/*
- * own_state_dir - before dropping to user: the state directory and what is
- * in it (cache, WAL files, generated keys) must stay writable by the daemon.
- */
-static int
-own_state_dir(const char *dir, const char *user, char *err, size_t errlen)
-{
-	struct passwd *pw;
-	DIR *dp;
-	struct dirent *de;
-	char path[4096];
-
-	if (user == NULL || geteuid() != 0)
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		snprintf(err, errlen, "user \"%s\": no such user", user);
-		return -1;
-	}
-	if (chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
-		snprintf(err, errlen, "state_dir %s: chown: %s", dir, strerror(errno));
-		return -1;
-	}
-	if ((dp = opendir(dir)) == NULL)
-		return 0;
-	while ((de = readdir(dp)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (lchown(path, pw->pw_uid, pw->pw_gid) < 0)
-			log_warn("event=start warning=\"chown %s: %s\"", path, strerror(errno));
-	}
-	closedir(dp);
-	return 0;
-}
-
 int
-daemon_run(const struct conf *c)
+daemon_run(struct conf *c)
 {
 	struct daemon d = {.conf = c, .sigfd = -1, .started = time(NULL)};
 	char err[512], addrs[512];
+	struct rlimit nofile;
 	sigset_t set;
 
 	log_set_level(c->log.level);
+	/* Started by hand, nothing else makes the directories of the log files,
+	 * the state and the control socket. */
+	if (dirs_create(c, err, sizeof(err)) < 0) {
+		log_err("event=start error=\"%s\"", err);
+		return -1;
+	}
 	if (log_open(c->log.file) < 0) {
 		log_err("event=start error=\"cannot open log file %s: %s\"", c->log.file,
 		        strerror(errno));
@@ -651,6 +640,7 @@ daemon_run(const struct conf *c)
 		        strerror(errno));
 		return -1;
 	}
+	fit_open_files(c, "start");
 	if ((d.loop = loop_new()) == NULL) {
 		log_err("event=start error=\"event loop: %s\"", strerror(errno));
 		goto fail;
@@ -667,8 +657,7 @@ daemon_run(const struct conf *c)
 		log_err("event=start error=\"signals: %s\"", strerror(errno));
 		goto fail;
 	}
-	if (state_dir_ensure(c->state_dir, err, sizeof(err)) < 0 ||
-	    (d.cache = sts_cache_open(c->state_dir, err, sizeof(err))) == NULL) {
+	if ((d.cache = sts_cache_open(c->state_dir, err, sizeof(err))) == NULL) {
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
@@ -713,7 +702,7 @@ daemon_run(const struct conf *c)
 	}
 	/* Then give up root before any worker thread exists. NFQUEUE, SO_MARK
 	 * and transparent sockets need CAP_NET_ADMIN; nothing else is kept. */
-	if (own_state_dir(c->state_dir, c->user, err, sizeof(err)) < 0 ||
+	if (dirs_hand_over(c, err, sizeof(err)) < 0 ||
 	    privdrop(c->user,
 	             c->nfq.enabled || c->upstream_mark != 0 ||
 	                 c->interception == CONF_INTERCEPT_TPROXY,
@@ -741,12 +730,15 @@ daemon_run(const struct conf *c)
 	}
 	if (notify_watchdog_start(d.loop, &d.watchdog) < 0)
 		log_warn("event=start warning=\"systemd watchdog: %s\"", strerror(errno));
+	if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		nofile.rlim_cur = 0;
 	log_notice("event=start version=%s config=%s mode=%s listen=%s workers=%u "
-	           "interception=%s cached_policies=%zu nfq=%s",
+	           "interception=%s cached_policies=%zu nfq=%s max_sessions=%u open_files=%llu",
 	           STSPROXY_VERSION, c->path, c->mode == CONF_PROXY_ENFORCE ? "enforce" : "monitor",
 	           listen_text(c, addrs, sizeof(addrs)), d.proxy != NULL ? c->workers : 0,
 	           c->interception == CONF_INTERCEPT_TPROXY ? "tproxy" : "redirect",
-	           sts_cache_count(d.cache), d.nfq != NULL ? "on" : "off");
+	           sts_cache_count(d.cache), d.nfq != NULL ? "on" : "off", c->max_sessions,
+	           (unsigned long long)nofile.rlim_cur);
 	notify_ready();
 	housekeeping(d.loop, &d);
 	if (loop_run(d.loop) < 0) {

@@ -17,9 +17,12 @@
 int daemon_check_conf(const struct conf *c, char *err, size_t errlen);
 
 /*
- * daemon_run - run in the foreground until SIGTERM or SIGINT. Returns 0 on
- * a clean stop, -1 if start-up failed (the reason is logged).
+ * daemon_run - run in the foreground until SIGTERM or SIGINT. Before
+ * anything else it creates the directories c names (dirs.h) and raises the
+ * open-files limit for max_sessions, lowering c->max_sessions when even the
+ * hard limit is too low (fdlimit.h); c is not changed after that. Returns 0
+ * on a clean stop, -1 if start-up failed (the reason is logged).
  */
-int daemon_run(const struct conf *c);
+int daemon_run(struct conf *c);
 
 #endif
