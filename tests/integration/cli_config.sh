@@ -26,6 +26,11 @@ check() { # name, then a command that must succeed
 check "version prints the version" bash -c '"$STSPROXY" --version | grep -qx "stsproxy [0-9.]*"'
 check "help names every command" bash -c '"$STSPROXY" --help | grep -q "check txt" && "$STSPROXY" --help | grep -q -- "--check-config"'
 check "unknown option is a usage error (2)" bash -c '"$STSPROXY" --bogus 2>/dev/null; [ $? -eq 2 ]'
+check "unknown command is a usage error (2)" bash -c '"$STSPROXY" bogus 2>/dev/null; [ $? -eq 2 ]'
+check "--check-config with a command is a usage error (2)" \
+	bash -c '"$STSPROXY" --check-config check txt "v=STSv1; id=1;" 2>/dev/null; [ $? -eq 2 ]'
+check "options before a command reach it" \
+	bash -c '"$STSPROXY" -c /nonexistent/x.conf ctl status 2>&1 | grep -q "/nonexistent/x.conf"'
 
 check "shipped example validates" bash -c '"$STSPROXY" -c stsproxy.conf.example --check-config >/dev/null'
 
@@ -55,6 +60,20 @@ if [ $? -eq 1 ] && [ "$out" = "stsproxy: $tmp/missing.conf:0: cannot open: No su
 else
 	notok "missing file is an error (got: $out)"
 fi
+
+# --check-config names a directory the daemon will create, and one it cannot.
+expect_dirs() { # name, state_dir, expected exit status, expected line
+	local out rc
+	printf 'listen = [ "127.0.0.1:10025" ];\nstate_dir = "%s";\n' "$2" >"$tmp/dirs.conf"
+	out=$("$STSPROXY" -c "$tmp/dirs.conf" --check-config 2>&1)
+	rc=$?
+	if [ $rc -eq "$3" ] && grep -qF "$4" <<<"$out"; then ok "$1"; else notok "$1 (rc=$rc, got: $out)"; fi
+}
+: >"$tmp/file"
+expect_dirs "--check-config names a directory it will create" "$tmp/new/state" 0 \
+	"state_dir: $tmp/new/state does not exist; it will be created at start"
+expect_dirs "--check-config names a path that cannot be a directory" "$tmp/file/state" 1 \
+	"state_dir: $tmp/file is not a directory"
 
 # The daemon runs in the foreground and stops cleanly on SIGTERM.
 printf 'listen = [ "127.0.0.1:10025" ];\nstate_dir = "%s";\nlog = { events = "%s/events.json"; };\n' "$tmp" "$tmp" >"$tmp/run.conf"
