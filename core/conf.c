@@ -422,8 +422,9 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	static const char *const dnsk[] = {"forwarders", "trust_anchor_file", "timeout", NULL};
 	static const char *const tlsk[] = {"ca_file", "server_cert", "server_key",
 	                                   "client_starttls", NULL};
-	static const char *const stsk[] = {"fetch_timeout", "defer_on_dns_failure", "refresh",
-	                                   NULL};
+	static const char *const stsk[] = {
+	    "fetch_timeout", "defer_on_dns_failure", "refresh",    "txt_ttl_min",
+	    "txt_ttl_max",   "mx_ttl_min",           "mx_ttl_max", NULL};
 	static const char *const nfqk[] = {"queues", "action", "fail_open", NULL};
 	static const char *const metk[] = {"listen", NULL};
 	static const char *const ctlk[] = {"socket", NULL};
@@ -537,8 +538,18 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		    get_uint(x, g, "sts", "fetch_timeout", 1, 60, &c->sts.fetch_timeout) < 0 ||
 		    get_bool(x, g, "sts", "defer_on_dns_failure", &c->sts.defer_on_dns_failure) <
 		        0 ||
-		    get_bool(x, g, "sts", "refresh", &c->sts.refresh) < 0)
+		    get_bool(x, g, "sts", "refresh", &c->sts.refresh) < 0 ||
+		    get_uint(x, g, "sts", "txt_ttl_min", 0, 86400, &c->sts.txt_ttl_min) < 0 ||
+		    get_uint(x, g, "sts", "txt_ttl_max", 0, 86400, &c->sts.txt_ttl_max) < 0 ||
+		    get_uint(x, g, "sts", "mx_ttl_min", 0, 86400, &c->sts.mx_ttl_min) < 0 ||
+		    get_uint(x, g, "sts", "mx_ttl_max", 0, 86400, &c->sts.mx_ttl_max) < 0)
 			return -1;
+		if (c->sts.txt_ttl_min > c->sts.txt_ttl_max)
+			return bad(x, g, "sts", "txt_ttl_min %u is above txt_ttl_max %u",
+			           c->sts.txt_ttl_min, c->sts.txt_ttl_max);
+		if (c->sts.mx_ttl_min > c->sts.mx_ttl_max)
+			return bad(x, g, "sts", "mx_ttl_min %u is above mx_ttl_max %u",
+			           c->sts.mx_ttl_min, c->sts.mx_ttl_max);
 	}
 
 	if (load_policies(x, root, c) < 0 || load_smarthosts(x, root, c) < 0)
@@ -637,6 +648,10 @@ conf_defaults(struct conf *c)
 	c->sts.fetch_timeout = 20;
 	c->sts.defer_on_dns_failure = true;
 	c->sts.refresh = true;
+	c->sts.txt_ttl_min = 1;
+	c->sts.txt_ttl_max = 300;
+	c->sts.mx_ttl_min = 1;
+	c->sts.mx_ttl_max = 300;
 	c->nfq.action = CONF_NFQ_LOG;
 	c->nfq.fail_open = true;
 	if ((c->nfq.queues = calloc(1, sizeof(unsigned))) == NULL)

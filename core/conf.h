@@ -117,6 +117,10 @@ struct conf {
 		unsigned fetch_timeout;    /* seconds, whole HTTPS fetch */
 		bool defer_on_dns_failure; /* SERVFAIL and no cache: 4xx (true) or no policy */
 		bool refresh;              /* proactive refresh before expiry */
+		/* Seconds a TXT answer and an MX set are trusted in memory: their DNS
+		 * TTL, bounded by these (min <= max) */
+		unsigned txt_ttl_min, txt_ttl_max;
+		unsigned mx_ttl_min, mx_ttl_max;
 	} sts;
 
 	struct conf_policy *policies;

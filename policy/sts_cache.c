@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/types.h"
 #include "policy/sts_cache.h"
+#include "policy/sts_seen.h"
 
 #define SCHEMA_VERSION  1
 #define INITIAL_BUCKETS 1024
@@ -60,6 +61,7 @@ struct sts_cache {
 	size_t n_nodes;
 	size_t n_entries;
 	uint64_t seed;
+	struct sts_seen *seen; /* recent DNS answers, shared with the cache's users */
 
 	pthread_mutex_t db_lock; /* serialises writers and every use of db */
 	sqlite3 *db;             /* NULL after an unrecoverable database error */
@@ -754,6 +756,8 @@ sts_cache_open(const char *state_dir, char *err, size_t errlen)
 	if ((c->buckets = calloc(INITIAL_BUCKETS, sizeof(*c->buckets))) == NULL)
 		goto nomem;
 	c->n_buckets = INITIAL_BUCKETS;
+	if ((c->seen = sts_seen_new(0)) == NULL)
+		goto nomem;
 	if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
 		c->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
@@ -790,6 +794,13 @@ nomem:
 	return NULL;
 }
 
+/* sts_cache_seen - the table of recent DNS answers that lives as long as c. */
+struct sts_seen *
+sts_cache_seen(struct sts_cache *c)
+{
+	return c != NULL ? c->seen : NULL;
+}
+
 /* sts_cache_close - close the database and drop the table's references */
 void
 sts_cache_close(struct sts_cache *c)
@@ -799,6 +810,7 @@ sts_cache_close(struct sts_cache *c)
 	db_close(c);
 	table_clear(c);
 	free(c->buckets);
+	sts_seen_free(c->seen);
 	pthread_rwlock_destroy(&c->lock);
 	pthread_mutex_destroy(&c->db_lock);
 	free(c);

@@ -18,6 +18,9 @@
  *
  * Every function is safe to call from any thread, except sts_cache_close(),
  * which must not race with any other call on the same cache.
+ *
+ * A cache also carries the table of recent DNS answers (policy/sts_seen.h)
+ * of the process: everything that shares the cache shares it.
  */
 #ifndef STS_CACHE_H
 #define STS_CACHE_H
@@ -36,6 +39,7 @@
 #define STS_CACHE_BACKOFF_MAX 3600
 
 struct sts_cache;
+struct sts_seen;
 
 /*
  * A cached policy. Immutable once published: a replacement publishes a new
@@ -70,6 +74,14 @@ struct sts_cache *sts_cache_open(const char *state_dir, char *err, size_t errlen
  * referenced by callers stay valid until released. NULL is a no-op.
  */
 void sts_cache_close(struct sts_cache *c);
+
+/*
+ * sts_cache_seen - the table of recent DNS answers (TXT ids, MX sets) that
+ * goes with c: created by sts_cache_open(), freed by sts_cache_close(), so
+ * that every policy engine of the process shares it. Never NULL for an
+ * open cache.
+ */
+struct sts_seen *sts_cache_seen(struct sts_cache *c);
 
 /*
  * sts_cache_get - the cached policy of domain (ASCII case is ignored; callers

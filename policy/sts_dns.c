@@ -271,6 +271,13 @@ severity(enum sts_dns_status s)
 	return 5;
 }
 
+/* sub_ttl - the TTL libunbound gives an answered query (0 when it has none). */
+static uint32_t
+sub_ttl(const struct dns_sub *s)
+{
+	return s->res != NULL && s->res->ttl > 0 ? (uint32_t)s->res->ttl : 0;
+}
+
 static void
 build_addr(struct dns_query *q, struct sts_dns_answer *a)
 {
@@ -314,6 +321,11 @@ build_addr(struct dns_query *q, struct sts_dns_answer *a)
 	}
 	a->status = STS_DNS_OK;
 	a->secure = secure;
+	/* The addresses are as current as the shorter-lived family that has some. */
+	a->ttl = UINT32_MAX;
+	for (int i = 0; i < 2; i++)
+		if (st[i] == STS_DNS_OK && sub_ttl(&q->sub[i]) < a->ttl)
+			a->ttl = sub_ttl(&q->sub[i]);
 }
 
 /* Report q (answered, or timed out with sub-queries still pending) and free it. */
@@ -333,6 +345,7 @@ query_finish(struct sts_dns *d, struct dns_query *q)
 		if (a.status == STS_DNS_OK)
 			a.status = q->kind == K_TXT ? fill_txt(&a, s->res) : fill_mx(&a, s->res);
 		a.secure = s->res != NULL && s->res->secure;
+		a.ttl = sub_ttl(s);
 	}
 	if (a.status == STS_DNS_OK)
 		a.why[0] = '\0';
@@ -342,6 +355,8 @@ query_finish(struct sts_dns *d, struct dns_query *q)
 	size_t n_txt = a.txt != NULL ? a.n : 0;
 
 	if (view.status != STS_DNS_OK) {
+		if (view.status != STS_DNS_NXDOMAIN && view.status != STS_DNS_NODATA)
+			view.ttl = 0;
 		view.n = 0;
 		/* A validated denial of existence is worth knowing; nothing else is. */
 		view.secure =

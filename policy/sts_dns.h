@@ -51,7 +51,11 @@ struct sts_dns_mx {
  */
 struct sts_dns_answer {
 	enum sts_dns_status status;
-	bool secure; /* DNSSEC-validated (never without a trust anchor) */
+	bool secure;  /* DNSSEC-validated (never without a trust anchor) */
+	uint32_t ttl; /* seconds the answer may be kept, as the resolver says (the
+	                 records' remaining TTL; for NXDOMAIN and NODATA the negative
+	                 TTL when the resolver knows it, else 0; for addresses the
+	                 smaller of those of A and AAAA records); 0 on a failure */
 	size_t n;
 	char **txt;      /* each TXT record's strings joined WITHOUT spaces (RFC 8461 3.1),
 	                    NUL-terminated */

@@ -6,14 +6,23 @@
  *
  *   START -> TXT -> FETCH_ADDR -> FETCH -> MX -> MX_ADDR -> done
  *
- * with shortcuts: an operator policy or a fresh cached policy skips to MX,
- * and a remembered MX set skips the rest. The persistent cache (shared by
- * every engine) holds policies; this engine keeps only MX sets, and for a
- * few minutes the fact that a domain publishes nothing, so that the warm
- * path (sts_engine_lookup_now) needs no I/O at all.
+ * with shortcuts: an operator policy skips to MX, a cached policy whose id
+ * the TXT record still names skips to MX, and an MX set that is still
+ * within its TTL skips the rest (never for a recheck, which asks the
+ * resolver for the MX set too). Every resolution asks for the TXT record:
+ * a decision is made on the id the domain publishes now (RFC 8461 sections
+ * 3.1 and 5.1), and a new id is fetched before the answer.
  *
- * Background resolutions (a TXT recheck of an old cache entry, a proactive
- * refresh) run the same machine without waiters and without the MX steps.
+ * The persistent cache holds policies; the table of recent DNS answers
+ * that goes with it (sts_seen, shared by every engine) holds what the TXT
+ * record said and the MX sets, each for the TTL of its answer within the
+ * sts.*_ttl_* bounds. The warm path (sts_engine_lookup_now) answers from
+ * those two alone, with no I/O, while the TXT answer is fresh and names the
+ * cached policy (or says the domain publishes nothing) and the MX set is
+ * fresh.
+ *
+ * Background resolutions (a proactive refresh) run the same machine
+ * without waiters and without the MX steps.
  *
  * Every resolution and waiter lives on a list of the engine, so that
  * sts_engine_free() can cancel everything; a callback may free the engine,
@@ -35,23 +44,27 @@
 #include "policy/sts_engine.h"
 #include "policy/sts_fetch.h"
 #include "policy/sts_mx.h"
+#include "policy/sts_seen.h"
 #include "policy/sts_txt.h"
 
-#define MXC_TTL_MS       (300u * 1000u) /* MX sets and "no policy" kept 5 minutes */
-#define MXC_DEFAULT_MAX  16384
-#define RECHECK_AFTER    300 /* s: re-check the TXT id of a cache entry this old */
 #define TOUCH_AFTER      120 /* s: record a TXT check on disk only if the last is older */
 #define INFLIGHT_MAX     1024
 #define REFRESH_MS       60000
 #define REFRESH_MARGIN   3600 /* s before expiry a cached policy is refreshed */
 #define REFRESH_PER_TICK 4
-#define KEY_LOCAL        "\001local" /* never a TXT id: ids are letters and digits */
-#define KEY_NO_POLICY    "\001none"
-#define MXC_KEY_MAX      (STS_CACHE_ID_MAX + 8)
+/*
+ * After a temporary DNS failure the last TXT answer and MX set stand this
+ * long before a lookup waits for the resolver again (the failure recheck
+ * timer of RFC 8767 section 5): a resolver that does not answer must not
+ * cost every recipient its timeout. A recheck always asks.
+ */
+#define FAIL_HOLD_MS 30000
+
+_Static_assert(STS_ANSWER_MAX_MX == STS_SEEN_MAX_MX && STS_ANSWER_MAX_ADDR == STS_SEEN_MAX_ADDR,
+               "an answer holds what the table of recent answers keeps");
 
 enum res_kind {
 	RK_LOOKUP = 0, /* waiters want an answer */
-	RK_RECHECK,    /* background: is the TXT id of a cached policy unchanged? */
 	RK_REFRESH,    /* background: fetch again before expiry (section 3.3) */
 };
 
@@ -95,7 +108,10 @@ struct resolution {
 	struct sts_engine *e;
 	enum res_kind kind;
 	enum res_state state;
-	bool solo; /* not shared: answered per waiter (a smarthost destination) */
+	bool solo;      /* not shared: answered per waiter (a smarthost destination) */
+	bool recheck;   /* the MX set is asked for even when a fresh one is remembered */
+	bool txt_asked; /* this resolution asked the resolver for the TXT record */
+	bool mx_asked;  /* ... and for the MX set */
 	char domain[STS_CACHE_DOMAIN_MAX];
 	struct waiter *waiters, **wtail;
 	uint64_t timer, dns_id, fetch_id;
@@ -108,58 +124,33 @@ struct resolution {
 	enum sts_source source;
 	const struct sts_cache_entry *entry; /* referenced; may be expired */
 	const struct sts_policy *policy;     /* entry's, an operator's, or &fetched */
+	const char *local_key;               /* the operator policy's MX-set key, or NULL */
 	struct sts_policy fetched;
 	char id[STS_CACHE_ID_MAX];
 	int64_t expires_at;
 	enum sts_result problem;
 	char reason[160];
-	bool mx_done; /* the MX set is complete and may be remembered */
+	bool mx_done;    /* the MX set is complete and may be remembered */
+	uint32_t mx_ttl; /* seconds: the shortest TTL of the MX and address answers */
 	size_t n_mx;
 	char mx[STS_ANSWER_MAX_MX][254];
 	size_t n_addr;
 	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
 };
 
-/*
- * A remembered MX set (or "no policy"), valid MXC_TTL_MS for one policy key.
- * One allocation, what a lookup reads first: the struct, then the addresses,
- * the names and the domain packed behind it, so that the warm path reads a
- * few adjacent cache lines per domain.
- */
-struct mxc {
-	struct mxc *hnext; /* hash chain */
-	uint64_t hash;
-	uint64_t at_ms;
-	uint16_t dlen, domain_off;
-	uint8_t n_mx, n_addr;
-	uint8_t mx_len[STS_ANSWER_MAX_MX];
-	uint16_t mx_off[STS_ANSWER_MAX_MX]; /* from the start of the struct */
-	char key[MXC_KEY_MAX];              /* the policy the candidates were chosen for */
-	struct mxc *older, *newer;          /* insertion order, for eviction */
-	struct sockaddr_storage addr[];     /* n_addr; then the names, then the domain */
-};
-
-static inline const char *
-mxc_domain(const struct mxc *m)
-{
-	return (const char *)m + m->domain_off;
-}
-
-static inline const char *
-mxc_name(const struct mxc *m, size_t i)
-{
-	return (const char *)m + m->mx_off[i];
-}
-
 struct local_policy {
 	const char *domain; /* the configuration's */
 	struct sts_policy policy;
+	char key[STS_SEEN_KEY_MAX]; /* its MX sets' key: never a TXT id, and names the
+	                               patterns, so that another configuration's set
+	                               in the shared table is not taken for it */
 };
 
 struct sts_engine {
 	struct loop *loop;
 	const struct conf *conf;
 	struct sts_cache *cache;
+	struct sts_seen *seen; /* the cache's: shared by every engine */
 	struct sts_dns *dns;
 	struct sts_fetch *fetch;
 	sts_engine_trace_cb *trace;
@@ -175,9 +166,8 @@ struct sts_engine {
 	struct waiter *waiters;
 	uint64_t next_id;
 
-	struct mxc **mxc_tab;
-	size_t mxc_buckets, mxc_n, mxc_max;
-	struct mxc *mxc_oldest, *mxc_newest;
+	/* sts.*_ttl_min and _max, in milliseconds */
+	uint64_t txt_ttl_min, txt_ttl_max, mx_ttl_min, mx_ttl_max;
 
 	unsigned refresh_ms;
 	uint64_t refresh_timer;
@@ -201,39 +191,6 @@ trace(struct sts_engine *e, const char *domain, const char *what, const char *de
 {
 	if (e->trace != NULL)
 		e->trace(e->trace_arg, domain, what, detail);
-}
-
-/* hash_domain - FNV-1a of the lower-cased name of len octets. */
-static uint64_t
-hash_domain(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 1099511628211ULL;
-	}
-	return h;
-}
-
-/* domain_eq - stored (lower case, slen octets) equals name (any case, nlen octets). */
-static bool
-domain_eq(const char *stored, size_t slen, const char *name, size_t nlen)
-{
-	if (slen != nlen)
-		return false;
-	if (memcmp(stored, name, slen) == 0) /* callers mostly pass lower case already */
-		return true;
-	for (size_t i = 0; i < slen; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c - 'A' + 'a');
-		if ((unsigned char)stored[i] != c)
-			return false;
-	}
-	return true;
 }
 
 /*
@@ -333,97 +290,22 @@ fail:
 	return -1;
 }
 
-/* --- the memory cache of MX sets ----------------------------------------------- */
-
-static struct mxc *
-mxc_find(struct sts_engine *e, const char *domain, size_t dlen, const char *key)
-{
-	uint64_t h = hash_domain(domain, dlen);
-	struct mxc *m;
-
-	for (m = e->mxc_tab[h % e->mxc_buckets]; m != NULL; m = m->hnext)
-		if (m->hash == h && domain_eq(mxc_domain(m), m->dlen, domain, dlen))
-			break;
-	if (m == NULL || strcmp(m->key, key) != 0 || loop_now_ms(e->loop) - m->at_ms >= MXC_TTL_MS)
-		return NULL;
-	return m;
-}
-
+/*
+ * local_key - the key of an operator policy's MX sets: \001 (never in a TXT
+ * id) and a hash of its patterns, which alone choose the candidates.
+ */
 static void
-mxc_remove(struct sts_engine *e, struct mxc *m)
+local_key(struct local_policy *lp)
 {
-	struct mxc **pp = &e->mxc_tab[m->hash % e->mxc_buckets];
+	uint64_t h = 1469598103934665603ULL;
 
-	while (*pp != m)
-		pp = &(*pp)->hnext;
-	*pp = m->hnext;
-	if (m->older != NULL)
-		m->older->newer = m->newer;
-	else
-		e->mxc_oldest = m->newer;
-	if (m->newer != NULL)
-		m->newer->older = m->older;
-	else
-		e->mxc_newest = m->older;
-	e->mxc_n--;
-	free(m);
-}
-
-/* mxc_store - remember what r learned under key; failures only cost a later lookup. */
-static void
-mxc_store(struct sts_engine *e, const struct resolution *r, const char *key)
-{
-	size_t dlen = strlen(r->domain);
-	uint64_t h = hash_domain(r->domain, dlen);
-	size_t n_mx = r->n_mx < STS_ANSWER_MAX_MX ? r->n_mx : STS_ANSWER_MAX_MX;
-	size_t n_addr = r->n_addr < STS_ANSWER_MAX_ADDR ? r->n_addr : STS_ANSWER_MAX_ADDR;
-	struct mxc *m, *old;
-
-	for (old = e->mxc_tab[h % e->mxc_buckets]; old != NULL; old = old->hnext)
-		if (old->hash == h && domain_eq(mxc_domain(old), old->dlen, r->domain, dlen))
-			break;
-	if (old != NULL)
-		mxc_remove(e, old);
-	while (e->mxc_n >= e->mxc_max && e->mxc_oldest != NULL)
-		mxc_remove(e, e->mxc_oldest);
-
-	size_t lens[STS_ANSWER_MAX_MX] = {0}, size = sizeof(*m) + n_addr * sizeof(m->addr[0]), off;
-
-	for (size_t i = 0; i < n_mx; i++) {
-		lens[i] = strnlen(r->mx[i], sizeof(r->mx[i]) - 1);
-		size += lens[i] + 1;
-	}
-	size += dlen + 1;
-	/* offsets are 16 bits: 32 addresses, 16 names and a domain fit well below */
-	if ((m = calloc(1, size)) == NULL)
-		return;
-	if (n_addr > 0)
-		memcpy(m->addr, r->addr, n_addr * sizeof(m->addr[0]));
-	off = sizeof(*m) + n_addr * sizeof(m->addr[0]);
-	for (size_t i = 0; i < n_mx; i++) {
-		memcpy((char *)m + off, r->mx[i], lens[i]);
-		m->mx_off[i] = (uint16_t)off;
-		m->mx_len[i] = (uint8_t)lens[i];
-		off += lens[i] + 1;
-	}
-	memcpy((char *)m + off, r->domain, dlen + 1);
-	m->domain_off = (uint16_t)off;
-	m->dlen = (uint16_t)dlen;
-	sts_strlcpy(m->key, key, sizeof(m->key));
-	m->hash = h;
-	m->at_ms = loop_now_ms(e->loop);
-	m->n_mx = (uint8_t)n_mx;
-	m->n_addr = (uint8_t)n_addr;
-
-	m->hnext = e->mxc_tab[h % e->mxc_buckets];
-	e->mxc_tab[h % e->mxc_buckets] = m;
-	m->older = e->mxc_newest;
-	if (e->mxc_newest != NULL)
-		e->mxc_newest->newer = m;
-	else
-		e->mxc_oldest = m;
-	e->mxc_newest = m;
-	e->mxc_n++;
+	for (size_t i = 0; i < lp->policy.n_mx; i++)
+		for (const char *c = lp->policy.mx[i];; c++) {
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL; /* the NUL separates */
+			if (*c == '\0')
+				break;
+		}
+	snprintf(lp->key, sizeof(lp->key), "\001%016llx", (unsigned long long)h);
 }
 
 /* --- answers ----------------------------------------------------------------------- */
@@ -445,6 +327,7 @@ answer_init_len(struct sts_answer *a, const char *domain, size_t dlen)
 	a->n_addr = 0;
 	a->problem = STS_RESULT_OK;
 	a->reason[0] = '\0';
+	a->rechecked = false;
 }
 
 static void
@@ -463,18 +346,6 @@ answer_policy(struct sts_answer *a, enum sts_source source, const struct sts_pol
 	a->mode = p->mode;
 	sts_strlcpy(a->id, id, sizeof(a->id));
 	a->expires_at = expires_at;
-}
-
-/* answer_mxc - the remembered candidates: only the octets of each name are copied. */
-static void
-answer_mxc(struct sts_answer *a, const struct mxc *m)
-{
-	a->n_mx = m->n_mx;
-	for (size_t i = 0; i < m->n_mx; i++)
-		memcpy(a->mx[i], mxc_name(m, i), (size_t)m->mx_len[i] + 1);
-	a->n_addr = m->n_addr;
-	if (m->n_addr > 0)
-		memcpy(a->addr, m->addr, m->n_addr * sizeof(a->addr[0]));
 }
 
 /* answer_smarthost - section 3.4: a smarthost is checked against its configured name. */
@@ -507,6 +378,25 @@ res_find(struct sts_engine *e, const char *domain, enum res_kind kind)
 	for (struct resolution *r = e->inflight; r != NULL; r = r->next)
 		if (r->kind == kind && !r->solo && strcmp(r->domain, domain) == 0)
 			return r;
+	return NULL;
+}
+
+/*
+ * res_find_recheck - a lookup of domain a recheck may join: one whose TXT
+ * answer has not come back yet (its MX set is asked for later), made a
+ * recheck so that its MX set is asked for too. A lookup past its TXT step
+ * answers on what was asked before the recheck was: not joined.
+ */
+static struct resolution *
+res_find_recheck(struct sts_engine *e, const char *domain)
+{
+	for (struct resolution *r = e->inflight; r != NULL; r = r->next) {
+		if (r->kind == RK_LOOKUP && !r->solo && r->state <= RS_TXT &&
+		    strcmp(r->domain, domain) == 0) {
+			r->recheck = true;
+			return r;
+		}
+	}
 	return NULL;
 }
 
@@ -761,11 +651,10 @@ res_fetch(struct resolution *r)
 
 /*
  * touch_if_old - record that id was seen unchanged, unless that was recorded
- * less than TOUCH_AFTER ago: a touch is a database write, and with several
- * loops (or the "policy" command) checking one domain they would otherwise
- * pile up. The current entry is read again because another loop may have
- * touched or replaced it since this resolution began. TOUCH_AFTER is below
- * RECHECK_AFTER, so a background recheck always leaves a fresh mark.
+ * less than TOUCH_AFTER ago: a touch is a database write, and with every
+ * lookup of every loop (and the "policy" command) checking the TXT record
+ * they would otherwise pile up. The current entry is read again because
+ * another loop may have touched or replaced it since this resolution began.
  */
 static void
 touch_if_old(struct sts_engine *e, const char *domain, const char *id, int64_t now)
@@ -789,6 +678,55 @@ refresh_failed_early(struct resolution *r, int64_t now)
 {
 	if (r->kind == RK_REFRESH && r->entry != NULL)
 		(void)sts_cache_fetch_failed(r->e->cache, r->domain, r->entry->id, now);
+}
+
+/*
+ * join_fetch - another lookup of r's domain is already fetching the policy
+ * of the id r was just told: r's waiters join it rather than fetch it a
+ * second time, and it asks for the MX set if r was to. r is freed. False
+ * when there is no such lookup.
+ */
+static bool
+join_fetch(struct resolution *r)
+{
+	struct resolution *o;
+
+	if (r->kind != RK_LOOKUP || r->solo)
+		return false;
+	for (o = r->e->inflight; o != NULL; o = o->next)
+		if (o != r && o->kind == RK_LOOKUP && !o->solo &&
+		    (o->state == RS_FETCH_ADDR || o->state == RS_FETCH) &&
+		    strcmp(o->domain, r->domain) == 0 && strcmp(o->txt_id, r->txt_id) == 0)
+			break;
+	if (o == NULL)
+		return false;
+	o->recheck = o->recheck || r->recheck;
+	if (r->waiters != NULL) {
+		for (struct waiter *w = r->waiters; w != NULL; w = w->rnext)
+			w->r = o;
+		*o->wtail = r->waiters;
+		o->wtail = r->wtail;
+		r->waiters = NULL;
+		r->wtail = &r->waiters;
+	}
+	res_free(r);
+	return true;
+}
+
+/* until - when an answer of ttl seconds, bounded to [min, max] ms, stops being fresh. */
+static uint64_t
+until(const struct sts_engine *e, uint32_t ttl, uint64_t min, uint64_t max)
+{
+	uint64_t ms = (uint64_t)ttl * 1000u;
+
+	return loop_now_ms(e->loop) + (ms < min ? min : ms > max ? max : ms);
+}
+
+/* hold_until - the end of a failure hold that starts now. */
+static uint64_t
+hold_until(const struct sts_engine *e)
+{
+	return loop_now_ms(e->loop) + FAIL_HOLD_MS;
 }
 
 static void
@@ -815,6 +753,13 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 		else
 			sel = -2;
 	}
+
+	/* What the domain publishes, for every engine's next decisions. */
+	if (sel == 1 || sel == 0)
+		(void)sts_seen_put_txt(e->seen, r->domain, sel == 1 ? id : "",
+		                       until(e, a->ttl, e->txt_ttl_min, e->txt_ttl_max));
+	else if (a->status == STS_DNS_TEMPFAIL)
+		sts_seen_hold(e->seen, r->domain, STS_SEEN_TXT, NULL, hold_until(e));
 
 	if (sel == -2) {
 		/* Section 3.1 and RFC-NOTES: a temporary failure keeps the cache; with
@@ -853,10 +798,6 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 		}
 		/* No record: no policy now; a cached one is used until it expires
 		 * (section 3.3 and RFC-NOTES: it is not deleted). */
-		if (r->kind == RK_LOOKUP && r->entry == NULL) {
-			r->n_mx = r->n_addr = 0;
-			mxc_store(e, r, KEY_NO_POLICY);
-		}
 		no_policy_or_cache(r);
 		return;
 	}
@@ -875,7 +816,8 @@ txt_cb(void *arg, const struct sts_dns_answer *a)
 		return;
 	}
 	/* Section 3.3: a new id (or nothing valid cached) means the policy is fetched. */
-	res_fetch(r);
+	if (!join_fetch(r))
+		res_fetch(r);
 }
 
 static void
@@ -889,21 +831,43 @@ res_txt(struct resolution *r)
 		struct sts_dns_answer a = {.status = STS_DNS_TEMPFAIL};
 		sts_strlcpy(a.why, "lookup could not start", sizeof(a.why));
 		txt_cb(r, &a);
+		return;
 	}
+	r->txt_asked = true;
 }
 
+/* mx_key - the key of r's MX set: the candidates depend on the policy's patterns. */
 static const char *
 mx_key(const struct resolution *r)
 {
-	return r->source == STS_SOURCE_LOCAL ? KEY_LOCAL : r->id;
+	return r->local_key != NULL ? r->local_key : r->id;
+}
+
+/* mx_set - a view of r's candidates for the table of recent answers. */
+static struct sts_seen_mx
+mx_set(struct resolution *r)
+{
+	return (struct sts_seen_mx){
+	    .mx = r->mx, .n_mx = r->n_mx, .addr = r->addr, .n_addr = r->n_addr};
 }
 
 static void
 mx_addrs_done(struct resolution *r)
 {
+	struct sts_seen_mx set = mx_set(r);
+
 	if (r->mx_done)
-		mxc_store(r->e, r, mx_key(r));
+		(void)sts_seen_put_mx(r->e->seen, r->domain, mx_key(r), &set,
+		                      until(r->e, r->mx_ttl, r->e->mx_ttl_min, r->e->mx_ttl_max));
 	res_finish(r);
+}
+
+/* mx_ttl - the MX set is as current as its shortest-lived answer. */
+static void
+mx_ttl(struct resolution *r, uint32_t ttl)
+{
+	if (ttl < r->mx_ttl)
+		r->mx_ttl = ttl;
 }
 
 static void
@@ -916,6 +880,7 @@ mx_addr_cb(void *arg, const struct sts_dns_answer *a)
 	if (a->status == STS_DNS_OK) {
 		for (size_t i = 0; i < a->n && r->n_addr < STS_ANSWER_MAX_ADDR; i++)
 			r->addr[r->n_addr++] = a->addr[i];
+		mx_ttl(r, a->ttl);
 	} else if (a->status == STS_DNS_TEMPFAIL || a->status == STS_DNS_BOGUS) {
 		r->mx_done = false; /* try again next time rather than remember a hole */
 		if (a->status == STS_DNS_BOGUS)
@@ -949,6 +914,40 @@ mx_add_candidate(struct resolution *r, const char *host)
 	r->n_mx++;
 }
 
+/*
+ * mx_remembered - copy the MX set remembered under r's key, fresh at now
+ * (0: however old), into r's candidates. False when there is none.
+ */
+static bool
+mx_remembered(struct resolution *r, uint64_t now)
+{
+	struct sts_seen_mx set = mx_set(r);
+
+	if ((sts_seen_get(r->e->seen, r->domain, strlen(r->domain), now, NULL, mx_key(r), &set) &
+	     STS_SEEN_MX) == 0)
+		return false;
+	r->n_mx = set.n_mx;
+	r->n_addr = set.n_addr;
+	return true;
+}
+
+/*
+ * mx_stale - the MX lookup failed temporarily: answer with the last MX set
+ * chosen under the same policy, however old, and let it stand FAIL_HOLD_MS
+ * (its hosts were the domain's and still match the policy; a resolver that
+ * does not answer is no reason to refuse them). False when there is none:
+ * then there are no candidates and the policy fails closed.
+ */
+static bool
+mx_stale(struct resolution *r)
+{
+	if (!mx_remembered(r, 0))
+		return false;
+	sts_seen_hold(r->e->seen, r->domain, STS_SEEN_MX, mx_key(r), hold_until(r->e));
+	res_finish(r);
+	return true;
+}
+
 static void
 mx_cb(void *arg, const struct sts_dns_answer *a)
 {
@@ -971,12 +970,14 @@ mx_cb(void *arg, const struct sts_dns_answer *a)
 			mx_add_candidate(r, mx[i].host);
 		}
 		r->mx_done = true;
+		mx_ttl(r, a->ttl);
 	} else {
 		trace(e, r->domain, "mx-status", sts_dns_status_name(a->status));
 		if (a->status == STS_DNS_NXDOMAIN || a->status == STS_DNS_NODATA) {
 			/* RFC 5321 section 5.1: without MX records the domain is its own MX. */
 			mx_add_candidate(r, r->domain);
 			r->mx_done = true;
+			mx_ttl(r, a->ttl);
 		} else if (a->status == STS_DNS_BOGUS) {
 			/* A forged MX set gives no candidate: the policy fails closed, and
 			 * the set is not remembered. */
@@ -985,6 +986,8 @@ mx_cb(void *arg, const struct sts_dns_answer *a)
 			log_notice("event=policy-lookup domain=%s result=mx-lookup reason=\"MX %s: "
 			           "%s\"",
 			           r->domain, sts_dns_status_name(a->status), a->why);
+			if (a->status == STS_DNS_TEMPFAIL && mx_stale(r))
+				return;
 		}
 	}
 	if (r->n_mx == 0) {
@@ -1004,31 +1007,30 @@ mx_cb(void *arg, const struct sts_dns_answer *a)
 		mx_addrs_done(r);
 }
 
-/* res_mx - the candidates: the domain's MX hosts that match the policy (section 4.1). */
+/*
+ * res_mx - the candidates: the domain's MX hosts that match the policy
+ * (section 4.1), from a fresh remembered MX set, else from the resolver
+ * (always for a recheck).
+ */
 static void
 res_mx(struct resolution *r)
 {
-	const struct mxc *m;
-
 	if (r->policy == NULL || r->policy->mode == STS_MODE_NONE) {
 		res_finish(r);
 		return;
 	}
-	if ((m = mxc_find(r->e, r->domain, strlen(r->domain), mx_key(r))) != NULL) {
-		r->n_mx = m->n_mx;
-		for (size_t i = 0; i < m->n_mx; i++)
-			memcpy(r->mx[i], mxc_name(m, i), (size_t)m->mx_len[i] + 1);
-		r->n_addr = m->n_addr;
-		if (m->n_addr > 0)
-			memcpy(r->addr, m->addr, m->n_addr * sizeof(r->addr[0]));
+	if (!r->recheck && mx_remembered(r, loop_now_ms(r->e->loop))) {
 		res_finish(r);
 		return;
 	}
 	res_enter(r, RS_MX);
+	r->mx_ttl = UINT32_MAX;
 	if ((r->dns_id = sts_dns_mx(r->e->dns, r->domain, mx_cb, r)) == 0) {
 		struct sts_dns_answer a = {.status = STS_DNS_TEMPFAIL};
 		mx_cb(r, &a);
+		return;
 	}
+	r->mx_asked = true;
 }
 
 static void
@@ -1052,7 +1054,6 @@ res_start(struct loop *loop, void *arg)
 	struct resolution *r = arg;
 	struct sts_engine *e = r->e;
 	const struct local_policy *lp;
-	int64_t now = sts_now_wall();
 
 	(void)loop;
 	r->timer = 0;
@@ -1065,19 +1066,13 @@ res_start(struct loop *loop, void *arg)
 		r->status = STS_POLICY;
 		r->source = STS_SOURCE_LOCAL;
 		r->policy = &lp->policy;
+		r->local_key = lp->key;
 		res_mx(r);
 		return;
 	}
+	/* Sections 3.1 and 5.1: the TXT id is checked on every use, a cached
+	 * policy included; a changed id is fetched before the answer. */
 	r->entry = sts_cache_get(e->cache, r->domain);
-	if (entry_valid(r->entry, now) && !e->check_txt) {
-		use_cache(r);
-		/* Section 3.3: the id is checked on use; an old check is redone in the
-		 * background while the cached policy answers at once. */
-		if (now - r->entry->last_checked >= RECHECK_AFTER)
-			start_background(e, r->domain, RK_RECHECK);
-		res_mx(r);
-		return;
-	}
 	res_txt(r);
 }
 
@@ -1117,6 +1112,10 @@ res_finish(struct resolution *r)
 	a.problem = r->problem;
 	if (r->problem != STS_RESULT_OK)
 		sts_strlcpy(a.reason, r->reason, sizeof(a.reason));
+	/* What applies was asked of the resolver by this resolution: the TXT record
+	 * unless an operator policy decides, the MX set when candidates matter. */
+	a.rechecked = (r->txt_asked || r->local_key != NULL) &&
+	              (r->mx_asked || a.status != STS_POLICY || a.mode == STS_MODE_NONE);
 
 	e->busy++;
 	e->delivering = r;
@@ -1130,6 +1129,7 @@ res_finish(struct resolution *r)
 		waiter_unlink(e, w);
 		if (sh >= 0) {
 			answer_smarthost(e, (size_t)sh, r->domain, &sa);
+			sa.rechecked = r->recheck; /* nothing in DNS to ask */
 			w->cb(w->arg, &sa);
 		} else {
 			w->cb(w->arg, &a);
@@ -1194,10 +1194,12 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	e->trace_arg = p->trace_arg;
 	e->check_txt = p->check_txt;
 	e->refresh_ms = p->refresh_ms != 0 ? p->refresh_ms : REFRESH_MS;
-	e->mxc_max = p->mx_cache_max != 0 ? p->mx_cache_max : MXC_DEFAULT_MAX;
-	e->mxc_buckets = e->mxc_max < 64 ? 64 : e->mxc_max;
-	if ((e->mxc_tab = calloc(e->mxc_buckets, sizeof(*e->mxc_tab))) == NULL)
-		goto nomem;
+	e->seen = sts_cache_seen(p->cache);
+	sts_seen_reserve(e->seen, p->mx_cache_max);
+	e->txt_ttl_min = c->sts.txt_ttl_min * 1000ull;
+	e->txt_ttl_max = c->sts.txt_ttl_max * 1000ull;
+	e->mx_ttl_min = c->sts.mx_ttl_min * 1000ull;
+	e->mx_ttl_max = c->sts.mx_ttl_max * 1000ull;
 
 	if (c->n_policies > 0 && (e->local = calloc(c->n_policies, sizeof(*e->local))) == NULL)
 		goto nomem;
@@ -1209,6 +1211,7 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 		                c->policies[i].n_mx, what, err, errlen) < 0)
 			goto fail;
 		e->local[i].domain = c->policies[i].domain;
+		local_key(&e->local[i]);
 		e->n_local++;
 	}
 	if (c->n_smarthosts > 0 && (e->smart = calloc(c->n_smarthosts, sizeof(*e->smart))) == NULL)
@@ -1263,9 +1266,6 @@ engine_destroy(struct sts_engine *e)
 		res_free(e->inflight);
 	}
 	sts_cache_release(e->held);
-	while (e->mxc_oldest != NULL)
-		mxc_remove(e, e->mxc_oldest);
-	free(e->mxc_tab);
 	for (size_t i = 0; i < e->n_local; i++)
 		sts_policy_clear(&e->local[i].policy);
 	free(e->local);
@@ -1291,9 +1291,9 @@ sts_engine_free(struct sts_engine *e)
 }
 
 /*
- * The warm path: one hash lookup in the shared cache, one in the MX sets, a
- * coarse clock read and copies of what the answer needs; no allocation and
- * no system call.
+ * The warm path: one hash lookup in the shared cache, one in the table of
+ * recent DNS answers, a clock read and copies of what the answer needs; no
+ * allocation and no system call.
  */
 int
 sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
@@ -1301,10 +1301,13 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 {
 	const struct local_policy *lp;
 	const struct sts_cache_entry *ce;
-	const struct mxc *m = NULL;
+	struct sts_seen_mx set;
+	char txt_id[STS_SEEN_KEY_MAX];
+	uint64_t now_ms = loop_now_ms(e->loop);
+	unsigned seen;
+	bool need_mx;
 	ssize_t sh;
 	size_t dlen;
-	int64_t now;
 
 	sts_cache_release(e->held);
 	e->held = NULL;
@@ -1314,41 +1317,52 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 		answer_smarthost(e, (size_t)sh, domain, out);
 		return 1;
 	}
+	/* Candidates are copied straight into the answer. */
+	answer_init_len(out, domain, dlen);
+	set = (struct sts_seen_mx){.mx = out->mx, .addr = out->addr};
 	if ((lp = local_find(e, domain)) != NULL) {
-		if (lp->policy.mode != STS_MODE_NONE &&
-		    (m = mxc_find(e, domain, dlen, KEY_LOCAL)) == NULL)
+		need_mx = lp->policy.mode != STS_MODE_NONE;
+		if (need_mx && (sts_seen_get(e->seen, domain, dlen, now_ms, NULL, lp->key, &set) &
+		                STS_SEEN_MX) == 0)
 			return 0;
-		answer_init_len(out, domain, dlen);
 		answer_policy(out, STS_SOURCE_LOCAL, &lp->policy, "", 0);
-		if (lp->policy.mode != STS_MODE_NONE)
-			answer_mxc(out, m);
+		if (need_mx) {
+			out->n_mx = set.n_mx;
+			out->n_addr = set.n_addr;
+		}
 		return 1;
 	}
 	if (e->check_txt)
 		return 0;
-	now = wall_now();
-	if ((ce = sts_cache_get(e->cache, domain)) != NULL) {
-		if (!entry_valid(ce, now) || (ce->policy.mode != STS_MODE_NONE &&
-		                              (m = mxc_find(e, domain, dlen, ce->id)) == NULL)) {
-			sts_cache_release(ce);
-			return 0;
-		}
-		answer_init_len(out, domain, dlen);
-		answer_policy(out, STS_SOURCE_CACHE, &ce->policy, ce->id, ce->expires_at);
-		if (ce->policy.mode != STS_MODE_NONE)
-			answer_mxc(out, m);
-		e->held = ce;
-		if (e->stats != NULL)
-			atomic_fetch_add_explicit(&e->stats->cache_hits, 1, memory_order_relaxed);
-		if (now - ce->last_checked >= RECHECK_AFTER)
-			start_background(e, domain, RK_RECHECK);
-		return 1;
+	ce = sts_cache_get(e->cache, domain);
+	if (ce == NULL || !entry_valid(ce, wall_now())) {
+		/* Nothing usable cached: "no policy" while the domain publishes no record. */
+		sts_cache_release(ce);
+		seen = sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, NULL, NULL);
+		return (seen & STS_SEEN_TXT) != 0 && txt_id[0] == '\0';
 	}
-	if (mxc_find(e, domain, dlen, KEY_NO_POLICY) != NULL) {
-		answer_init_len(out, domain, dlen);
-		return 1;
+	/*
+	 * Sections 3.1 and 5.1: the cached policy answers only while the TXT
+	 * record, as answered within its TTL, names its id, or names none (a
+	 * cached policy outlives its record, section 3.3). Anything else is
+	 * for the resolver: a new id is fetched before the answer.
+	 */
+	need_mx = ce->policy.mode != STS_MODE_NONE;
+	seen = sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, need_mx ? ce->id : NULL, &set);
+	if ((seen & STS_SEEN_TXT) == 0 || (txt_id[0] != '\0' && strcmp(txt_id, ce->id) != 0) ||
+	    (need_mx && (seen & STS_SEEN_MX) == 0)) {
+		sts_cache_release(ce);
+		return 0;
 	}
-	return 0;
+	answer_policy(out, STS_SOURCE_CACHE, &ce->policy, ce->id, ce->expires_at);
+	if (need_mx) {
+		out->n_mx = set.n_mx;
+		out->n_addr = set.n_addr;
+	}
+	e->held = ce;
+	if (e->stats != NULL)
+		atomic_fetch_add_explicit(&e->stats->cache_hits, 1, memory_order_relaxed);
+	return 1;
 }
 
 int
@@ -1365,9 +1379,10 @@ sts_engine_refresh(struct sts_engine *e, const char *domain)
 	return res_find(e, domain, RK_REFRESH) != NULL ? 0 : -1;
 }
 
-uint64_t
-sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
-                  sts_engine_cb *cb, void *arg)
+/* lookup_start - sts_engine_lookup() and sts_engine_recheck(). */
+static uint64_t
+lookup_start(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+             sts_engine_cb *cb, void *arg, bool recheck)
 {
 	struct resolution *r = NULL;
 	struct waiter *w;
@@ -1386,13 +1401,14 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockadd
 		return 0;
 	solo = smarthost_find(e, dest) >= 0;
 	if (!solo)
-		r = res_find(e, dom, RK_LOOKUP);
+		r = recheck ? res_find_recheck(e, dom) : res_find(e, dom, RK_LOOKUP);
 	if (r == NULL) {
 		if ((r = res_new(e, dom, RK_LOOKUP)) == NULL) {
 			free(w);
 			return 0;
 		}
 		r->solo = solo;
+		r->recheck = recheck;
 		/* The callback never runs inside this call, even for an answer from memory. */
 		if ((r->timer = loop_timer_add(e->loop, 0, res_start, r)) == 0) {
 			res_free(r);
@@ -1417,6 +1433,20 @@ sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockadd
 		e->waiters->prev = w;
 	e->waiters = w;
 	return w->id;
+}
+
+uint64_t
+sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                  sts_engine_cb *cb, void *arg)
+{
+	return lookup_start(e, domain, dest, cb, arg, false);
+}
+
+uint64_t
+sts_engine_recheck(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                   sts_engine_cb *cb, void *arg)
+{
+	return lookup_start(e, domain, dest, cb, arg, true);
 }
 
 void

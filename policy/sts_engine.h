@@ -6,17 +6,27 @@
  * An engine belongs to one event loop (one per worker thread): its resolver
  * (sts_dns) and policy fetcher (sts_fetch) run in that loop, and every
  * function here must be called from that loop's thread. Engines of several
- * loops share one struct sts_cache, which is thread-safe.
+ * loops share one struct sts_cache, which is thread-safe, and with it the
+ * table of recent DNS answers (sts_cache_seen()): every engine judges a
+ * domain on the same TXT id and the same MX set.
  *
- * A lookup answers from memory when it can (operator policy, smarthost,
- * fresh cached policy and MX set): sts_engine_lookup_now() then fills the
- * answer without a system call or an allocation. Otherwise
+ * Decisions rest on what the domain publishes now (sections 3.1, 5.1): the
+ * TXT record _mta-sts.<domain> is asked for on every lookup that is not
+ * answered from memory, and a new id is fetched before the answer. An
+ * answer comes from memory (sts_engine_lookup_now(), without a system call
+ * or an allocation) only for an operator policy or a smarthost, or while
+ * the TXT answer last received is within its DNS TTL and names the cached
+ * policy (or no policy), and the MX set is within its own TTL; the TTLs
+ * are bounded by sts.txt_ttl_min/max and sts.mx_ttl_min/max. Otherwise
  * sts_engine_lookup() resolves asynchronously: TXT _mta-sts.<domain>, the
- * policy fetch when the id is new, the MX set, and the addresses of the MX
- * hosts that match the policy. Concurrent lookups of one domain share one
- * resolution. A cached policy whose TXT id was last checked long ago is
- * answered from the cache at once and re-checked in the background; a
- * changed id triggers a refetch (section 3.3).
+ * policy fetch when the id is new, the MX set unless one within its TTL is
+ * remembered, and the addresses of the MX hosts that match the policy.
+ * sts_engine_recheck() asks for the MX set in every case. Concurrent
+ * lookups of one domain share one resolution.
+ *
+ * When the resolver fails temporarily, the cached policy applies (section
+ * 3.3), and the last TXT answer and MX set stand for 30 s before a lookup
+ * waits for the resolver again.
  */
 #ifndef STS_ENGINE_H
 #define STS_ENGINE_H
@@ -69,12 +79,15 @@ struct sts_engine_stats {
 struct sts_engine_params {
 	struct loop *loop;
 	const struct conf *conf; /* dns.*, tls.ca_file, sts.*, policies, smarthosts; not owned */
-	struct sts_cache *cache; /* shared by every engine; not owned */
+	struct sts_cache *cache; /* shared by every engine, with its table of recent DNS
+	                            answers (sts_cache_seen()); not owned */
 	uint16_t fetch_port;     /* 0: 443. Other values only for tests. */
-	size_t mx_cache_max;     /* MX sets kept in memory; 0: 16384 */
+	size_t mx_cache_max;     /* domains whose answers the cache's table keeps at least
+	                            (the largest any engine asks for); 0: its default,
+	                            STS_SEEN_DEFAULT_MAX */
 	unsigned refresh_ms;     /* proactive refresh tick; 0: 60000 (other values for tests) */
-	bool check_txt;          /* every lookup re-checks the TXT id before answering,
-	                            even from a fresh cache (the "policy" command) */
+	bool check_txt;          /* sts_engine_lookup_now() never answers: every answer
+	                            rests on a live TXT lookup (the "policy" command) */
 	bool no_refresh;         /* leave proactive refresh to another engine (one per
 	                            process is enough: they share the cache) */
 	struct sts_engine_stats *stats; /* NULL: not counted */
@@ -103,6 +116,12 @@ enum sts_status {
  * when the status is STS_NO_POLICY (e.g. a TXT record exists but the fetch
  * failed and nothing is cached: sts-policy-fetch-error, deliver as if no
  * policy, and report it, RFC 8461 section 5).
+ *
+ * rechecked: what applies was asked for by the lookup that answered (not
+ * the TXT record for an operator policy; not the MX set without a policy
+ * or with mode none), whatever the resolver said; a smarthost's answer is
+ * rechecked when it answers sts_engine_recheck(). Never set by
+ * sts_engine_lookup_now().
  */
 struct sts_answer {
 	enum sts_status status;
@@ -121,6 +140,7 @@ struct sts_answer {
 	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
 	enum sts_result problem; /* STS_RESULT_OK, or what failed during the lookup */
 	char reason[160];        /* human-readable, when problem is set */
+	bool rechecked; /* the TXT record and MX set were asked of the resolver for this answer */
 };
 
 /* The verdict on one upstream session for one recipient domain. */
@@ -150,9 +170,11 @@ void sts_engine_free(struct sts_engine *e);
 /*
  * sts_engine_lookup_now - answer from memory if possible: returns 1 and
  * fills *out (valid until the next call into the engine from this thread),
- * or 0 when an asynchronous lookup is needed. dest (may be NULL) is the
- * address the session is connected to, for smarthosts. No allocation and
- * no system call when it returns 1 from a warm cache.
+ * or 0 when an asynchronous lookup is needed (*out is then undefined): the
+ * TXT answer or the MX set is past its TTL, the TXT record names another
+ * policy, or nothing is known. dest (may be NULL) is the address the
+ * session is connected to, for smarthosts. No allocation and no system
+ * call when it returns 1.
  */
 int sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
                           struct sts_answer *out);
@@ -165,6 +187,19 @@ int sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct
  */
 uint64_t sts_engine_lookup(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
                            sts_engine_cb *cb, void *arg);
+
+/*
+ * sts_engine_recheck - like sts_engine_lookup(), but always asks the
+ * resolver for the TXT record and the MX set before answering (their
+ * in-memory copies are not trusted, whatever their age), and refetches
+ * the policy first when the id changed (RFC 8461 sections 3.1, 5.1). Used
+ * before refusing a recipient, so that a 451 is never answered on a
+ * policy the domain has replaced. When the recheck cannot complete
+ * (DNS temporary failure, fetch failure) the answer is what the cache
+ * holds, as for sts_engine_lookup(). Same return and callback contract.
+ */
+uint64_t sts_engine_recheck(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                            sts_engine_cb *cb, void *arg);
 
 /*
  * sts_engine_refresh - for operators: check the TXT record of a cached

@@ -9,6 +9,9 @@
  *   fake_dns_set(name, type, status, recs, n)  type 'T' TXT, 'M' MX ("10 host"),
  *                                         'A' addresses ("10.0.0.1", "fd00::1")
  *   fake_dns_count(name, type)            queries asked so far
+ *   fake_dns_ttl(name, type, ttl)         the TTL its answers carry (default
+ *                                         FAKE_TTL seconds, NXDOMAIN included)
+ *   fake_dns_delay(name, type, ms)        its answers come ms later (default 0)
  * A name and type with no entry answers as the entry named "*" of that
  * type, if any, else NXDOMAIN.
  */
@@ -23,6 +26,7 @@
 #include "policy/sts_dns.h"
 
 #define FAKE_MAX 128
+#define FAKE_TTL 300
 
 struct fake_rr {
 	char name[256];
@@ -31,6 +35,9 @@ struct fake_rr {
 	size_t n;
 	char recs[STS_DNS_MAX_RECORDS][300];
 	unsigned count;
+	bool ttl_set;
+	uint32_t ttl;
+	unsigned delay_ms;
 };
 
 static struct fake_rr table[FAKE_MAX];
@@ -101,6 +108,32 @@ fake_dns_set(const char *name, int type, enum sts_dns_status status, const char 
 		sts_strlcpy(rr->recs[i], recs[i], sizeof(rr->recs[i]));
 }
 
+/* scripted - the entry of name/type; an unscripted one is made to answer NXDOMAIN. */
+static struct fake_rr *
+scripted(const char *name, int type)
+{
+	if (find_exact(name, type) == NULL)
+		fake_dns_set(name, type, STS_DNS_NXDOMAIN, NULL, 0);
+	return find_exact(name, type);
+}
+
+/* fake_dns_ttl - the TTL of name/type's answers from now on. */
+void
+fake_dns_ttl(const char *name, int type, uint32_t ttl)
+{
+	struct fake_rr *rr = scripted(name, type);
+
+	rr->ttl_set = true;
+	rr->ttl = ttl;
+}
+
+/* fake_dns_delay - name/type's answers from now on come ms after the query. */
+void
+fake_dns_delay(const char *name, int type, unsigned ms)
+{
+	scripted(name, type)->delay_ms = ms;
+}
+
 unsigned
 fake_dns_count(const char *name, int type)
 {
@@ -133,11 +166,16 @@ deliver(struct loop *loop, void *arg)
 
 	(void)loop;
 	unlink_q(q);
+	a.ttl = FAKE_TTL;
 	if (rr != NULL) {
 		a.status = rr->status;
 		if (a.status == STS_DNS_OK && rr->n == 0)
 			a.status = STS_DNS_NODATA;
+		if (rr->ttl_set)
+			a.ttl = rr->ttl;
 	}
+	if (a.status != STS_DNS_OK && a.status != STS_DNS_NXDOMAIN && a.status != STS_DNS_NODATA)
+		a.ttl = 0; /* as the real resolver: a failure carries no TTL */
 	if (a.status == STS_DNS_OK) {
 		a.n = rr->n;
 		for (size_t i = 0; i < rr->n; i++) {
@@ -198,7 +236,8 @@ ask(struct sts_dns *d, const char *name, int type, sts_dns_cb *cb, void *arg)
 	q->cb = cb;
 	q->arg = arg;
 	sts_strlcpy(q->name, name, sizeof(q->name));
-	if ((q->timer = loop_timer_add(d->loop, 0, deliver, q)) == 0) {
+	rr = find(name, type);
+	if ((q->timer = loop_timer_add(d->loop, rr != NULL ? rr->delay_ms : 0, deliver, q)) == 0) {
 		free(q);
 		return 0;
 	}

@@ -1,5 +1,5 @@
 // sources: policy/sts_engine.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
-// sources: policy/sts_mx.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
+// sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/conf.c core/loop.c core/log.c
 // sources: core/types.c core/util.c
 /*
@@ -39,6 +39,8 @@ void fake_dns_reset(void);
 void fake_dns_set(const char *name, int type, enum sts_dns_status status, const char *const *recs,
                   size_t n);
 unsigned fake_dns_count(const char *name, int type);
+void fake_dns_ttl(const char *name, int type, uint32_t ttl);
+void fake_dns_delay(const char *name, int type, unsigned ms);
 void fake_fetch_reset(void);
 void fake_fetch_set(const char *domain, int ok, enum sts_result result, long code,
                     const char *body);
@@ -48,7 +50,9 @@ unsigned fake_fetch_count(const char *domain);
 #define POLICY_B  "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n"
 #define POLICY_T  "version: STSv1\nmode: testing\nmx: *.example.com\nmax_age: 86400\n"
 #define POLICY_N  "version: STSv1\nmode: none\nmax_age: 86400\n"
-#define OLD_CHECK 600 /* seconds: older than the engine's TXT recheck interval */
+#define POLICY_1  "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 86400\n"
+#define POLICY_2  "version: STSv1\nmode: enforce\nmx: mx2.example.com\nmax_age: 86400\n"
+#define OLD_CHECK 600 /* seconds: older than the interval between two recorded TXT checks */
 
 /* --- fixture ------------------------------------------------------------------ */
 
@@ -329,12 +333,15 @@ rfc8461_3_3_cached_fast_path_lookup_now(void **state)
 	assert_string_equal(a.mx[0], "mx1.example.com");
 	assert_int_equal(a.n_addr, 2);
 	assert_true(a.expires_at > sts_now_wall());
-	/* a fresh cache entry needs no TXT query */
-	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 0);
+	assert_false(a.rechecked);
+	/* sections 3.1, 5.1: the lookup asked for the TXT record; the warm answers did not */
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1);
 	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
-	/* and a second async lookup reuses the MX set */
+	/* a second async lookup asks for the TXT record again, and reuses the MX set */
 	g = lookup(f, "example.com");
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 2);
 	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
+	assert_false(g.a.rechecked);
 }
 
 static void
@@ -364,18 +371,21 @@ rfc8461_3_3_id_changed_refetch(void **state)
 	struct got g;
 
 	publish("example.com", "id2", POLICY_B);
-	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
 	fx_engine(f);
 
+	/* a fresh cached policy is not used when the TXT record names another id */
 	g = lookup(f, "example.com");
-	assert_string_equal(g.a.id, "id1");
-	run(f);
+	assert_int_equal(g.a.source, STS_SOURCE_FETCHED);
+	assert_string_equal(g.a.id, "id2");
+	assert_int_equal(g.a.n_mx, 0); /* mail.example.com is not an MX host */
 	assert_int_equal(fake_fetch_count("example.com"), 1);
 	entry_last_checked(f, "example.com", id);
 	assert_string_equal(id, "id2");
 	g = lookup(f, "example.com");
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
 	assert_string_equal(g.a.id, "id2");
-	assert_int_equal(g.a.n_mx, 0); /* mail.example.com is not an MX host */
+	assert_int_equal(fake_fetch_count("example.com"), 1);
 }
 
 static void
@@ -681,8 +691,7 @@ rfc8461_3_3_mode_none_replaces_cache(void **state)
 	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall() - OLD_CHECK);
 	fx_engine(f);
 	g = lookup(f, "example.com");
-	assert_int_equal(g.a.mode, STS_MODE_ENFORCE);
-	run(f);
+	assert_int_equal(g.a.mode, STS_MODE_NONE); /* fetched before the answer */
 	ce = sts_cache_get(f->cache, "example.com");
 	assert_non_null(ce);
 	assert_int_equal(ce->policy.mode, STS_MODE_NONE);
@@ -887,6 +896,399 @@ rfc8461_3_3_lookup_now_copies_candidates(void **state)
 	assert_int_equal(sts_engine_lookup_now(f->e, "example.co", NULL, &a), 0);
 }
 
+/* --- current facts: TXT ids and MX sets within their DNS TTL ---------------------- */
+
+/* set_ttls - the sts.*_ttl_* bounds of the engines created next, in seconds. */
+static void
+set_ttls(struct fx *f, unsigned txt_min, unsigned txt_max, unsigned mx_min, unsigned mx_max)
+{
+	f->conf->sts.txt_ttl_min = txt_min;
+	f->conf->sts.txt_ttl_max = txt_max;
+	f->conf->sts.mx_ttl_min = mx_min;
+	f->conf->sts.mx_ttl_max = mx_max;
+}
+
+/* pass_ms - let ms of real time go by, and the loop see it. */
+static void
+pass_ms(struct fx *f, unsigned ms)
+{
+	if (ms > 0)
+		usleep(ms * 1000u);
+	loop_once(f->loop, 0);
+}
+
+/*
+ * The warm path answers from memory only while the TXT answer and the MX set
+ * are within their DNS TTL, as bounded by sts.*_ttl_min and _max; past it,
+ * the next lookup asks the resolver again (RFC 8461 sections 3.1, 4.1, 5.1).
+ */
+static void
+rfc8461_ttl_table(void **state)
+{
+	static const struct {
+		const char *name;
+		uint32_t txt_ttl, mx_ttl, addr_ttl; /* what the resolver says */
+		unsigned txt_min, txt_max, mx_min, mx_max;
+		unsigned wait_ms;  /* time that passes after the first lookup */
+		bool from_memory;  /* then sts_engine_lookup_now() answers */
+		unsigned mx_asked; /* MX queries after a second lookup */
+	} cases[] = {
+	    {"rfc8461_3_1_within_ttls_from_memory", 300, 300, 300, 1, 300, 1, 300, 0, true, 1},
+	    {"rfc8461_3_1_txt_ttl_zero_asked_again", 0, 300, 300, 0, 300, 1, 300, 0, false, 1},
+	    {"rfc8461_3_1_txt_past_ttl_asked_again", 1, 300, 300, 0, 300, 1, 300, 1100, false, 1},
+	    {"rfc8461_3_1_txt_ttl_raised_to_min", 0, 300, 300, 5, 300, 1, 300, 0, true, 1},
+	    {"rfc8461_3_1_txt_ttl_cut_to_max", 3600, 300, 300, 0, 0, 1, 300, 0, false, 1},
+	    {"rfc8461_4_1_mx_ttl_zero_asked_again", 300, 0, 300, 1, 300, 0, 300, 0, false, 2},
+	    {"rfc8461_4_1_mx_past_ttl_asked_again", 300, 1, 300, 1, 300, 0, 300, 1100, false, 2},
+	    {"rfc8461_4_1_mx_ttl_raised_to_min", 300, 0, 0, 1, 300, 5, 300, 0, true, 1},
+	    {"rfc8461_4_1_mx_ttl_cut_to_max", 300, 3600, 3600, 1, 300, 0, 0, 0, false, 2},
+	    {"rfc8461_4_1_address_ttl_bounds_mx_set", 300, 300, 0, 1, 300, 0, 300, 0, false, 2},
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sts_answer a;
+		struct got g;
+
+		print_message("%s\n", cases[i].name);
+		teardown(state);
+		assert_int_equal(setup(state), 0);
+		f = *state;
+		publish("example.com", "id1", POLICY_A);
+		fake_dns_ttl("_mta-sts.example.com", 'T', cases[i].txt_ttl);
+		fake_dns_ttl("example.com", 'M', cases[i].mx_ttl);
+		fake_dns_ttl("mx1.example.com", 'A', cases[i].addr_ttl);
+		cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
+		set_ttls(f, cases[i].txt_min, cases[i].txt_max, cases[i].mx_min, cases[i].mx_max);
+		fx_engine(f);
+
+		g = lookup(f, "example.com");
+		assert_int_equal(g.a.n_mx, 2);
+		assert_true(g.a.rechecked); /* it asked for the TXT record and the MX set */
+		pass_ms(f, cases[i].wait_ms);
+		assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a),
+		                 cases[i].from_memory ? 1 : 0);
+		if (cases[i].from_memory) {
+			assert_string_equal(a.id, "id1");
+			assert_int_equal(a.n_mx, 2);
+			assert_false(a.rechecked);
+		}
+		g = lookup(f, "example.com");
+		assert_int_equal(g.a.n_mx, 2);
+		assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 2);
+		assert_int_equal(fake_dns_count("example.com", 'M'), cases[i].mx_asked);
+		assert_int_equal(fake_fetch_count("example.com"), 0);
+	}
+}
+
+/*
+ * A domain replaces its policy: a new TXT id, a policy that lists only
+ * mx2, and its MX moved to mx2. Past the old TXT answer's TTL a lookup
+ * fetches the new policy before it answers; within it, the warm path still
+ * answers the old one, and a recheck does not (sections 3.1, 3.3, 5.1).
+ */
+static void
+rfc8461_5_1_policy_change_table(void **state)
+{
+	static const struct {
+		const char *name;
+		uint32_t txt_ttl;  /* of the TXT answer the engine holds before the change */
+		int how;           /* 'L' sts_engine_lookup(), 'R' sts_engine_recheck() */
+		bool fetch_ok;     /* the new policy can be fetched */
+		bool txt_tempfail; /* the TXT lookup fails after the change */
+		bool now_old;      /* right after the change, the warm path answers id1 */
+		const char *id;    /* the answer */
+		size_t n_mx;       /* its candidates: mx2.example.com when 1 */
+		enum sts_result problem;
+	} cases[] = {
+	    {"rfc8461_5_1_new_id_past_ttl_fetched_first", 0, 'L', true, false, false, "id2", 1,
+	     STS_RESULT_OK},
+	    {"rfc8461_5_1_new_id_within_ttl_recheck_fetches", 300, 'R', true, false, true, "id2", 1,
+	     STS_RESULT_OK},
+	    {"rfc8461_3_3_recheck_fetch_fails_cache_applies", 300, 'R', false, false, true, "id1",
+	     0, STS_RESULT_STS_POLICY_FETCH_ERROR},
+	    {"rfc8461_3_1_recheck_txt_tempfail_cache_applies", 300, 'R', true, true, true, "id1", 0,
+	     STS_RESULT_STS_POLICY_FETCH_ERROR},
+	};
+	const char *mx1 = "10 mx1.example.com", *mx2 = "10 mx2.example.com";
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sts_answer a;
+		struct got g = {0};
+
+		print_message("%s\n", cases[i].name);
+		teardown(state);
+		assert_int_equal(setup(state), 0);
+		f = *state;
+		set_ttls(f, 0, 300, 1, 300);
+		publish("example.com", "id1", POLICY_1);
+		fake_dns_set("example.com", 'M', STS_DNS_OK, &mx1, 1);
+		fake_dns_ttl("_mta-sts.example.com", 'T', cases[i].txt_ttl);
+		cache_put(f, "example.com", "id1", POLICY_1, sts_now_wall());
+		fx_engine(f);
+		g = lookup(f, "example.com");
+		assert_string_equal(g.a.id, "id1");
+		assert_string_equal(g.a.mx[0], "mx1.example.com");
+
+		/* the change */
+		set_txt("example.com", "v=STSv1; id=id2");
+		fake_dns_ttl("_mta-sts.example.com", 'T', 300);
+		if (cases[i].txt_tempfail)
+			fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_TEMPFAIL, NULL, 0);
+		if (cases[i].fetch_ok)
+			fake_fetch_set("example.com", 1, STS_RESULT_OK, 200, POLICY_2);
+		else
+			fake_fetch_set("example.com", 0, STS_RESULT_STS_POLICY_FETCH_ERROR, 503,
+			               NULL);
+		fake_dns_set("example.com", 'M', STS_DNS_OK, &mx2, 1);
+
+		assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a),
+		                 cases[i].now_old ? 1 : 0);
+		if (cases[i].now_old)
+			assert_string_equal(a.id, "id1");
+		memset(&g, 0, sizeof(g));
+		if (cases[i].how == 'R')
+			assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g) != 0);
+		else
+			assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g) != 0);
+		assert_int_equal(g.calls, 0);
+		run(f);
+		assert_int_equal(g.calls, 1);
+		assert_int_equal(g.a.status, STS_POLICY);
+		assert_string_equal(g.a.id, cases[i].id);
+		assert_int_equal(g.a.n_mx, cases[i].n_mx);
+		if (cases[i].n_mx > 0)
+			assert_string_equal(g.a.mx[0], "mx2.example.com");
+		assert_int_equal(g.a.problem, cases[i].problem);
+		assert_true(g.a.rechecked);
+		assert_int_equal(fake_fetch_count("example.com"), cases[i].txt_tempfail ? 0 : 1);
+		if (cases[i].problem == STS_RESULT_OK) {
+			/* every later decision sees the new policy, from memory */
+			assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+			assert_string_equal(a.id, "id2");
+			assert_string_equal(a.mx[0], "mx2.example.com");
+		}
+	}
+}
+
+/* A recheck asks for the TXT record and the MX set whatever memory holds. */
+static void
+rfc8461_5_1_recheck_always_asks(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer a;
+	struct got g = {0};
+
+	publish("example.com", "id1", POLICY_A);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
+	fx_engine(f);
+	(void)lookup(f, "example.com");
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	for (unsigned k = 1; k <= 2; k++) {
+		memset(&g, 0, sizeof(g));
+		assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g) != 0);
+		assert_int_equal(g.calls, 0); /* never inside the call */
+		run(f);
+		assert_int_equal(g.calls, 1);
+		assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+		assert_int_equal(g.a.n_mx, 2);
+		assert_true(g.a.rechecked);
+		assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1 + k);
+		assert_int_equal(fake_dns_count("example.com", 'M'), 1 + k);
+		assert_int_equal(fake_dns_count("mx1.example.com", 'A'), 1 + k);
+	}
+	/* a lookup with the MX set fresh in memory asks for the TXT record only */
+	g = lookup(f, "example.com");
+	assert_false(g.a.rechecked);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 4);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 3);
+	assert_int_equal(fake_fetch_count("example.com"), 0);
+}
+
+/*
+ * Concurrent lookups share a resolution, but a recheck joins only one that
+ * has not had its TXT answer yet (and then asks for the MX set for all).
+ */
+static void
+rfc8461_5_1_recheck_joins_only_before_txt(void **state)
+{
+	struct fx *f = *state;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	(void)lookup(f, "example.com");
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 1);
+
+	/* both asked before the TXT query: one resolution, rechecked for both */
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
+	assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g[1]) != 0);
+	run(f);
+	assert_int_equal(g[0].calls + g[1].calls, 2);
+	assert_true(g[0].a.rechecked && g[1].a.rechecked);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 2);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 2);
+
+	/* A lookup past its TXT answer (about to fetch a new policy) is not joined:
+	 * the recheck asks for the TXT record itself, then joins the fetch of the
+	 * id it was told rather than fetch it twice. */
+	memset(g, 0, sizeof(g));
+	set_txt("example.com", "v=STSv1; id=id2");
+	fake_dns_delay("mta-sts.example.com", 'A', 50);
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
+	loop_once(f->loop, 0); /* the TXT query leaves */
+	loop_once(f->loop, 0); /* its answer: the policy host is resolved next */
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 3);
+	assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g[1]) != 0);
+	for (int i = 0; i < 100 && g[0].calls + g[1].calls < 2; i++)
+		loop_once(f->loop, 10);
+	assert_int_equal(g[0].calls + g[1].calls, 2);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 4);
+	assert_string_equal(g[0].a.id, "id2");
+	assert_string_equal(g[1].a.id, "id2");
+	assert_true(g[0].a.rechecked && g[1].a.rechecked);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 3);
+	assert_int_equal(fake_fetch_count("example.com"), 2); /* id1, then id2 once */
+}
+
+/* Engines that share a cache share what the resolver said: one answer for all. */
+static void
+rfc8461_4_1_engines_share_answers(void **state)
+{
+	struct fx *f = *state;
+	struct sts_engine_params p = {.loop = f->loop, .conf = f->conf, .cache = f->cache};
+	const char *mx2 = "10 mx2.example.com";
+	struct sts_engine *other;
+	struct sts_answer a;
+	struct got g = {0};
+	char err[256] = "";
+
+	publish("example.com", "id1", POLICY_A);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
+	fx_engine(f);
+	assert_non_null(other = sts_engine_new(&p, err, sizeof(err)));
+	assert_int_equal(sts_engine_lookup_now(other, "example.com", NULL, &a), 0);
+	(void)lookup(f, "example.com");
+	/* the other engine answers at once on the same TXT id and MX set */
+	assert_int_equal(sts_engine_lookup_now(other, "example.com", NULL, &a), 1);
+	assert_string_equal(a.id, "id1");
+	assert_int_equal(a.n_mx, 2);
+	assert_string_equal(a.mx[0], "mx1.example.com");
+
+	/* the MX moves; a recheck by the other engine is what both see next */
+	fake_dns_set("example.com", 'M', STS_DNS_OK, &mx2, 1);
+	assert_true(sts_engine_recheck(other, "example.com", NULL, got_cb, &g) != 0);
+	run(f);
+	assert_int_equal(g.a.n_mx, 1);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	assert_int_equal(a.n_mx, 1);
+	assert_string_equal(a.mx[0], "mx2.example.com");
+	assert_int_equal(a.n_addr, 1);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 2);
+	sts_engine_free(other);
+}
+
+/* An operator policy's MX set is not taken for another configuration's. */
+static void
+rfc8461_4_1_local_mx_set_keyed_by_patterns(void **state)
+{
+	struct fx *f = *state;
+	struct conf *c2 = calloc(1, sizeof(*c2));
+	struct sts_engine_params p = {.loop = f->loop, .cache = f->cache};
+	const char *mx[] = {"10 mx1.example.com", "20 mx2.example.com"};
+	struct sts_engine *other;
+	struct sts_answer a;
+	struct got g = {0};
+	char err[256] = "";
+	struct conf *cs[2] = {f->conf, c2};
+	const char *pat[2] = {"mx1.example.com", "mx2.example.com"};
+
+	assert_non_null(c2);
+	assert_int_equal(conf_defaults(c2), 0);
+	for (int i = 0; i < 2; i++) {
+		struct conf_policy *cp = calloc(1, sizeof(*cp));
+
+		assert_non_null(cp);
+		cp->domain = strdup("example.com");
+		cp->mode = STS_MODE_ENFORCE;
+		cp->mx = calloc(1, sizeof(char *));
+		cp->mx[0] = strdup(pat[i]);
+		cp->n_mx = 1;
+		cs[i]->policies = cp;
+		cs[i]->n_policies = 1;
+		cs[i]->sts.refresh = false;
+	}
+	fake_dns_set("example.com", 'M', STS_DNS_OK, mx, 2);
+	set_addr("mx1.example.com", "10.0.25.2");
+	set_addr("mx2.example.com", "10.0.26.2");
+	fx_engine(f);
+	p.conf = c2;
+	assert_non_null(other = sts_engine_new(&p, err, sizeof(err)));
+	g = lookup(f, "example.com");
+	assert_string_equal(g.a.mx[0], "mx1.example.com");
+	assert_int_equal(sts_engine_lookup_now(other, "example.com", NULL, &a), 0);
+	memset(&g, 0, sizeof(g));
+	assert_true(sts_engine_lookup(other, "example.com", NULL, got_cb, &g) != 0);
+	run(f);
+	assert_int_equal(g.a.n_mx, 1);
+	assert_string_equal(g.a.mx[0], "mx2.example.com");
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 0);
+	sts_engine_free(other);
+	conf_free(c2);
+}
+
+/*
+ * The resolver fails temporarily: the cached policy applies with the last MX
+ * set, and both stand for a while before a lookup waits for the resolver
+ * again; a recheck still asks (RFC 8461 section 3.3, RFC 8767 section 5).
+ */
+static void
+rfc8461_3_3_tempfail_last_answers_stand(void **state)
+{
+	struct fx *f = *state;
+	struct sts_answer a;
+	struct got g = {0};
+
+	publish("example.com", "id1", POLICY_A);
+	fake_dns_ttl("_mta-sts.example.com", 'T', 0);
+	fake_dns_ttl("example.com", 'M', 0);
+	cache_put(f, "example.com", "id1", POLICY_A, sts_now_wall());
+	set_ttls(f, 0, 300, 0, 300);
+	fx_engine(f);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.n_mx, 2);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 0); /* TTL 0 */
+
+	fake_dns_set("_mta-sts.example.com", 'T', STS_DNS_TEMPFAIL, NULL, 0);
+	fake_dns_set("example.com", 'M', STS_DNS_TEMPFAIL, NULL, 0);
+	g = lookup(f, "example.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_int_equal(g.a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	assert_int_equal(g.a.n_mx, 2); /* the last MX set */
+	assert_int_equal(g.a.n_addr, 2);
+	assert_int_equal(sts_engine_lookup_now(f->e, "example.com", NULL, &a), 1);
+	assert_int_equal(a.n_mx, 2);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 2);
+
+	memset(&g, 0, sizeof(g));
+	assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g) != 0);
+	run(f);
+	assert_int_equal(g.a.n_mx, 2);
+	assert_true(g.a.rechecked);
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 3);
+	assert_int_equal(fake_dns_count("example.com", 'M'), 3);
+
+	/* a forged (bogus) MX set is never answered by the last one */
+	fake_dns_set("example.com", 'M', STS_DNS_BOGUS, NULL, 0);
+	memset(&g, 0, sizeof(g));
+	assert_true(sts_engine_recheck(f->e, "example.com", NULL, got_cb, &g) != 0);
+	run(f);
+	assert_int_equal(g.a.n_mx, 0);
+	assert_int_equal(g.a.problem, STS_RESULT_DNSSEC_INVALID);
+}
+
 /* --- DNSSEC: bogus answers ----------------------------------------------------- */
 
 /*
@@ -1024,10 +1426,10 @@ rfc8461_dnssec_bogus_table(void **state)
 	}
 }
 
-/* Without check_txt (the daemon), a cached policy answers at once and the bogus
- * TXT seen by the background re-check neither replaces nor deletes it. */
+/* Without check_txt (the daemon), the bogus TXT record seen by a lookup neither
+ * replaces nor deletes the cached policy, which answers. */
 static void
-rfc8461_3_1_bogus_txt_background_recheck_keeps_cache(void **state)
+rfc8461_3_1_bogus_txt_keeps_cache(void **state)
 {
 	struct fx *f = *state;
 	char id[STS_CACHE_ID_MAX];
@@ -1273,9 +1675,18 @@ main(void)
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_lookup_now_copies_candidates, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_dnssec_bogus_table, setup, teardown),
-	    cmocka_unit_test_setup_teardown(rfc8461_3_1_bogus_txt_background_recheck_keeps_cache,
-	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_1_bogus_txt_keeps_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_1_nxdomain_is_no_policy_unlike_bogus, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_ttl_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_5_1_policy_change_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_5_1_recheck_always_asks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_5_1_recheck_joins_only_before_txt, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_4_1_engines_share_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_4_1_local_mx_set_keyed_by_patterns, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_tempfail_last_answers_stand, setup,
 	                                    teardown),
 	};
 	const struct CMUnitTest decide[] = {
