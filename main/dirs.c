@@ -64,9 +64,12 @@ entry_add(struct dirs_entry *out, size_t max, size_t *n, const char *key, const 
 	e->key = key;
 	e->file = file;
 	e->after_drop = after_drop;
-	if (file != NULL ? parent_of(file, e->dir, sizeof(e->dir)) < 0
-	                 : sts_strlcpy(e->dir, dir, sizeof(e->dir)) >= sizeof(e->dir))
+	if (file != NULL) {
+		if (parent_of(file, e->dir, sizeof(e->dir)) < 0)
+			return -1;
+	} else if (dir == NULL || sts_strlcpy(e->dir, dir, sizeof(e->dir)) >= sizeof(e->dir)) {
 		return -1;
+	}
 	(*n)++;
 	return 0;
 }
