@@ -44,14 +44,12 @@
 #include "policy/sts_engine.h"
 #include "policy/sts_fetch.h"
 #include "policy/sts_mx.h"
+#include "policy/sts_refresh.h"
 #include "policy/sts_seen.h"
 #include "policy/sts_txt.h"
 
-#define TOUCH_AFTER      120 /* s: record a TXT check on disk only if the last is older */
-#define INFLIGHT_MAX     1024
-#define REFRESH_MS       60000
-#define REFRESH_MARGIN   3600 /* s before expiry a cached policy is refreshed */
-#define REFRESH_PER_TICK 4
+#define TOUCH_AFTER  120 /* s: record a TXT check on disk only if the last is older */
+#define INFLIGHT_MAX 1024
 /*
  * After a temporary DNS failure the last TXT answer and MX set stand this
  * long before a lookup waits for the resolver again (the failure recheck
@@ -169,8 +167,7 @@ struct sts_engine {
 	/* sts.*_ttl_min and _max, in milliseconds */
 	uint64_t txt_ttl_min, txt_ttl_max, mx_ttl_min, mx_ttl_max;
 
-	unsigned refresh_ms;
-	uint64_t refresh_timer;
+	struct sts_refresh *refresh;    /* NULL: another engine refreshes, or none does */
 	struct sts_engine_stats *stats; /* NULL: not counted */
 
 	const struct sts_cache_entry *held; /* behind the last lookup_now answer */
@@ -208,37 +205,6 @@ wall_now(void)
 	return (int64_t)ts.tv_sec;
 }
 
-static bool
-addr_equal(const struct sockaddr *a, const struct sockaddr *b, bool with_port)
-{
-	if (a->sa_family != b->sa_family)
-		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
-		       (!with_port || x->sin_port == y->sin_port);
-	}
-	if (a->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-		return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
-		       (!with_port || x->sin6_port == y->sin6_port);
-	}
-	return false;
-}
-
-static void
-addr_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const void *src = NULL;
-
-	if (sa->sa_family == AF_INET)
-		src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		src = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-	if (src == NULL || inet_ntop(sa->sa_family, src, buf, (socklen_t)len) == NULL)
-		sts_strlcpy(buf, "?", len);
-}
-
 /* --- operator policies and smarthosts ---------------------------------------- */
 
 static const struct local_policy *
@@ -256,8 +222,8 @@ smarthost_find(const struct sts_engine *e, const struct sockaddr *dest)
 	if (dest == NULL)
 		return -1;
 	for (size_t i = 0; i < e->conf->n_smarthosts; i++)
-		if (addr_equal((const struct sockaddr *)&e->conf->smarthosts[i].addr.sa, dest,
-		               true))
+		if (sts_addr_equal((const struct sockaddr *)&e->conf->smarthosts[i].addr.sa, dest,
+		                   true))
 			return (ssize_t)i;
 	return -1;
 }
@@ -1155,22 +1121,14 @@ res_finish(struct resolution *r)
 
 /* --- proactive refresh ------------------------------------------------------- */
 
+/* refresh_start - the scheduler's choice: operator policies need no refresh. */
 static void
-refresh_tick(struct loop *loop, void *arg)
+refresh_start(void *arg, const char *domain)
 {
 	struct sts_engine *e = arg;
-	char domains[REFRESH_PER_TICK][254];
-	size_t n;
 
-	e->refresh_timer = 0;
-	/* Section 3.3: refresh before expiry, a few per tick so that policies fetched
-	 * together are not all refetched at once. */
-	(void)sts_cache_prune(e->cache, sts_now_wall());
-	n = sts_cache_due(e->cache, sts_now_wall(), REFRESH_MARGIN, domains, REFRESH_PER_TICK);
-	for (size_t i = 0; i < n; i++)
-		if (local_find(e, domains[i]) == NULL)
-			start_background(e, domains[i], RK_REFRESH);
-	e->refresh_timer = loop_timer_add(loop, e->refresh_ms, refresh_tick, e);
+	if (local_find(e, domain) == NULL)
+		start_background(e, domain, RK_REFRESH);
 }
 
 /* --- the public functions --------------------------------------------------- */
@@ -1193,7 +1151,6 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	e->trace = p->trace;
 	e->trace_arg = p->trace_arg;
 	e->check_txt = p->check_txt;
-	e->refresh_ms = p->refresh_ms != 0 ? p->refresh_ms : REFRESH_MS;
 	e->seen = sts_cache_seen(p->cache);
 	sts_seen_reserve(e->seen, p->mx_cache_max);
 	e->txt_ttl_min = c->sts.txt_ttl_min * 1000ull;
@@ -1238,9 +1195,16 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	if ((e->fetch = sts_fetch_new(p->loop, &fp, err, errlen)) == NULL)
 		goto fail;
 	e->stats = p->stats;
-	if (c->sts.refresh && !p->no_refresh &&
-	    (e->refresh_timer = loop_timer_add(p->loop, e->refresh_ms, refresh_tick, e)) == 0)
-		goto nomem;
+	if (c->sts.refresh && !p->no_refresh) {
+		struct sts_refresh_params rp = {.loop = p->loop,
+		                                .cache = p->cache,
+		                                .interval_ms = p->refresh_ms,
+		                                .start = refresh_start,
+		                                .arg = e};
+
+		if ((e->refresh = sts_refresh_new(&rp)) == NULL)
+			goto nomem;
+	}
 	return e;
 nomem:
 	snprintf(err, errlen, "policy engine: out of memory");
@@ -1256,7 +1220,7 @@ engine_destroy(struct sts_engine *e)
 
 	if (e == NULL)
 		return;
-	loop_timer_cancel(e->loop, e->refresh_timer);
+	sts_refresh_free(e->refresh);
 	while ((w = e->waiters) != NULL) {
 		e->waiters = w->next;
 		free(w);
@@ -1473,96 +1437,6 @@ sts_engine_cancel(struct sts_engine *e, uint64_t id)
 	if (w->r->waiters == NULL && w->r->solo && w->r != e->delivering)
 		res_free(w->r);
 	free(w);
-}
-
-/* append - bounded concatenation of len octets at *used; the result is always terminated. */
-static void
-append(char *dst, size_t size, size_t *used, const char *src, size_t len)
-{
-	if (*used >= size)
-		return;
-	if (len > size - 1 - *used)
-		len = size - 1 - *used;
-	memcpy(dst + *used, src, len);
-	*used += len;
-	dst[*used] = '\0';
-}
-
-/*
- * A pass costs no formatting: the certificate check runs without a reason
- * and the line is assembled by copies. A failure runs the check again to
- * have it say what it saw; failures are rare and end in a log line anyway.
- */
-void
-sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
-           struct sts_decision *out)
-{
-	static const char valid_for[] = "certificate valid for ";
-	const char *names[STS_ANSWER_MAX_MX];
-	char why[320] = "", prefix[128] = "", ip[INET6_ADDRSTRLEN];
-	size_t matched = 0, used = 0, plen = 0;
-	size_t n;
-
-	memset(out, 0, offsetof(struct sts_decision, matched));
-	out->matched[0] = '\0';
-	out->reason[0] = '\0';
-	out->pass = true;
-	out->mode = STS_MODE_NONE;
-	out->result = STS_RESULT_OK;
-	if (a == NULL || a->status != STS_POLICY || a->mode == STS_MODE_NONE) {
-		/* Section 5: mode none, or no policy: as the mailer would have delivered. */
-		snprintf(out->reason, sizeof(out->reason), "no MTA-STS policy applies");
-		return;
-	}
-	out->tls_required = true;
-	out->mode = a->mode;
-
-	if (dest != NULL) {
-		for (size_t i = 0; i < a->n_addr && !out->dest_is_mx; i++)
-			out->dest_is_mx =
-			    addr_equal((const struct sockaddr *)&a->addr[i], dest, false);
-		if (!out->dest_is_mx) {
-			int k;
-
-			addr_text(dest, ip, sizeof(ip));
-			k = snprintf(prefix, sizeof(prefix),
-			             "destination %s is not an address of any policy MX; ", ip);
-			plen = k < 0                        ? 0
-			       : (size_t)k < sizeof(prefix) ? (size_t)k
-			                                    : sizeof(prefix) - 1;
-		}
-	}
-
-	n = a->n_mx < STS_ANSWER_MAX_MX ? a->n_mx : STS_ANSWER_MAX_MX;
-	if (f == NULL || !f->starttls_offered) {
-		out->result = STS_RESULT_STARTTLS_NOT_SUPPORTED;
-		snprintf(why, sizeof(why), "STARTTLS not offered");
-	} else if (!f->handshake_done) {
-		out->result = STS_RESULT_VALIDATION_FAILURE;
-		snprintf(why, sizeof(why), "TLS handshake did not complete");
-	} else if (n == 0) {
-		/* Section 4.1: the MX host must match the policy; none of the domain's does. */
-		out->result = STS_RESULT_CERT_HOST_MISMATCH;
-		snprintf(why, sizeof(why), "no MX host of %s matches the policy", a->domain);
-	} else {
-		/* Section 4.2: a trusted chain and a SAN valid for a matching MX host. */
-		for (size_t i = 0; i < n; i++)
-			names[i] = a->mx[i];
-		out->result = tls_check_names(f, names, n, &matched, NULL, 0);
-		if (out->result == STS_RESULT_OK)
-			sts_strlcpy(out->matched, a->mx[matched], sizeof(out->matched));
-		else
-			(void)tls_check_names(f, names, n, NULL, why, sizeof(why));
-	}
-	out->pass = out->result == STS_RESULT_OK;
-	/* the reason is for logs and a 451 text: a cut one is still useful */
-	append(out->reason, sizeof(out->reason), &used, prefix, plen);
-	if (out->pass) {
-		append(out->reason, sizeof(out->reason), &used, valid_for, sizeof(valid_for) - 1);
-		append(out->reason, sizeof(out->reason), &used, out->matched, strlen(out->matched));
-	} else {
-		append(out->reason, sizeof(out->reason), &used, why, strlen(why));
-	}
 }
 
 const char *

@@ -40,11 +40,8 @@
 #include "core/loop.h"
 #include "core/types.h"
 #include "policy/sts_cache.h"
+#include "policy/sts_decide.h"
 #include "policy/sts_policy.h"
-#include "tls/tls_verify.h"
-
-#define STS_ANSWER_MAX_MX   16 /* candidate MX hosts kept per answer */
-#define STS_ANSWER_MAX_ADDR 32 /* their addresses kept per answer */
 
 struct sts_engine;
 
@@ -93,65 +90,6 @@ struct sts_engine_params {
 	struct sts_engine_stats *stats; /* NULL: not counted */
 	sts_engine_trace_cb *trace;     /* NULL: none */
 	void *trace_arg;
-};
-
-/* Where the policy in an answer came from. */
-enum sts_source {
-	STS_SOURCE_NONE = 0,  /* no policy */
-	STS_SOURCE_LOCAL,     /* an operator policy from the configuration */
-	STS_SOURCE_SMARTHOST, /* the destination is a configured smarthost */
-	STS_SOURCE_CACHE,     /* the persistent cache */
-	STS_SOURCE_FETCHED,   /* fetched for this lookup */
-};
-
-enum sts_status {
-	STS_NO_POLICY = 0, /* deliver as the mailer would have: plaintext allowed */
-	STS_POLICY,        /* a policy applies: see mode and the candidates */
-	STS_DEFER,         /* no answer now (temporary DNS failure, nothing cached,
-	                      sts.defer_on_dns_failure): answer 451 and let the mailer retry */
-};
-
-/*
- * An answer. problem is set whenever something went wrong on the way, even
- * when the status is STS_NO_POLICY (e.g. a TXT record exists but the fetch
- * failed and nothing is cached: sts-policy-fetch-error, deliver as if no
- * policy, and report it, RFC 8461 section 5).
- *
- * rechecked: what applies was asked for by the lookup that answered (not
- * the TXT record for an operator policy; not the MX set without a policy
- * or with mode none), whatever the resolver said; a smarthost's answer is
- * rechecked when it answers sts_engine_recheck(). Never set by
- * sts_engine_lookup_now().
- */
-struct sts_answer {
-	enum sts_status status;
-	enum sts_source source;
-	enum sts_mode mode; /* STS_MODE_NONE unless status is STS_POLICY */
-	char domain[254];
-	char id[33];                     /* policy id ("" for local policies and smarthosts) */
-	const struct sts_policy *policy; /* valid only while the answer is */
-	int64_t expires_at;              /* 0 for local policies and smarthosts */
-	/* The domain's MX hosts whose names match the policy (section 4.1), or
-	 * the smarthost's name: the certificate must be valid for one of them. */
-	size_t n_mx;
-	char mx[STS_ANSWER_MAX_MX][254];
-	/* Their addresses, to say whether the destination is one of them. */
-	size_t n_addr;
-	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
-	enum sts_result problem; /* STS_RESULT_OK, or what failed during the lookup */
-	char reason[160];        /* human-readable, when problem is set */
-	bool rechecked; /* the TXT record and MX set were asked of the resolver for this answer */
-};
-
-/* The verdict on one upstream session for one recipient domain. */
-struct sts_decision {
-	bool pass;              /* the session meets the policy (always true without one) */
-	bool tls_required;      /* the policy demands verified TLS (mode testing or enforce) */
-	enum sts_mode mode;     /* the policy's mode; STS_MODE_NONE without one */
-	enum sts_result result; /* STS_RESULT_OK on a pass, else the TLS-RPT result type */
-	bool dest_is_mx;        /* the destination address is one of the candidates' */
-	char matched[254];      /* the candidate the certificate is valid for */
-	char reason[256];       /* for logs, events and the 451 text */
 };
 
 /* sts_engine_cb - a lookup finished; a is valid only during the call. */
@@ -211,15 +149,6 @@ int sts_engine_refresh(struct sts_engine *e, const char *domain);
 
 /* sts_engine_cancel - the callback of id will not run; 0 and unknown ids are ignored. */
 void sts_engine_cancel(struct sts_engine *e, uint64_t id);
-
-/*
- * sts_decide - does an upstream session with TLS facts f (NULL: plaintext,
- * no STARTTLS offered) to dest meet answer a (section 4.2 and RFC-NOTES
- * "Validation")? Pure: no I/O, no allocation. Without a policy, or with
- * mode none, the decision passes with tls_required false.
- */
-void sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
-                struct sts_decision *out);
 
 /* sts_source_name - "none", "local", "smarthost", "cache", "fetched"; never NULL. */
 const char *sts_source_name(enum sts_source source);

@@ -1,0 +1,102 @@
+/*
+ * sts_decide.h - the verdict on one recipient: given what the recipient
+ * domain publishes (its MTA-STS answer) and what the upstream connection
+ * showed of itself (its TLS facts), does delivery over that connection
+ * meet the policy, which policy decided, and with which TLS-RPT result
+ * type (RFC 8461 sections 4 and 5, RFC 8460 section 4.3).
+ *
+ * sts_decide() is the one place that defines "pass". It is pure: no I/O,
+ * no allocation, no clock; the same inputs always give the same verdict.
+ * The answer types live here so that the decision can be tested, fuzzed
+ * and benchmarked without the engine that fills them (policy/sts_engine.h).
+ */
+#ifndef STS_DECIDE_H
+#define STS_DECIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/types.h"
+#include "policy/sts_policy.h"
+#include "tls/tls_verify.h"
+
+#define STS_ANSWER_MAX_MX   16 /* candidate MX hosts kept per answer */
+#define STS_ANSWER_MAX_ADDR 32 /* their addresses kept per answer */
+
+/* Where the policy in an answer came from. */
+enum sts_source {
+	STS_SOURCE_NONE = 0,  /* no policy */
+	STS_SOURCE_LOCAL,     /* an operator policy from the configuration */
+	STS_SOURCE_SMARTHOST, /* the destination is a configured smarthost */
+	STS_SOURCE_CACHE,     /* the persistent cache */
+	STS_SOURCE_FETCHED,   /* fetched for this lookup */
+};
+
+enum sts_status {
+	STS_NO_POLICY = 0, /* deliver as the mailer would have: plaintext allowed */
+	STS_POLICY,        /* a policy applies: see mode and the candidates */
+	STS_DEFER,         /* no answer now (temporary DNS failure, nothing cached,
+	                      sts.defer_on_dns_failure): answer 451 and let the mailer retry */
+};
+
+/*
+ * An answer. problem is set whenever something went wrong on the way, even
+ * when the status is STS_NO_POLICY (e.g. a TXT record exists but the fetch
+ * failed and nothing is cached: sts-policy-fetch-error, deliver as if no
+ * policy, and report it, RFC 8461 section 5).
+ *
+ * rechecked: what applies was asked for by the lookup that answered (not
+ * the TXT record for an operator policy; not the MX set without a policy
+ * or with mode none), whatever the resolver said; a smarthost's answer is
+ * rechecked when it answers sts_engine_recheck(). Never set by
+ * sts_engine_lookup_now().
+ */
+struct sts_answer {
+	enum sts_status status;
+	enum sts_source source;
+	enum sts_mode mode; /* STS_MODE_NONE unless status is STS_POLICY */
+	char domain[254];
+	char id[33];                     /* policy id ("" for local policies and smarthosts) */
+	const struct sts_policy *policy; /* valid only while the answer is */
+	int64_t expires_at;              /* 0 for local policies and smarthosts */
+	/* The domain's MX hosts whose names match the policy (section 4.1), or
+	 * the smarthost's name: the certificate must be valid for one of them. */
+	size_t n_mx;
+	char mx[STS_ANSWER_MAX_MX][254];
+	/* Their addresses, to say whether the destination is one of them. */
+	size_t n_addr;
+	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
+	enum sts_result problem; /* STS_RESULT_OK, or what failed during the lookup */
+	char reason[160];        /* human-readable, when problem is set */
+	bool rechecked; /* the TXT record and MX set were asked of the resolver for this answer */
+};
+
+/* The verdict on one upstream session for one recipient domain. */
+struct sts_decision {
+	bool pass;              /* the session meets the policy (always true without one) */
+	bool tls_required;      /* the policy demands verified TLS (mode testing or enforce) */
+	enum sts_mode mode;     /* the policy's mode; STS_MODE_NONE without one */
+	enum sts_result result; /* STS_RESULT_OK on a pass, else the TLS-RPT result type */
+	bool dest_is_mx;        /* the destination address is one of the candidates' */
+	char matched[254];      /* the candidate the certificate is valid for */
+	char reason[256];       /* for logs, events and the 451 text */
+};
+
+/*
+ * sts_decide - does an upstream session with TLS facts f (NULL: plaintext,
+ * no STARTTLS offered) to dest meet answer a (section 4.2 and RFC-NOTES
+ * "Validation")? Pure: no I/O, no allocation. Without a policy, or with
+ * mode none, the decision passes with tls_required false.
+ */
+void sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
+                struct sts_decision *out);
+
+/*
+ * sts_addr_equal - the same address (AF_INET or AF_INET6), with the same
+ * port when with_port. Addresses of other families are never equal.
+ */
+bool sts_addr_equal(const struct sockaddr *a, const struct sockaddr *b, bool with_port);
+
+#endif
