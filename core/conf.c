@@ -425,7 +425,9 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	static const char *const stsk[] = {
 	    "fetch_timeout", "defer_on_dns_failure", "refresh",    "txt_ttl_min",
 	    "txt_ttl_max",   "mx_ttl_min",           "mx_ttl_max", NULL};
-	static const char *const nfqk[] = {"queues", "action", "fail_open", NULL};
+	static const char *const nfqk[] = {"queues",   "action",       "fail_open",
+	                                   "hold_max", "hold_timeout", "hold_timeout_action",
+	                                   NULL};
 	static const char *const metk[] = {"listen", NULL};
 	static const char *const ctlk[] = {"socket", NULL};
 	const config_setting_t *g, *l;
@@ -564,9 +566,16 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		    get_choice(x, g, "nfq", "action", (const char *const[]){"log", "block", NULL},
 		               &v) < 0 ||
 		    get_bool(x, g, "nfq", "fail_open", &c->nfq.fail_open) < 0 ||
+		    get_uint(x, g, "nfq", "hold_timeout", 1, 60, &c->nfq.hold_timeout) < 0 ||
+		    get_uint(x, g, "nfq", "hold_max", 0, 65536, &c->nfq.hold_max) < 0 ||
 		    get_list(x, g, "nfq", "queues", &l) < 0)
 			return -1;
 		c->nfq.action = (enum conf_nfq_action)v;
+		v = (int)c->nfq.hold_timeout_action;
+		if (get_choice(x, g, "nfq", "hold_timeout_action",
+		               (const char *const[]){"block", "pass", NULL}, &v) < 0)
+			return -1;
+		c->nfq.hold_timeout_action = (enum conf_nfq_hold_action)v;
 		if (l != NULL) {
 			int n = config_setting_length(l);
 			if (n == 0)
@@ -654,6 +663,9 @@ conf_defaults(struct conf *c)
 	c->sts.mx_ttl_max = 300;
 	c->nfq.action = CONF_NFQ_LOG;
 	c->nfq.fail_open = true;
+	c->nfq.hold_timeout = 5;
+	c->nfq.hold_max = 1024;
+	c->nfq.hold_timeout_action = CONF_NFQ_HOLD_BLOCK;
 	if ((c->nfq.queues = calloc(1, sizeof(unsigned))) == NULL)
 		return -1;
 	c->nfq.n_queues = 1;

@@ -64,6 +64,12 @@ enum conf_nfq_action {
 	CONF_NFQ_BLOCK,
 };
 
+/* What a packet held for a policy lookup gets when no answer comes in time. */
+enum conf_nfq_hold_action {
+	CONF_NFQ_HOLD_BLOCK = 0,
+	CONF_NFQ_HOLD_PASS,
+};
+
 /* Per-state timeouts in seconds (RFC 5321 section 4.5.3.2 defaults). */
 struct conf_timeouts {
 	unsigned connect;    /* upstream TCP connect */
@@ -134,6 +140,9 @@ struct conf {
 		size_t n_queues;
 		enum conf_nfq_action action;
 		bool fail_open;
+		unsigned hold_timeout; /* seconds a verdict waits for a policy lookup */
+		unsigned hold_max;     /* verdicts waiting at once, all queues; 0: never wait */
+		enum conf_nfq_hold_action hold_timeout_action;
 	} nfq;
 
 	struct {

@@ -55,7 +55,8 @@ static const char good[] =
     "cher.example\"; mode = \"testing\"; mx = [ \"mx.example\" ]; }\n"
     ");\n"
     "smarthosts = ( { address = \"198.51.100.7:25\"; name = \"Relay.Example.NET\"; } );\n"
-    "nfq = { queues = [ 0, 1 ]; action = \"block\"; fail_open = false; };\n"
+    "nfq = { queues = [ 0, 1 ]; action = \"block\"; fail_open = false; hold_timeout = 2;\n"
+    "        hold_max = 0; hold_timeout_action = \"pass\"; };\n"
     "metrics = { };\n";
 
 static void
@@ -103,6 +104,9 @@ good_file_loads_every_field(void **state)
 	assert_int_equal(c->nfq.queues[1], 1);
 	assert_int_equal(c->nfq.action, CONF_NFQ_BLOCK);
 	assert_false(c->nfq.fail_open);
+	assert_int_equal(c->nfq.hold_timeout, 2);
+	assert_int_equal(c->nfq.hold_max, 0);
+	assert_int_equal(c->nfq.hold_timeout_action, CONF_NFQ_HOLD_PASS);
 	assert_non_null(c->metrics.listen);
 	assert_string_equal(c->metrics.listen->text, "127.0.0.1:9125");
 	conf_free(c);
@@ -125,6 +129,10 @@ defaults_follow_rfc5321_timeouts(void **state)
 	assert_int_equal(c->timeouts.data_block, 180);
 	assert_int_equal(c->timeouts.data_done, 600);
 	assert_false(c->nfq.enabled);
+	/* A verdict waits a few seconds for a policy lookup, then blocks. */
+	assert_int_equal(c->nfq.hold_timeout, 5);
+	assert_int_equal(c->nfq.hold_max, 1024);
+	assert_int_equal(c->nfq.hold_timeout_action, CONF_NFQ_HOLD_BLOCK);
 	assert_null(c->metrics.listen);
 	assert_int_equal(c->n_policies, 0);
 	conf_free(c);
@@ -191,6 +199,12 @@ static const struct bad_case bad_cases[] = {
      "2: tls: server_cert and server_key go together"},
     {"nfq_bad_queue", "nfq = { queues = [ 70000 ]; };\n",
      "1: nfq.queues: expected queue numbers from 0 to 65535"},
+    {"nfq_hold_timeout_zero", "nfq = { hold_timeout = 0; };\n",
+     "1: nfq.hold_timeout: 0 is out of range (1 to 60)"},
+    {"nfq_hold_max_too_big", "nfq = { hold_max = 70000; };\n",
+     "1: nfq.hold_max: 70000 is out of range (0 to 65536)"},
+    {"nfq_hold_timeout_action_bad", "nfq = { hold_timeout_action = \"log\"; };\n",
+     "1: nfq.hold_timeout_action: \"log\" is not one of \"block\", \"pass\""},
     {"nothing_to_do", "mode = \"enforce\";\n",
      "0: listen: nothing to do: set \"listen\" or an \"nfq\" group"},
 };
