@@ -207,7 +207,7 @@ collect(void *arg, struct metrics_writer *w)
 		metrics_counter(w, "stsproxy_nfq_packets_total",
 		                "Packets seen by NFQUEUE inspection.", NULL, ns.packets);
 		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", acc,
-		                ns.packets - ns.drops - ns.releases);
+		                ns.accepts);
 		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", drop,
 		                ns.drops);
 		metrics_counter(w, "stsproxy_nfq_verdicts_total", "NFQUEUE verdicts given.", rel,
@@ -218,6 +218,18 @@ collect(void *arg, struct metrics_writer *w)
 		metrics_gauge(w, "stsproxy_nfq_flows_active",
 		              "Flows tracked by NFQUEUE inspection now.", NULL,
 		              (double)nfq_flows(d->nfq));
+		metrics_counter(w, "stsproxy_nfq_holds_total",
+		                "Packets whose verdict waited for a policy lookup.", NULL,
+		                ns.holds);
+		metrics_counter(w, "stsproxy_nfq_hold_timeouts_total",
+		                "Policy lookups the inspector stopped waiting for.", NULL,
+		                ns.hold_timeouts);
+		metrics_counter(w, "stsproxy_nfq_hold_overflows_total",
+		                "Unknown domains not waited for: nfq.hold_max reached.", NULL,
+		                ns.hold_overflows);
+		metrics_gauge(w, "stsproxy_nfq_holds_active",
+		              "Verdicts waiting for a policy lookup now.", NULL,
+		              (double)nfq_holds(d->nfq));
 	}
 }
 
@@ -540,23 +552,27 @@ done:
 	notify_ready();
 }
 
+/* nfq_lookup_done - the inspector's packets that waited for this domain are judged. */
 static void
 nfq_lookup_done(void *arg, const struct sts_answer *a)
 {
-	(void)arg;
+	struct daemon *d = arg;
+
 	log_debug("event=nfq-lookup domain=%s status=%s", a->domain,
-	          a->status == STS_POLICY ? sts_mode_name(a->mode) : "no-policy");
+	          a->status == STS_POLICY  ? sts_mode_name(a->mode)
+	          : a->status == STS_DEFER ? "defer"
+	                                   : "no-policy");
+	if (d->nfq != NULL)
+		nfq_answer(d->nfq, a);
 }
 
-/* nfq_lookup - the inspector saw a domain not in the cache: learn it for next time. */
-static void
+/* nfq_lookup - the inspector saw a domain it knows nothing of: it may wait for the answer. */
+static int
 nfq_lookup(void *arg, const char *domain)
 {
 	struct daemon *d = arg;
-	struct sts_answer a;
 
-	if (sts_engine_lookup_now(d->engine, domain, NULL, &a) == 0)
-		(void)sts_engine_lookup(d->engine, domain, NULL, nfq_lookup_done, d);
+	return sts_engine_lookup(d->engine, domain, NULL, nfq_lookup_done, d) != 0 ? 0 : -1;
 }
 
 /*

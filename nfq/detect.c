@@ -8,6 +8,14 @@
  * EHLO reply being read, and what was already reported, so each downgrade
  * is reported once per flow. Only the envelope is inspected: once the
  * message data starts (354, or BDAT) or TLS starts, the flow is released.
+ *
+ * What waits for a lookup is a record of nfq/hold.h, one per flow at most,
+ * linked both ways: dflow.hold and hold.flow. While a record holds a
+ * packet, the flow is paused (nfq/flow.h): no later segment is reassembled,
+ * and each is dropped. A record ends in finish(), which gives the held
+ * packet its verdict and unlinks both sides; a flow that ends first takes
+ * its record with it, except a record without a packet (log mode), which
+ * forgets the flow and still reports the answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +29,12 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "nfq/detect.h"
+#include "nfq/hold.h"
 #include "nfq/srvmem.h"
 
 #define CMD_FIFO   32 /* pipelined commands tracked; more are not matched */
 #define DOMAINS    8  /* recipient domains remembered per flow */
-#define DETAIL_MAX 80
+#define DETAIL_MAX HOLD_LINE_MAX
 
 enum cmd {
 	CMD_OTHER = 0,
@@ -55,23 +64,42 @@ struct dflow {
 	bool await_tls; /* 220 to STARTTLS: a ClientHello should follow */
 	bool blocked;
 	uint8_t n_domains;
-	uint32_t domains[DOMAINS]; /* hashes of the recipient domains already handled */
+	uint32_t domains[DOMAINS];  /* hashes of the recipient domains already handled */
+	char mail_from[DETAIL_MAX]; /* reverse-path of the last MAIL FROM, printable, or "" */
+	struct hold *hold;          /* what waits for a lookup, or NULL */
 };
 
 struct detect {
 	struct detect_params p;
 	struct flow_table *flows;
+	struct hold_table *holds;
 	struct srvmem *servers;
 	struct detect_stats stats;
-	struct detect_result cur; /* verdict of the packet being inspected */
-	int64_t wall;             /* for the server memory */
+	/* The packet being inspected: its verdict, number, handle and headers. */
+	struct detect_result cur;
+	uint64_t pkt_no;
+	uint64_t cookie;
+	const struct nfq_pkt *pkt;
+	uint64_t now; /* ms, of the last call that brought the time */
+	int64_t wall; /* for the server memory */
+};
+
+/* What one event says besides its flow. */
+struct ev {
+	enum detect_kind kind;
+	const char *domain; /* or NULL */
+	int mode;           /* STS_MODE_*, or -1: unknown */
+	const char *reason;
+	const char *detail;    /* or NULL */
+	const char *action;    /* "block", "pass", "log" */
+	const char *mail_from; /* or NULL / "" */
+	int64_t held_ms;       /* -1: not held */
 };
 
 static const char *const kind_names[] = {
-    [DETECT_STRIPPED] = "starttls_stripped",
-    [DETECT_MANGLED] = "starttls_mangled",
-    [DETECT_REFUSED] = "starttls_refused",
-    [DETECT_CLEARTEXT_RCPT] = "cleartext_rcpt",
+    [DETECT_STRIPPED] = "starttls_stripped",    [DETECT_MANGLED] = "starttls_mangled",
+    [DETECT_REFUSED] = "starttls_refused",      [DETECT_CLEARTEXT_RCPT] = "cleartext_rcpt",
+    [DETECT_POLICY_UNKNOWN] = "policy_unknown",
 };
 
 /* detect_kind_name - the event name of a detection. */
@@ -126,48 +154,85 @@ printable(const char *s, size_t len, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+/* report - one event about the flow k (number id): log line, JSON line, callback. */
 static void
-report(struct detect *d, struct flow *f, enum detect_kind kind, const char *domain,
-       enum sts_mode mode, const char *reason, const char *detail, bool blocked)
+report(struct detect *d, const struct flow_key *k, uint64_t id, const struct ev *e)
 {
-	const struct flow_key *k = flow_key_of(f);
 	struct detect_event ev;
-	char client[80], server[80];
+	char client[80], server[80], held[32] = "";
+	const char *mode = e->mode >= 0 ? sts_mode_name((enum sts_mode)e->mode) : "unknown";
+	const char *from = e->mail_from != NULL && e->mail_from[0] != '\0' ? e->mail_from : NULL;
 	json_t *o;
 
 	endpoint(k->family, k->client, k->cport, client, sizeof(client));
 	endpoint(k->family, k->server, k->sport, server, sizeof(server));
+	if (e->held_ms >= 0)
+		snprintf(held, sizeof(held), " held_ms=%lld", (long long)e->held_ms);
 	d->stats.events++;
 	log_warn("nfq: event=%s flow=%llu client=\"%s\" server=\"%s\" domain=%s mode=%s "
-	         "reason=%s action=%s detail=\"%s\"",
-	         detect_kind_name(kind), (unsigned long long)flow_id(f), client, server,
-	         domain ? domain : "-", sts_mode_name(mode), reason, blocked ? "block" : "log",
-	         detail ? detail : "");
-	o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "event", detect_kind_name(kind),
-	              "source", "nfq", "flow", (json_int_t)flow_id(f), "client", client, "server",
-	              server, "reason", reason, "result", "starttls-not-supported", "action",
-	              blocked ? "block" : "log");
+	         "reason=%s action=%s%s mail_from=\"%s\" detail=\"%s\"",
+	         detect_kind_name(e->kind), (unsigned long long)id, client, server,
+	         e->domain ? e->domain : "-", e->domain ? mode : "-", e->reason, e->action, held,
+	         from ? from : "", e->detail ? e->detail : "");
+	o = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "event", detect_kind_name(e->kind),
+	              "source", "nfq", "flow", (json_int_t)id, "client", client, "server", server,
+	              "reason", e->reason, "action", e->action);
 	if (o != NULL) {
-		if (domain) {
-			json_object_set_new(o, "domain", json_string(domain));
-			json_object_set_new(o, "mode", json_string(sts_mode_name(mode)));
+		/* A downgrade is a TLS-RPT failure; an unknown policy is not yet one. */
+		if (e->kind != DETECT_POLICY_UNKNOWN)
+			json_object_set_new(o, "result", json_string("starttls-not-supported"));
+		if (e->domain) {
+			json_object_set_new(o, "domain", json_string(e->domain));
+			if (e->mode >= 0)
+				json_object_set_new(o, "mode", json_string(mode));
 		}
-		if (detail)
-			json_object_set_new(o, "detail", evlog_str(detail, strlen(detail)));
+		if (e->detail)
+			json_object_set_new(o, "detail", evlog_str(e->detail, strlen(e->detail)));
+		if (from)
+			json_object_set_new(o, "mail_from", evlog_str(from, strlen(from)));
+		if (e->held_ms >= 0)
+			json_object_set_new(o, "held_ms", json_integer((json_int_t)e->held_ms));
 		evlog_write(o);
 		json_decref(o);
 	}
 	if (d->p.on_event) {
-		ev = (struct detect_event){kind, flow_id(f), client, server, domain,
-		                           mode, reason,     detail, blocked};
+		ev = (struct detect_event){
+		    .kind = e->kind,
+		    .flow = id,
+		    .client = client,
+		    .server = server,
+		    .domain = e->domain,
+		    .mode = e->mode >= 0 ? (enum sts_mode)e->mode : STS_MODE_NONE,
+		    .reason = e->reason,
+		    .detail = e->detail,
+		    .blocked = strcmp(e->action, "block") == 0,
+		    .action = e->action,
+		    .mail_from = from,
+		    .held_ms = e->held_ms,
+		};
 		d->p.on_event(d->p.arg, &ev);
 	}
 }
 
+/* report_flow - an event about a live flow, found in the packet being inspected. */
+static void
+report_flow(struct detect *d, struct flow *f, enum detect_kind kind, const char *reason,
+            const char *detail)
+{
+	struct ev e = {kind, NULL, -1, reason, detail, "log", NULL, -1};
+
+	report(d, flow_key_of(f), flow_id(f), &e);
+}
+
+/* release - f needs no more inspection; a held packet is released when let go. */
 static void
 release(struct detect *d, struct flow *f)
 {
-	if (d->cur.verdict != DETECT_DROP)
+	struct dflow *s = flow_user(f);
+
+	if (s->hold != NULL && s->hold->has_packet)
+		s->hold->release = true;
+	else if (d->cur.verdict != DETECT_DROP)
 		d->cur.verdict = DETECT_RELEASE;
 	flow_ignore(f);
 }
@@ -236,14 +301,213 @@ rcpt_domain(const char *line, size_t len, char *out, size_t outlen)
 	return sts_domain_to_ascii(raw, out, outlen);
 }
 
+/* The flow an event is about: live, or only remembered by its record. */
+struct who {
+	const struct flow_key *key;
+	uint64_t id;
+	struct dflow *s; /* NULL once the flow ended */
+	const char *mail_from;
+};
+
+static struct who
+who_flow(struct flow *f)
+{
+	struct dflow *s = flow_user(f);
+
+	return (struct who){flow_key_of(f), flow_id(f), s, s->mail_from};
+}
+
+static struct who
+who_hold(struct hold *h)
+{
+	struct dflow *s = h->flow != NULL ? flow_user(h->flow) : NULL;
+
+	return (struct who){&h->key, h->flow_id, s, s != NULL ? s->mail_from : NULL};
+}
+
+/*
+ * judge - a cleartext RCPT (its printable line) to domain, whose policy
+ * mode is now known: report it; true when the flow must be blocked.
+ */
+static bool
+judge(struct detect *d, const struct who *w, const char *domain, int mode, const char *line,
+      bool no_starttls, int64_t held_ms)
+{
+	struct ev e = {DETECT_CLEARTEXT_RCPT, domain, mode, NULL, line, NULL,
+	               w->mail_from,          held_ms};
+	bool block;
+
+	if (mode != STS_MODE_TESTING && mode != STS_MODE_ENFORCE)
+		return false;
+	/* RFC 8461 section 5: an enforce policy forbids delivery without TLS;
+	 * in block mode the RCPT never reaches the server. */
+	block = mode == STS_MODE_ENFORCE && d->p.action == CONF_NFQ_BLOCK && w->s != NULL;
+	e.action = block ? "block" : "log";
+	if (no_starttls && w->s != NULL && !w->s->stripped_reported) {
+		struct ev st = e;
+
+		w->s->stripped_reported = true;
+		st.kind = DETECT_STRIPPED;
+		st.reason = "policy";
+		st.detail = NULL;
+		report(d, w->key, w->id, &st);
+	}
+	e.reason = no_starttls ? "no_starttls" : "starttls_not_used";
+	report(d, w->key, w->id, &e);
+	return block;
+}
+
+/* block_now - the packet being inspected is dropped, the flow reset both ways. */
+static void
+block_now(struct detect *d, struct flow *f, struct dflow *s)
+{
+	s->blocked = true;
+	d->cur.verdict = DETECT_DROP;
+	d->cur.reset = true;
+	flow_ignore(f);
+}
+
+/*
+ * finish - h is decided: its packet, if any, is dropped (block; reset:
+ * with RSTs both ways) or let go, the flow goes on or stays blocked, and
+ * h is freed.
+ */
+static void
+finish(struct detect *d, struct hold *h, bool block, bool reset)
+{
+	struct dflow *s = h->flow != NULL ? flow_user(h->flow) : NULL;
+	struct detect_result r = {DETECT_ACCEPT, false};
+
+	if (h->has_packet) {
+		if (block) {
+			r = (struct detect_result){DETECT_DROP, reset};
+			d->stats.drops++;
+		} else if (h->release) {
+			r.verdict = DETECT_RELEASE;
+			d->stats.releases++;
+		} else {
+			d->stats.accepts++;
+		}
+		if (d->p.on_verdict != NULL)
+			d->p.on_verdict(d->p.arg, h->cookie, &h->pkt, r);
+	}
+	if (s != NULL) {
+		s->hold = NULL;
+		flow_pause(h->flow, false);
+		if (block) {
+			s->blocked = true;
+			flow_ignore(h->flow);
+		}
+	}
+	hold_free(d->holds, h);
+}
+
+/*
+ * unknown - no answer for h's domain i (why): report it; true when the
+ * held packet is to be blocked (hold_action).
+ */
+static bool
+unknown(struct detect *d, struct hold *h, size_t i, const char *why, int64_t held_ms)
+{
+	struct who w = who_hold(h);
+	bool block = h->has_packet && d->p.hold_action == CONF_NFQ_HOLD_BLOCK;
+	struct ev e = {DETECT_POLICY_UNKNOWN,
+	               h->dom[i].name,
+	               -1,
+	               why,
+	               h->dom[i].line,
+	               !h->has_packet ? "log"
+	               : block        ? "block"
+	                              : "pass",
+	               w.mail_from,
+	               held_ms};
+
+	report(d, w.key, w.id, &e);
+	return block;
+}
+
+/* give_up - no answer for any domain h still waits for (why); h ends. */
+static void
+give_up(struct detect *d, struct hold *h, const char *why, bool reset)
+{
+	int64_t held = h->has_packet ? (int64_t)(d->now - h->since) : -1;
+	bool block = false;
+	size_t i;
+
+	for (i = 0; i < h->n_domains; i++) {
+		if (h->dom[i].answered)
+			continue;
+		h->dom[i].answered = true;
+		block |= unknown(d, h, i, why, held);
+	}
+	h->n_waiting = 0;
+	finish(d, h, block, block && reset && h->flow != NULL);
+}
+
+/*
+ * overflow - domain's policy is unknown and cannot be waited for: in block
+ * mode hold_action decides for the packet being inspected at once.
+ */
+static void
+overflow(struct detect *d, struct flow *f, struct dflow *s, const char *domain, const char *line)
+{
+	bool block = d->p.hold_action == CONF_NFQ_HOLD_BLOCK;
+	struct ev e = {DETECT_POLICY_UNKNOWN,    domain,       -1, "hold_limit", line,
+	               block ? "block" : "pass", s->mail_from, -1};
+
+	d->stats.hold_overflows++;
+	if (d->p.action != CONF_NFQ_BLOCK)
+		return; /* log mode: nothing would have been held */
+	report(d, flow_key_of(f), flow_id(f), &e);
+	if (block)
+		block_now(d, f, s);
+}
+
+/*
+ * wait_for - domain's policy is not known: look it up and, with room for
+ * it, make the flow's record wait for it; in block mode the record holds
+ * the packet being inspected, and the flow pauses.
+ */
+static void
+wait_for(struct detect *d, struct flow *f, struct dflow *s, const char *domain, const char *line)
+{
+	struct hold *h = s->hold;
+
+	if (d->p.lookup == NULL)
+		return;
+	if (d->p.lookup(d->p.arg, domain) < 0 || d->p.hold_max == 0)
+		return; /* only learnt for the next connection */
+	if (h == NULL) {
+		if ((h = hold_new(d->holds, d->now, d->now + d->p.hold_ms)) == NULL) {
+			overflow(d, f, s, domain, line);
+			return;
+		}
+		h->flow = f;
+		h->key = *flow_key_of(f);
+		h->flow_id = flow_id(f);
+		if (d->p.action == CONF_NFQ_BLOCK) {
+			h->has_packet = true;
+			h->cookie = d->cookie;
+			h->pkt_no = d->pkt_no;
+			h->pkt = *d->pkt;
+			h->pkt.payload = NULL;
+			h->pkt.len = 0;
+			flow_pause(f, true);
+		}
+		s->hold = h;
+	}
+	if (hold_add(h, domain, line, s->no_starttls) < 0)
+		overflow(d, f, s, domain, line);
+}
+
 static void
 on_rcpt(struct detect *d, struct flow *f, struct dflow *s, const char *line, size_t len)
 {
 	char domain[STS_HOSTNAME_MAX + 1], detail[DETAIL_MAX];
+	struct who w;
 	uint32_t h;
 	unsigned i;
 	int mode;
-	bool block;
 
 	if (rcpt_domain(line, len, domain, sizeof(domain)) < 0)
 		return;
@@ -253,31 +517,30 @@ on_rcpt(struct detect *d, struct flow *f, struct dflow *s, const char *line, siz
 			return;
 	if (s->n_domains < DOMAINS)
 		s->domains[s->n_domains++] = h;
+	printable(line, len, detail, sizeof(detail));
 	mode = d->p.policy ? d->p.policy(d->p.arg, domain) : -1;
 	if (mode < 0) {
-		/* Unknown now: look it up so the next connection is judged. */
-		if (d->p.lookup)
-			d->p.lookup(d->p.arg, domain);
+		wait_for(d, f, s, domain, detail);
 		return;
 	}
-	if (mode != STS_MODE_TESTING && mode != STS_MODE_ENFORCE)
-		return;
-	/* RFC 8461 section 5: an enforce policy forbids delivery without TLS;
-	 * in block mode the RCPT never reaches the server. */
-	block = mode == STS_MODE_ENFORCE && d->p.action == CONF_NFQ_BLOCK;
-	if (s->no_starttls && !s->stripped_reported) {
-		s->stripped_reported = true;
-		report(d, f, DETECT_STRIPPED, domain, (enum sts_mode)mode, "policy", NULL, block);
-	}
-	printable(line, len, detail, sizeof(detail));
-	report(d, f, DETECT_CLEARTEXT_RCPT, domain, (enum sts_mode)mode,
-	       s->no_starttls ? "no_starttls" : "starttls_not_used", detail, block);
-	if (block) {
-		s->blocked = true;
-		d->cur.verdict = DETECT_DROP;
-		d->cur.reset = true;
-		flow_ignore(f);
-	}
+	w = who_flow(f);
+	if (judge(d, &w, domain, mode, detail, s->no_starttls, -1))
+		block_now(d, f, s);
+}
+
+/* on_mail - keep the reverse-path of a cleartext MAIL FROM for the events. */
+static void
+on_mail(struct dflow *s, const char *line, size_t len)
+{
+	const char *lt = memchr(line, '<', len), *gt, *arg = memchr(line, ':', len);
+
+	if (lt != NULL && (gt = memchr(lt, '>', len - (size_t)(lt - line))) != NULL)
+		printable(lt, (size_t)(gt - lt) + 1, s->mail_from, sizeof(s->mail_from));
+	else if (arg != NULL)
+		printable(arg + 1, len - (size_t)(arg + 1 - line), s->mail_from,
+		          sizeof(s->mail_from));
+	else
+		s->mail_from[0] = '\0';
 }
 
 static void
@@ -300,7 +563,9 @@ client_line(struct detect *d, struct flow *f, struct dflow *s, const char *line,
 	else if (verb_is(line, len, "BDAT"))
 		c = CMD_BDAT;
 	push_cmd(s, c);
-	if (c == CMD_RCPT)
+	if (c == CMD_MAIL)
+		on_mail(s, line, len);
+	else if (c == CMD_RCPT)
 		on_rcpt(d, f, s, line, len);
 	else if (c == CMD_BDAT && !s->blocked)
 		release(d, f); /* binary chunks follow: the envelope is done */
@@ -336,11 +601,10 @@ ehlo_done(struct detect *d, struct flow *f, struct dflow *s, bool ok)
 	s->no_starttls = true;
 	if (s->cap_mangled) {
 		s->stripped_reported = true;
-		report(d, f, DETECT_MANGLED, NULL, STS_MODE_NONE, "keyword_rewritten", s->mangled,
-		       false);
+		report_flow(d, f, DETECT_MANGLED, "keyword_rewritten", s->mangled);
 	} else if (srvmem_has(d->servers, k->family, k->server)) {
 		s->stripped_reported = true;
-		report(d, f, DETECT_STRIPPED, NULL, STS_MODE_NONE, "offered_before", NULL, false);
+		report_flow(d, f, DETECT_STRIPPED, "offered_before", NULL);
 	}
 }
 
@@ -384,7 +648,7 @@ server_line(struct detect *d, struct flow *f, struct dflow *s, const char *line,
 			/* RFC 3207 section 4: anything but 220 leaves the session in
 			 * cleartext - a downgrade when an attacker answers for the server. */
 			printable(line, len, detail, sizeof(detail));
-			report(d, f, DETECT_REFUSED, NULL, STS_MODE_NONE, "not_220", detail, false);
+			report_flow(d, f, DETECT_REFUSED, "not_220", detail);
 		}
 		break;
 	case CMD_DATA:
@@ -426,6 +690,30 @@ on_line(void *arg, struct flow *f, enum flow_dir dir, const char *line, size_t l
 		server_line(d, f, s, line, len);
 }
 
+/*
+ * on_end - f ends: a held packet is dropped with a closed connection, and
+ * takes hold_action otherwise (the connection may live on); a record
+ * without a packet forgets the flow and still reports the answer.
+ */
+static void
+on_end(void *arg, struct flow *f, enum flow_end why)
+{
+	struct detect *d = arg;
+	struct dflow *s = flow_user(f);
+	struct hold *h = s->hold;
+
+	if (h == NULL)
+		return;
+	if (!h->has_packet) {
+		h->flow = NULL;
+		s->hold = NULL;
+	} else if (why == FLOW_END_CLOSED) {
+		finish(d, h, true, false);
+	} else {
+		give_up(d, h, why == FLOW_END_FREED ? "stopping" : "flow_ended", true);
+	}
+}
+
 /* detect_new - a detector or NULL with err. */
 struct detect *
 detect_new(const struct detect_params *p, char *err, size_t errlen)
@@ -439,6 +727,8 @@ detect_new(const struct detect_params *p, char *err, size_t errlen)
 	}
 	d->p = *p;
 	d->p.state_dir = NULL; /* not kept: the caller's string */
+	if (d->p.hold_ms == 0)
+		d->p.hold_ms = DETECT_HOLD_MS;
 	if ((d->servers = srvmem_open(p->state_dir, p->max_servers, err, errlen)) == NULL)
 		goto fail;
 	fp.max_flows = p->max_flows;
@@ -447,8 +737,10 @@ detect_new(const struct detect_params *p, char *err, size_t errlen)
 	fp.user_size = sizeof(struct dflow);
 	fp.ops.data = on_data;
 	fp.ops.line = on_line;
+	fp.ops.end = on_end;
 	fp.arg = d;
-	if ((d->flows = flow_table_new(&fp)) == NULL) {
+	if ((d->holds = hold_table_new(p->hold_max)) == NULL ||
+	    (d->flows = flow_table_new(&fp)) == NULL) {
 		snprintf(err, errlen, "nfq: out of memory");
 		goto fail;
 	}
@@ -458,13 +750,18 @@ fail:
 	return NULL;
 }
 
-/* detect_free - save, end flows, free; NULL is a no-op. */
+/* detect_free - held packets take hold_action; save, end flows, free; NULL is a no-op. */
 void
 detect_free(struct detect *d)
 {
+	struct hold *h;
+
 	if (d == NULL)
 		return;
-	flow_table_free(d->flows);
+	flow_table_free(d->flows); /* every held packet gets its verdict */
+	while (d->holds != NULL && (h = hold_first(d->holds)) != NULL)
+		give_up(d, h, "stopping", false);
+	hold_table_free(d->holds);
 	if (d->servers)
 		srvmem_save(d->servers);
 	srvmem_free(d->servers);
@@ -473,33 +770,123 @@ detect_free(struct detect *d)
 
 /* detect_packet - the verdict for one segment. */
 struct detect_result
-detect_packet(struct detect *d, const struct nfq_pkt *p, uint64_t now_ms)
+detect_packet(struct detect *d, const struct nfq_pkt *p, uint64_t now_ms, uint64_t cookie)
 {
 	struct flow *f;
 	struct dflow *s;
-	bool was_blocked = false;
+	struct hold *h;
 
 	d->stats.packets++;
+	d->pkt_no++;
+	d->cookie = cookie;
+	d->pkt = p;
+	d->now = now_ms;
 	d->cur = (struct detect_result){DETECT_ACCEPT, false};
 	d->wall = sts_now_wall();
 	f = flow_table_input(d->flows, p, now_ms);
 	if (f != NULL) {
 		s = flow_user(f);
-		was_blocked = s->blocked && !d->cur.reset;
-		if (was_blocked)
+		h = s->hold;
+		if (h != NULL && h->has_packet && h->pkt_no != d->pkt_no) {
+			/* The flow's verdict waits: nothing after it passes; TCP
+			 * sends this segment again once the flow goes on. */
 			d->cur.verdict = DETECT_DROP;
+		} else if (h != NULL && h->has_packet) {
+			if (d->cur.verdict == DETECT_DROP) {
+				/* A later line of the same packet decided: nothing waits. */
+				s->hold = NULL;
+				flow_pause(f, false);
+				hold_free(d->holds, h);
+			} else {
+				d->cur.verdict = DETECT_HOLD;
+				d->stats.holds++;
+			}
+		} else if (s->blocked && !d->cur.reset) {
+			d->cur.verdict = DETECT_DROP;
+		}
 	}
 	if (d->cur.verdict == DETECT_DROP)
 		d->stats.drops++;
 	else if (d->cur.verdict == DETECT_RELEASE)
 		d->stats.releases++;
+	else if (d->cur.verdict == DETECT_ACCEPT)
+		d->stats.accepts++;
+	d->pkt = NULL;
 	return d->cur;
+}
+
+/* detect_answer - judge everything that waited for domain. */
+void
+detect_answer(struct detect *d, const char *domain, int mode, uint64_t now_ms)
+{
+	struct hold *h, *next;
+	struct who w;
+	int64_t held;
+	int i;
+
+	d->now = now_ms;
+	for (h = hold_first(d->holds); h != NULL; h = next) {
+		next = hold_next(h);
+		if ((i = hold_find(h, domain)) < 0)
+			continue;
+		h->dom[i].answered = true;
+		h->n_waiting--;
+		held = h->has_packet ? (int64_t)(now_ms - h->since) : -1;
+		if (mode < 0) {
+			if (unknown(d, h, (size_t)i, "tempfail", held)) {
+				finish(d, h, true, h->flow != NULL);
+				continue;
+			}
+		} else {
+			w = who_hold(h);
+			if (judge(d, &w, h->dom[i].name, mode, h->dom[i].line,
+			          h->dom[i].no_starttls, held)) {
+				finish(d, h, true, true);
+				continue;
+			}
+		}
+		if (h->n_waiting == 0)
+			finish(d, h, false, false);
+	}
+}
+
+/* detect_expire_holds - end the waits past their deadline. */
+size_t
+detect_expire_holds(struct detect *d, uint64_t now_ms)
+{
+	struct hold *h;
+	size_t n = 0;
+
+	d->now = now_ms;
+	while ((h = hold_first(d->holds)) != NULL && h->deadline <= now_ms) {
+		d->stats.hold_timeouts++;
+		give_up(d, h, "timeout", true);
+		n++;
+	}
+	return n;
+}
+
+/* detect_next_deadline - the next deadline or 0. */
+uint64_t
+detect_next_deadline(const struct detect *d)
+{
+	const struct hold *h = hold_first(d->holds);
+
+	return h != NULL ? h->deadline : 0;
+}
+
+/* detect_holds - waits now. */
+size_t
+detect_holds(const struct detect *d)
+{
+	return hold_count(d->holds);
 }
 
 /* detect_expire - end idle flows. */
 size_t
 detect_expire(struct detect *d, uint64_t now_ms)
 {
+	d->now = now_ms;
 	return flow_table_expire(d->flows, now_ms);
 }
 

@@ -47,7 +47,8 @@ struct flow {
 	uint64_t last;
 	uint32_t hash;
 	bool ignored;
-	bool busy; /* inside callbacks: buffers are freed after */
+	bool paused; /* segments are neither reassembled nor end the flow by FIN */
+	bool busy;   /* inside callbacks: buffers are freed after */
 	struct half h[2];
 	_Alignas(max_align_t) unsigned char user[];
 };
@@ -420,6 +421,8 @@ flow_table_input(struct flow_table *t, const struct nfq_pkt *p, uint64_t now_ms)
 		flow_end(t, f, FLOW_END_CLOSED);
 		return NULL;
 	}
+	if (f->paused)
+		return f;
 	f->busy = true;
 	segment(t, f, dir, p);
 	f->busy = false;
@@ -427,7 +430,7 @@ flow_table_input(struct flow_table *t, const struct nfq_pkt *p, uint64_t now_ms)
 		half_release(t, &f->h[0]);
 		half_release(t, &f->h[1]);
 	}
-	if (p->flags & NFQ_TCP_FIN)
+	if ((p->flags & NFQ_TCP_FIN) && !f->paused) /* paused by this segment: it may come again */
 		f->h[dir].fin = true;
 	if (f->h[0].fin && f->h[1].fin) {
 		flow_end(t, f, FLOW_END_CLOSED);
@@ -498,4 +501,18 @@ bool
 flow_ignored(const struct flow *f)
 {
 	return f->ignored;
+}
+
+/* flow_pause - stop or resume reassembly of f. */
+void
+flow_pause(struct flow *f, bool paused)
+{
+	f->paused = paused;
+}
+
+/* flow_paused - true while paused. */
+bool
+flow_paused(const struct flow *f)
+{
+	return f->paused;
 }

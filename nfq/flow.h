@@ -96,7 +96,8 @@ void flow_table_free(struct flow_table *t);
  * callbacks for whatever became contiguous, and ends the flow on RST or a
  * second FIN (after the end callback). Returns the flow, or NULL when the
  * segment belongs to no flow (not port 25, the flow just ended, or no
- * memory). The pointer is valid until the next call into the table.
+ * memory). A paused flow is returned without reassembly (flow_pause()).
+ * The pointer is valid until the next call into the table.
  */
 struct flow *flow_table_input(struct flow_table *t, const struct nfq_pkt *p, uint64_t now_ms);
 
@@ -126,5 +127,16 @@ void flow_ignore(struct flow *f);
 
 /* flow_ignored - true after flow_ignore(). */
 bool flow_ignored(const struct flow *f);
+
+/*
+ * flow_pause - while f is paused, its segments are not reassembled and do
+ * not end it by FIN (they only refresh its idle time; RST still ends it):
+ * the caller drops them, and TCP sends them again once it resumes. From
+ * inside a callback, the rest of the current segment is still delivered.
+ */
+void flow_pause(struct flow *f, bool paused);
+
+/* flow_paused - true while paused. */
+bool flow_paused(const struct flow *f);
 
 #endif

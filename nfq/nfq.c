@@ -5,7 +5,9 @@
  * plain accepts, and resets sent for blocked flows.
  *
  * Every per-packet failure ends in an accept: the inspector must never
- * become the reason mail stops flowing, except by a block decision.
+ * become the reason mail stops flowing, except by a block decision (or a
+ * held packet's hold_timeout_action). A held packet's handle (the cookie
+ * of nfq/detect.h) is its queue's index and its packet id.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +36,7 @@
 #define NFQ_VERDICT_MSG 256
 #define NFQ_CONFIG_MSG  512   /* a config request; zeroed first: its structs have padding */
 #define NFQ_TICK_MS     10000 /* expiry of idle flows */
+#define NFQ_QUEUE_LEN   1024  /* the kernel's default queue length; held packets come on top */
 #define NFQ_SAVE_TICKS  6     /* server memory saved every minute when changed */
 
 struct nfq_queue {
@@ -43,6 +46,7 @@ struct nfq_queue {
 	unsigned num;
 	uint32_t batch_id; /* highest plain accept not yet sent */
 	bool batch;
+	size_t held; /* packets of this queue whose verdict waits: no batches meanwhile */
 };
 
 struct nfq {
@@ -57,6 +61,8 @@ struct nfq {
 	int raw6;
 	uint64_t timer;
 	unsigned ticks;
+	uint64_t hold_timer; /* 0, or armed for hold_at */
+	uint64_t hold_at;
 	char *buf; /* NFQ_BUF_SIZE, shared: one queue is read at a time */
 };
 
@@ -144,9 +150,14 @@ on_packet(const struct nlmsghdr *nlh, void *data)
 	if (attr[NFQA_PAYLOAD] != NULL &&
 	    nfq_packet_parse(mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
 	                     mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), &p) == 0)
-		r = detect_packet(n->det, &p, loop_now_ms(n->loop));
+		r = detect_packet(n->det, &p, loop_now_ms(n->loop),
+		                  (uint64_t)(q - n->q) << 32 | id);
 	switch (r.verdict) {
 	case DETECT_ACCEPT:
+		if (q->held > 0) {
+			verdict(q, id, NF_ACCEPT, 0);
+			break;
+		}
 		q->batch_id = id;
 		q->batch = true;
 		break;
@@ -163,8 +174,70 @@ on_packet(const struct nlmsghdr *nlh, void *data)
 			send_rst(n, &p, false);
 		}
 		break;
+	case DETECT_HOLD:
+		flush_batch(q);
+		q->held++;
+		break;
 	}
 	return MNL_CB_OK;
+}
+
+/* on_verdict - a held packet's verdict is known (detect_verdict_cb). */
+static void
+on_verdict(void *arg, uint64_t cookie, const struct nfq_pkt *p, struct detect_result r)
+{
+	struct nfq *n = arg;
+	size_t qi = (size_t)(cookie >> 32);
+	uint32_t id = (uint32_t)cookie;
+	struct nfq_queue *q;
+
+	if (qi >= n->n_q)
+		return;
+	q = &n->q[qi];
+	if (q->held > 0)
+		q->held--;
+	flush_batch(q);
+	switch (r.verdict) {
+	case DETECT_RELEASE:
+		verdict(q, id, NF_REPEAT, NFQ_MARK_DECIDED);
+		break;
+	case DETECT_DROP:
+		verdict(q, id, NF_DROP, 0);
+		if (r.reset) {
+			send_rst(n, p, true);
+			send_rst(n, p, false);
+		}
+		break;
+	default:
+		verdict(q, id, NF_ACCEPT, 0);
+		break;
+	}
+}
+
+static void on_hold_timer(struct loop *loop, void *arg);
+
+/* arm_holds - the hold timer runs for the next deadline, if anything waits. */
+static void
+arm_holds(struct nfq *n)
+{
+	uint64_t at = detect_next_deadline(n->det), now = loop_now_ms(n->loop);
+
+	if (at == 0 || (n->hold_timer != 0 && n->hold_at <= at))
+		return;
+	if (n->hold_timer != 0)
+		loop_timer_cancel(n->loop, n->hold_timer);
+	n->hold_at = at;
+	n->hold_timer = loop_timer_add(n->loop, at > now ? at - now : 0, on_hold_timer, n);
+}
+
+static void
+on_hold_timer(struct loop *loop, void *arg)
+{
+	struct nfq *n = arg;
+
+	n->hold_timer = 0;
+	detect_expire_holds(n->det, loop_now_ms(loop));
+	arm_holds(n);
 }
 
 static void
@@ -190,6 +263,7 @@ on_readable(struct loop *loop, int fd, int events, void *arg)
 		           q);
 	}
 	flush_batch(q);
+	arm_holds(q->owner);
 }
 
 static int
@@ -209,13 +283,12 @@ policy_mode(void *arg, const char *domain)
 	return mode;
 }
 
-static void
+static int
 lookup(void *arg, const char *domain)
 {
 	struct nfq *n = arg;
 
-	if (n->cb.lookup)
-		n->cb.lookup(n->cb.arg, domain);
+	return n->cb.lookup != NULL ? n->cb.lookup(n->cb.arg, domain) : -1;
 }
 
 static void
@@ -267,6 +340,7 @@ bind_queue(struct nfq *n, struct nfq_queue *q, char *err, size_t errlen)
 		goto fail;
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->num);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
+	mnl_attr_put_u32(nlh, NFQA_CFG_QUEUE_MAXLEN, htonl(NFQ_QUEUE_LEN + n->conf->nfq.hold_max));
 	if (n->conf->nfq.fail_open)
 		flags |= NFQA_CFG_F_FAIL_OPEN;
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
@@ -309,7 +383,11 @@ nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
 	dp.state_dir = conf->state_dir;
 	dp.policy = policy_mode;
 	dp.lookup = lookup;
+	dp.on_verdict = on_verdict;
 	dp.arg = n;
+	dp.hold_max = conf->nfq.hold_max;
+	dp.hold_ms = (uint64_t)conf->nfq.hold_timeout * 1000;
+	dp.hold_action = conf->nfq.hold_timeout_action;
 	if ((n->det = detect_new(&dp, err, errlen)) == NULL)
 		goto fail;
 	if ((n->buf = malloc(NFQ_BUF_SIZE)) == NULL ||
@@ -336,9 +414,18 @@ nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
 		snprintf(err, errlen, "nfq: out of memory");
 		goto fail;
 	}
-	log_info("nfq: event=started queues=%zu action=%s fail_open=%s", n->n_q,
-	         conf->nfq.action == CONF_NFQ_BLOCK ? "block" : "log",
-	         conf->nfq.fail_open ? "yes" : "no");
+	log_info("nfq: event=started queues=%zu action=%s fail_open=%s hold_timeout=%u "
+	         "hold_max=%u hold_timeout_action=%s",
+	         n->n_q, conf->nfq.action == CONF_NFQ_BLOCK ? "block" : "log",
+	         conf->nfq.fail_open ? "yes" : "no", conf->nfq.hold_timeout, conf->nfq.hold_max,
+	         conf->nfq.hold_timeout_action == CONF_NFQ_HOLD_PASS ? "pass" : "block");
+	/* The kernel flag only covers a full queue while this process holds it. */
+	if (conf->nfq.fail_open)
+		log_warn("nfq: event=fail_open_rules warning=\"fail_open lets packets through only "
+		         "while stsproxy runs and a queue is full; while it is down, packets pass "
+		         "only with --queue-bypass in the NFQUEUE rules (nftables: queue flags "
+		         "bypass), as in scripts/nfq-iptables.sh; check with iptables -S | grep "
+		         "NFQUEUE\"");
 	return n;
 fail:
 	nfq_stop(n);
@@ -358,6 +445,11 @@ nfq_stop(struct nfq *n)
 	memset(buf, 0, sizeof(buf));
 	if (n->timer)
 		loop_timer_cancel(n->loop, n->timer);
+	if (n->hold_timer)
+		loop_timer_cancel(n->loop, n->hold_timer);
+	/* Held packets get their verdicts while the queues are still bound. */
+	detect_free(n->det);
+	n->det = NULL;
 	for (i = 0; i < n->n_q; i++) {
 		struct nfq_queue *q = &n->q[i];
 
@@ -376,7 +468,6 @@ nfq_stop(struct nfq *n)
 		close(n->raw4);
 	if (n->raw6 >= 0)
 		close(n->raw6);
-	detect_free(n->det);
 	free(n->q);
 	free(n->buf);
 	free(n);
@@ -394,4 +485,25 @@ size_t
 nfq_flows(const struct nfq *n)
 {
 	return detect_flows(n->det);
+}
+
+/* nfq_holds - verdicts waiting now. */
+size_t
+nfq_holds(const struct nfq *n)
+{
+	return detect_holds(n->det);
+}
+
+/* nfq_answer - a lookup ended: judge what waited for it. */
+void
+nfq_answer(struct nfq *n, const struct sts_answer *a)
+{
+	int mode = -1; /* STS_DEFER: no answer now */
+
+	if (a->status == STS_POLICY)
+		mode = (int)a->mode;
+	else if (a->status == STS_NO_POLICY)
+		mode = STS_MODE_NONE; /* RFC 8461 section 5: as if no policy */
+	detect_answer(n->det, a->domain, mode, loop_now_ms(n->loop));
+	arm_holds(n);
 }

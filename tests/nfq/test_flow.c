@@ -4,7 +4,8 @@
  * whole and in order whatever the segmentation (split at every byte, out
  * of order, retransmitted with overlaps, joined mid-flow), for IPv4 and
  * IPv6, both directions; and the bounds: held bytes per direction and in
- * total, the window, overlong lines, the flow cap, expiry, FIN and RST.
+ * total, the window, overlong lines, the flow cap, expiry, FIN and RST;
+ * a paused flow neither reassembles nor ends by FIN until it resumes.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -434,6 +435,49 @@ ignore_frees_and_stops(void **state)
 	flow_table_free(t);
 }
 
+static void
+rfc9293_3_10_pause_and_resume(void **state)
+{
+	struct rec r;
+	struct flow_table *t = table(&r, 0, 0);
+	struct flow *f;
+	struct nfq_pkt p;
+
+	(void)state;
+	p = seg(false, true, 1, 0, "A\r\n", 3, 0);
+	f = flow_table_input(t, &p, 0);
+	assert_non_null(f);
+	flow_pause(f, true);
+	assert_true(flow_paused(f));
+	/* Dropped by the caller while paused: neither delivered nor a FIN. */
+	p = seg(false, true, 1, 3, "B\r\n", 3, NFQ_TCP_FIN);
+	assert_ptr_equal(flow_table_input(t, &p, 10), f);
+	p = seg(false, false, 1, 0, "250 x\r\n", 7, NFQ_TCP_FIN);
+	assert_ptr_equal(flow_table_input(t, &p, 10), f);
+	assert_string_equal(r.out[FLOW_C2S], "A|");
+	assert_int_equal(r.lines[FLOW_S2C], 0);
+	assert_int_equal(r.ended[FLOW_END_CLOSED], 0);
+	/* Idle time still counts from the last segment. */
+	assert_int_equal(flow_table_expire(t, 1005), 0);
+	/* Resumed, the segments sent again are reassembled and end the flow. */
+	flow_pause(f, false);
+	p = seg(false, true, 1, 3, "B\r\n", 3, NFQ_TCP_FIN);
+	assert_ptr_equal(flow_table_input(t, &p, 20), f);
+	p = seg(false, false, 1, 0, "250 x\r\n", 7, NFQ_TCP_FIN);
+	assert_null(flow_table_input(t, &p, 20));
+	assert_string_equal(r.out[FLOW_C2S], "A|B|");
+	assert_string_equal(r.out[FLOW_S2C], "250 x|");
+	assert_int_equal(r.ended[FLOW_END_CLOSED], 1);
+	/* RST ends a paused flow. */
+	p = seg(false, true, 2, 0, "A\r\n", 3, 0);
+	f = flow_table_input(t, &p, 0);
+	flow_pause(f, true);
+	p = seg(false, false, 2, 0, NULL, 0, NFQ_TCP_RST);
+	assert_null(flow_table_input(t, &p, 0));
+	assert_int_equal(r.ended[FLOW_END_CLOSED], 2);
+	flow_table_free(t);
+}
+
 int
 main(void)
 {
@@ -449,6 +493,7 @@ main(void)
 	    cmocka_unit_test(bounds_flow_cap_lru),
 	    cmocka_unit_test(expiry_and_close),
 	    cmocka_unit_test(ignore_frees_and_stops),
+	    cmocka_unit_test(rfc9293_3_10_pause_and_resume),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
