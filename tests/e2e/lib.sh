@@ -386,6 +386,15 @@ interception = "redirect";
 clients = [ "10.0.1.0/24", "fd00:0:1::/64" ];
 workers = 1;
 timeouts = { connect = 10; greeting = 30; command = 30; starttls = 20; };
+$(e2e__conf_common)
+${2:-}
+EOF
+}
+
+# e2e__conf_common - the configuration lines every lab stsproxy shares:
+# logs, the lab resolver, the lab CA, the policy fetch timeout.
+e2e__conf_common() {
+	cat <<EOF
 log = {
   level = "debug";
   file = "$E2E_PROXY_LOG";
@@ -394,8 +403,49 @@ log = {
 dns = { forwarders = [ "$E2E_DNS4" ]; timeout = 5; };
 tls = { ca_file = "$LAB_DIR/ca/ca.crt"; };
 sts = { fetch_timeout = 10; };
-${2:-}
 EOF
+}
+
+# e2e_nfq_conf FILE ACTION [NFQ_EXTRA] - stsproxy's configuration for the
+# gateway as the NFQUEUE inspector alone (no listener): queue 0, action
+# ACTION, fail_open, NFQ_EXTRA inside the nfq group, metrics on
+# 127.0.0.1:9125.
+e2e_nfq_conf() {
+	mkdir -p "$LAB_DIR/proxy" || return 1
+	cat >"$1" <<EOF
+# stsproxy on the lab gateway: NFQUEUE inspection of forwarded flows.
+state_dir = "$LAB_DIR/proxy/state";
+$(e2e__conf_common)
+nfq = { queues = [ 0 ]; action = "$2"; fail_open = true; ${3:-} };
+metrics = { listen = "127.0.0.1:9125"; };
+EOF
+}
+
+# e2e_nfq_start ACTION [NFQ_EXTRA] - (re)start stsproxy in "gw" on
+# e2e_nfq_conf's configuration ($LAB_DIR/proxy/stsproxy.conf) and wait for
+# its start line, which it prints. The NFQUEUE rules are the caller's.
+e2e_nfq_start() {
+	local conf=$LAB_DIR/proxy/stsproxy.conf before
+	e2e_proxy_stop
+	e2e_nfq_conf "$conf" "$1" "${2:-}" || return 1
+	"$STSPROXY" -c "$conf" --check-config >"$LAB_DIR/proxy/check.out" 2>&1 || {
+		e2e__err "stsproxy rejects its configuration:"
+		cat "$LAB_DIR/proxy/check.out" >&2
+		return 1
+	}
+	before=$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)
+	lab__start stsproxy gw "$STSPROXY" -c "$conf" || return 1
+	for _ in $(seq 1 100); do
+		if [ "$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then
+			grep 'event=start ' "$E2E_PROXY_LOG" | tail -n 1
+			return 0
+		fi
+		lab__alive stsproxy || break
+		sleep 0.1
+	done
+	e2e__err "stsproxy did not start:"
+	tail -n 20 "$E2E_PROXY_LOG" "$LAB_DIR/logs/stsproxy.log" >&2 2>/dev/null
+	return 1
 }
 
 # e2e_proxy_start [EXTRA_CONF] - stsproxy in "gw" and the gateway's

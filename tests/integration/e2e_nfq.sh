@@ -25,26 +25,6 @@
 set -eu
 . "$(cd "$(dirname "$0")/../e2e" && pwd)/lib.sh"
 
-# nfq_conf ACTION - the daemon's configuration: inspector only, no listener.
-nfq_conf() {
-	mkdir -p "$LAB_DIR/proxy"
-	cat >"$CONF" <<EOF
-# stsproxy on the lab gateway: NFQUEUE inspection of forwarded flows.
-state_dir = "$LAB_DIR/proxy/state";
-mode = "enforce";
-log = {
-  level = "debug";
-  file = "$E2E_PROXY_LOG";
-  events = "$E2E_EVENTS";
-};
-dns = { forwarders = [ "$E2E_DNS4" ]; timeout = 5; };
-tls = { ca_file = "$LAB_DIR/ca/ca.crt"; };
-sts = { fetch_timeout = 10; };
-nfq = { queues = [ 0 ]; action = "$1"; fail_open = true; };
-metrics = { listen = "127.0.0.1:9125"; };
-EOF
-}
-
 # nfq_metric NAME - the value of an unlabelled sample on the daemon's metrics endpoint.
 nfq_metric() {
 	lab_exec gw python3 -c 'import sys, urllib.request
@@ -60,31 +40,6 @@ nfq_metrics_seen() {
 		flows=$(nfq_metric stsproxy_nfq_flows_active) || return 1
 	echo "packets=$packets events=$events flows=$flows"
 	[ "$packets" -gt 0 ] && [ "$events" -ge 2 ] && [[ $flows =~ ^[0-9]+$ ]]
-}
-
-# nfq_start ACTION - (re)start the daemon with the inspector in ACTION mode
-# and wait for its start line.
-nfq_start() {
-	local before
-	e2e_proxy_stop
-	nfq_conf "$1"
-	"$STSPROXY" -c "$CONF" --check-config >"$LAB_DIR/proxy/check.out" 2>&1 || {
-		cat "$LAB_DIR/proxy/check.out" >&2
-		return 1
-	}
-	before=$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)
-	lab__start stsproxy gw "$STSPROXY" -c "$CONF"
-	for _ in $(seq 1 100); do
-		if [ "$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then
-			grep 'event=start ' "$E2E_PROXY_LOG" | tail -n 1
-			return 0
-		fi
-		lab__alive stsproxy || break
-		sleep 0.1
-	done
-	echo "stsproxy did not start:" >&2
-	tail -n 20 "$E2E_PROXY_LOG" "$LAB_DIR/logs/stsproxy.log" >&2 2>/dev/null
-	return 1
 }
 
 # nfq_rule_packets REGEX - packets counted by the inspector chain's rule
@@ -116,11 +71,11 @@ lab_dns dns "$E2E_DNS4"
 e2e_postfix_start
 
 # The policy is learnt on a clean path and persisted in state_dir.
-nfq_conf log
+e2e_nfq_conf "$CONF" log
 lab_check "rfc8461_3_3_seed: stsproxy policy caches the enforce policy" \
 	lab_exec gw "$STSPROXY" policy -c "$CONF" strip.example
 lab_exec gw sh "$E2E_ROOT/scripts/nfq-iptables.sh" add 0
-nfq_start log >/dev/null
+e2e_nfq_start log >/dev/null
 lab_check "nfq_start: the daemon starts the inspector (no listener, the policy cached)" \
 	e2e_grep "$E2E_PROXY_LOG" 'event=start .*listen=none .*cached_policies=1 nfq=on'
 lab_check "nfq_start: no REDIRECT rule on the gateway" \
@@ -152,7 +107,7 @@ lab_check "nfq_metrics: packets, events and flows on the metrics endpoint" nfq_m
 # --- block: action = "block" --------------------------------------------------------
 # Let Postfix's cached connections end: the new inspector must see flows from SYN.
 sleep 3
-lab_check "nfq_block: the daemon restarts in block mode" nfq_start block
+lab_check "nfq_block: the daemon restarts in block mode" e2e_nfq_start block
 : >"$E2E_EVENTS"
 e2e_sendmail sender@corp.example bob@strip.example <"$M/blk"
 lab_check "rfc8461_5_nfq_block: Postfix logs status=deferred" \
