@@ -10,6 +10,10 @@
  * scripted SMTP server on 127.0.0.1 in a thread (real OpenSSL handshake
  * for STARTTLS, every received line recorded), and the policy engine is
  * tests/proxy/fake_sts_engine.c. Events are read back from the event file.
+ *
+ * Most cases are data (struct scase): the fake MX's behaviour, the
+ * policies, the mailer's transcript as steps, and what must hold after
+ * the session; one function plays them all.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,8 +58,8 @@ enum data_mode {
 	DATA_EARLY,    /* start a reply ("250-early") before the final dot arrives */
 };
 
-struct fake_mx {
-	/* behaviour, set before the session starts */
+/* How the fake MX behaves; set before the session starts. */
+struct mx_how {
 	bool starttls;              /* offer STARTTLS (before TLS) */
 	bool pipelining;            /* offer PIPELINING (after TLS when starttls) */
 	bool ehlo_refused;          /* 502 to EHLO */
@@ -71,6 +75,10 @@ struct fake_mx {
 	 * the real flight with a FIN or RST behind it), then take a second
 	 * connection. */
 	enum { CUT_NONE = 0, CUT_FIN, CUT_RST } hs_cut;
+};
+
+struct fake_mx {
+	struct mx_how how;
 	/* what happened, read after the thread ended */
 	char log[16384]; /* command lines received, CRLF kept */
 	size_t log_len;
@@ -194,7 +202,7 @@ mx_data(struct fake_mx *m)
 				return 0;
 			}
 		}
-		if (m->data_mode == DATA_RESET && m->data_len > 0) {
+		if (m->how.data_mode == DATA_RESET && m->data_len > 0) {
 			struct linger lg = {1, 0};
 			setsockopt(m->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			return -1;
@@ -208,11 +216,11 @@ static void
 mx_ehlo(struct fake_mx *m)
 {
 	mx_puts(m, "250-mx.example.net hello\r\n");
-	if (m->starttls && m->ssl == NULL)
+	if (m->how.starttls && m->ssl == NULL)
 		mx_puts(m, "250-STARTTLS\r\n");
-	if (m->mangled)
+	if (m->how.mangled)
 		mx_puts(m, "250-XXXXXXXA\r\n");
-	if (m->pipelining && (m->ssl != NULL || !m->starttls))
+	if (m->how.pipelining && (m->ssl != NULL || !m->how.starttls))
 		mx_puts(m, "250-PIPELINING\r\n");
 	mx_puts(m, "250-CHUNKING\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n");
 }
@@ -243,7 +251,7 @@ mx_cut_after_flight(struct fake_mx *m)
 	n = BIO_read(wb, buf, sizeof(buf));
 	if (n > 0)
 		(void)send(m->fd, buf, (size_t)n, MSG_NOSIGNAL);
-	if (m->hs_cut == CUT_RST) {
+	if (m->how.hs_cut == CUT_RST) {
 		struct linger lg = {1, 0};
 		setsockopt(m->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	} else {
@@ -259,10 +267,10 @@ mx_serve(struct fake_mx *m, bool first)
 	char line[2048];
 	bool again = false;
 
-	mx_puts(m, m->banner ? m->banner : "220 mx.example.net ESMTP\r\n");
+	mx_puts(m, m->how.banner ? m->how.banner : "220 mx.example.net ESMTP\r\n");
 	while (mx_line(m, line, sizeof(line)) == 0) {
 		if (strncasecmp(line, "EHLO", 4) == 0) {
-			if (m->ehlo_refused)
+			if (m->how.ehlo_refused)
 				mx_puts(m, "502 5.5.2 EHLO not implemented\r\n");
 			else
 				mx_ehlo(m);
@@ -270,25 +278,26 @@ mx_serve(struct fake_mx *m, bool first)
 			mx_puts(m, "250 mx.example.net\r\n");
 		} else if (strncasecmp(line, "STARTTLS", 8) == 0) {
 			const char *r =
-			    m->starttls_reply ? m->starttls_reply : "220 2.0.0 Ready\r\n";
+			    m->how.starttls_reply ? m->how.starttls_reply : "220 2.0.0 Ready\r\n";
 			char buf[512];
 
-			snprintf(buf, sizeof(buf), "%s%s", r, m->after_220 ? m->after_220 : "");
+			snprintf(buf, sizeof(buf), "%s%s", r,
+			         m->how.after_220 ? m->how.after_220 : "");
 			mx_puts(m, buf);
 			if (strncmp(r, "220", 3) != 0)
 				continue;
-			if (m->after_220 != NULL) {
+			if (m->how.after_220 != NULL) {
 				/* wait for the proxy to hang up */
 				while (mx_fill(m) == 0)
 					m->in_len = 0;
 				break;
 			}
-			if (m->hs_cut != CUT_NONE && first) {
+			if (m->how.hs_cut != CUT_NONE && first) {
 				mx_cut_after_flight(m);
 				again = true;
 				break;
 			}
-			if (m->tls_broken && first) {
+			if (m->how.tls_broken && first) {
 				mx_fill(m); /* the ClientHello */
 				m->in_len = 0;
 				mx_puts(m, "HTTP/1.0 400 Bad Request\r\n\r\n");
@@ -301,17 +310,17 @@ mx_serve(struct fake_mx *m, bool first)
 				break;
 			m->tls_done = true;
 		} else if (strncasecmp(line, "MAIL", 4) == 0) {
-			mx_puts(m, m->mail_refused ? "550 5.7.1 Sender refused\r\n"
-			                           : "250 2.1.0 Sender ok\r\n");
+			mx_puts(m, m->how.mail_refused ? "550 5.7.1 Sender refused\r\n"
+			                               : "250 2.1.0 Sender ok\r\n");
 		} else if (strncasecmp(line, "RCPT", 4) == 0) {
 			mx_puts(m, "250 2.1.5 Recipient ok\r\n");
 		} else if (strncasecmp(line, "DATA", 4) == 0) {
 			mx_puts(m, "354 End data with <CR><LF>.<CR><LF>\r\n");
-			if (m->data_mode == DATA_EARLY)
+			if (m->how.data_mode == DATA_EARLY)
 				mx_puts(m, "250-early\r\n");
 			if (mx_data(m) < 0)
 				break;
-			if (m->data_mode == DATA_NO_REPLY) {
+			if (m->how.data_mode == DATA_NO_REPLY) {
 				while (mx_fill(m) == 0)
 					m->in_len = 0;
 				break;
@@ -353,22 +362,37 @@ mx_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * mx_listen - listen on sa (port 0; the port taken is read back through
+ * port, which points into sa) and serve one connection in a thread; false
+ * when the address family or the address is not there.
+ */
+static bool
+mx_listen(struct sockaddr *sa, socklen_t len, const in_port_t *port)
+{
+	struct fake_mx *m = &t.mx;
+
+	if ((m->lfd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return false;
+	if (bind(m->lfd, sa, len) != 0) {
+		close(m->lfd);
+		return false;
+	}
+	assert_int_equal(listen(m->lfd, 4), 0);
+	assert_int_equal(getsockname(m->lfd, sa, &len), 0);
+	m->port = ntohs(*port);
+	assert_int_equal(pthread_create(&m->th, NULL, mx_thread, m), 0);
+	m->running = true;
+	return true;
+}
+
 /* mx_start - listen on 127.0.0.1 and serve one connection in a thread. */
 static void
 mx_start(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	struct fake_mx *m = &t.mx;
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true((m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
-	assert_int_equal(bind(m->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(m->lfd, 4), 0);
-	assert_int_equal(getsockname(m->lfd, (struct sockaddr *)&sin, &len), 0);
-	m->port = ntohs(sin.sin_port);
-	assert_int_equal(pthread_create(&m->th, NULL, mx_thread, m), 0);
-	m->running = true;
+	assert_true(mx_listen((struct sockaddr *)&sin, sizeof(sin), &sin.sin_port));
 }
 
 /* mx_start6 - as mx_start(), on [::1]; false when the host has no IPv6 loopback. */
@@ -376,21 +400,8 @@ static bool
 mx_start6(void)
 {
 	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	socklen_t len = sizeof(sin6);
-	struct fake_mx *m = &t.mx;
 
-	if ((m->lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return false;
-	if (bind(m->lfd, (struct sockaddr *)&sin6, sizeof(sin6)) != 0) {
-		close(m->lfd);
-		return false;
-	}
-	assert_int_equal(listen(m->lfd, 4), 0);
-	assert_int_equal(getsockname(m->lfd, (struct sockaddr *)&sin6, &len), 0);
-	m->port = ntohs(sin6.sin6_port);
-	assert_int_equal(pthread_create(&m->th, NULL, mx_thread, m), 0);
-	m->running = true;
-	return true;
+	return mx_listen((struct sockaddr *)&sin6, sizeof(sin6), &sin6.sin6_port);
 }
 
 /* mx_join - wait for the fake MX to finish (its reads time out after 5 s). */
@@ -404,6 +415,20 @@ mx_join(void)
 	t.mx.running = false;
 }
 
+/* unused_port - a port of 127.0.0.1 nobody listens on: bound, noted and closed again. */
+static uint16_t
+unused_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
 /* --- the mailer side --------------------------------------------------------- */
 
 static void
@@ -413,42 +438,47 @@ on_end(void *arg)
 	t.ended++;
 }
 
-/* start - the fake MX runs; a session is started toward it (or toward port). */
+/* session_to - a session from client toward dst; the mailer holds the other end. */
+static void
+session_to(const struct sockaddr *client, socklen_t client_len, const struct sockaddr *dst,
+           socklen_t dst_len)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	t.cfd = sv[1];
+	fcntl(t.cfd, F_SETFL, fcntl(t.cfd, F_GETFL) | O_NONBLOCK);
+	assert_int_equal(session_start(&t.ctx, sv[0], client, client_len, dst, dst_len), 0);
+}
+
+/* start_at - a session from 10.0.0.1 whose original destination is 127.0.0.1:port. */
 static void
 start_at(uint16_t port)
 {
 	struct sockaddr_in client = {.sin_family = AF_INET, .sin_port = htons(40000)};
-	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int sv[2];
+	struct sockaddr_in dst = {.sin_family = AF_INET,
+	                          .sin_port = htons(port),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
 	inet_pton(AF_INET, "10.0.0.1", &client.sin_addr);
-	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	t.cfd = sv[1];
-	fcntl(t.cfd, F_SETFL, fcntl(t.cfd, F_GETFL) | O_NONBLOCK);
-	assert_int_equal(session_start(&t.ctx, sv[0], (struct sockaddr *)&client, sizeof(client),
-	                               (struct sockaddr *)&dst, sizeof(dst)),
-	                 0);
+	session_to((struct sockaddr *)&client, sizeof(client), (struct sockaddr *)&dst,
+	           sizeof(dst));
 }
 
-/* start6_at - a session whose original destination is [::1]:port. */
+/* start6_at - a session from 2001:db8::1 whose original destination is [::1]:port. */
 static void
 start6_at(uint16_t port)
 {
 	struct sockaddr_in6 client = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
-	struct sockaddr_in6 dst = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
-	int sv[2];
+	struct sockaddr_in6 dst = {
+	    .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 
 	inet_pton(AF_INET6, "2001:db8::1", &client.sin6_addr);
-	dst.sin6_addr = in6addr_loopback;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	t.cfd = sv[1];
-	fcntl(t.cfd, F_SETFL, fcntl(t.cfd, F_GETFL) | O_NONBLOCK);
-	assert_int_equal(session_start(&t.ctx, sv[0], (struct sockaddr *)&client, sizeof(client),
-	                               (struct sockaddr *)&dst, sizeof(dst)),
-	                 0);
+	session_to((struct sockaddr *)&client, sizeof(client), (struct sockaddr *)&dst,
+	           sizeof(dst));
 }
 
+/* start - the fake MX runs; a session is started toward it. */
 static void
 start(void)
 {
@@ -563,39 +593,58 @@ creply(char *out, size_t outlen)
 	return false;
 }
 
-/* expect - the next reply starts with prefix; returns it in a static buffer. */
+/*
+ * expect_at - the next reply starts with prefix; returns it in a static
+ * buffer. where and n name the place of the expectation in a failure.
+ */
 static const char *
-expect_at(const char *prefix, int line)
+expect_at(const char *prefix, const char *where, size_t n)
 {
 	static char r[8192];
 
 	if (!creply(r, sizeof(r)))
-		fail_msg("line %d: no reply, wanted \"%s\"", line, prefix);
+		fail_msg("%s %zu: no reply, wanted \"%s\"", where, n, prefix);
 	if (strncmp(r, prefix, strlen(prefix)) != 0)
-		fail_msg("line %d: got \"%s\", wanted \"%s\"", line, r, prefix);
+		fail_msg("%s %zu: got \"%s\", wanted \"%s\"", where, n, r, prefix);
 	return r;
 }
-#define expect(p) expect_at((p), __LINE__)
+#define expect(p) expect_at((p), "line", __LINE__)
 
-/* expect_closed - the proxy closes the client's connection (and sent no further reply). */
+/* expect_closed_at - the proxy closes the client's connection (and sent no further reply). */
 static void
-expect_closed_at(int line)
+expect_closed_at(const char *where, size_t n)
 {
 	for (int i = 0; i < 800 && cread(); i++)
 		loop_once(t.loop, 10);
 	if (!t.ceof)
-		fail_msg("line %d: connection still open", line);
+		fail_msg("%s %zu: connection still open", where, n);
 	if (t.clen != 0)
-		fail_msg("line %d: unexpected bytes before close: \"%s\"", line, t.cbuf);
+		fail_msg("%s %zu: unexpected bytes before close: \"%s\"", where, n, t.cbuf);
 }
-#define expect_closed() expect_closed_at(__LINE__)
+
+/* run_ms - run the proxy's loop for about ms milliseconds. */
+static void
+run_ms(uint64_t ms)
+{
+	uint64_t end = loop_now_ms(t.loop) + ms;
+
+	while (loop_now_ms(t.loop) < end)
+		loop_once(t.loop, 10);
+}
+
+/* drain - run the loop until no session is left (8 s at most). */
+static void
+drain(void)
+{
+	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
+		loop_once(t.loop, 10);
+}
 
 /* finish - the session ends; the fake MX thread ends. */
 static void
 finish(void)
 {
-	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
-		loop_once(t.loop, 10);
+	drain();
 	assert_int_equal(session_count(&t.ctx), 0);
 	assert_int_equal(t.ended, 1);
 	mx_join();
@@ -643,11 +692,50 @@ event_find(const char *kind, const char *dom)
 	return found;
 }
 
+/*
+ * jpath - the string at path in o: keys joined by dots, a number indexing
+ * an array ("tls.sans", "mx.0"); NULL when there is none.
+ */
 static const char *
-jstr(json_t *o, const char *key)
+jpath(json_t *o, const char *path)
 {
-	const char *v = json_string_value(json_object_get(o, key));
-	return v != NULL ? v : "";
+	char key[64];
+
+	while (o != NULL && *path != '\0') {
+		size_t n = strcspn(path, ".");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		if (json_is_array(o))
+			o = json_array_get(o, strtoul(key, NULL, 10));
+		else
+			o = json_object_get(o, key);
+		path += n + (path[n] == '.');
+	}
+	return json_string_value(o);
+}
+
+/* mailer_starttls - the mailer's side of the TLS handshake, run against the loop. */
+static void
+mailer_starttls(void)
+{
+	int r = 0, e;
+
+	assert_int_equal(t.clen, 0); /* nothing may be left from before TLS */
+	assert_non_null(t.cssl = SSL_new(env.mailer));
+	assert_int_equal(SSL_set_fd(t.cssl, t.cfd), 1);
+	assert_int_equal(SSL_set_tlsext_host_name(t.cssl, "mx.example.net"), 1);
+	assert_int_equal(SSL_set1_host(t.cssl, "mx.example.net"), 1);
+	SSL_set_verify(t.cssl, SSL_VERIFY_PEER, NULL);
+	for (int i = 0; i < 800; i++) {
+		if ((r = SSL_connect(t.cssl)) == 1)
+			break;
+		e = SSL_get_error(t.cssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			fail_msg("mailer handshake failed: SSL error %d", e);
+		loop_once(t.loop, 10);
+	}
+	assert_int_equal(r, 1);
+	assert_int_equal(SSL_get_verify_result(t.cssl), X509_V_OK);
 }
 
 /* --- fixtures ------------------------------------------------------------------ */
@@ -727,15 +815,14 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
-		loop_once(t.loop, 10);
+	drain();
 	SSL_free(t.cssl);
 	t.cssl = NULL;
 	if (t.cfd >= 0)
 		close(t.cfd);
-	for (int i = 0; i < 800 && session_count(&t.ctx) > 0; i++)
-		loop_once(t.loop, 10);
+	drain();
 	mx_join();
+	sts_report_free(t.ctx.report);
 	sts_engine_free(t.engine);
 	loop_free(t.loop);
 	free(t.conf.state_dir);
@@ -743,7 +830,116 @@ teardown(void **state)
 	return 0;
 }
 
-/* --- transcripts ------------------------------------------------------------- */
+/* --- cases as data ------------------------------------------------------------ */
+
+/*
+ * A case is data: how the fake MX behaves, the policies, the mailer's
+ * side of the transcript, and what must hold once the session ended.
+ * run() plays one from start to end; a test that needs more (its own
+ * start, a branch on what the proxy answered) uses the same pieces:
+ * prepare(), begin(), play() and verify().
+ */
+
+enum op {
+	OP_END = 0,
+	OP_SEND,     /* the mailer sends the string s */
+	OP_SEND_N,   /* the mailer sends exactly n octets at s */
+	OP_REPLY,    /* the next whole reply starts with s, and comes no sooner than n ms */
+	OP_HAS,      /* the last reply contains s */
+	OP_LACKS,    /* the last reply does not contain s */
+	OP_CLOSED,   /* the proxy closes the mailer's connection, sending nothing more */
+	OP_SPIN,     /* n turns of the proxy's loop */
+	OP_WAIT,     /* run the proxy's loop for n ms */
+	OP_TLS,      /* the mailer's TLS handshake, after the 220 to its STARTTLS */
+	OP_SHUTDOWN, /* a draining stop: session_shutdown_all() */
+};
+
+struct step {
+	enum op op;
+	const char *s;
+	size_t n;
+};
+
+/* ITEM(a, b) is {a, b}: the one braced macro, so that the formatter keeps the others short. */
+#define ITEM(...)                                                                                  \
+	{                                                                                          \
+		__VA_ARGS__                                                                        \
+	}
+#define C(x)                ITEM(OP_SEND, (x), 0)
+#define C_N(p, len)         ITEM(OP_SEND_N, (p), (len))
+#define S(x)                ITEM(OP_REPLY, (x), 0)
+#define S_NOT_BEFORE(x, ms) ITEM(OP_REPLY, (x), (ms))
+#define HAS(x)              ITEM(OP_HAS, (x), 0)
+#define LACKS(x)            ITEM(OP_LACKS, (x), 0)
+#define CLOSED              ITEM(OP_CLOSED, NULL, 0)
+#define SPIN(k)             ITEM(OP_SPIN, NULL, (k))
+#define WAIT_MS(ms)         ITEM(OP_WAIT, NULL, (ms))
+#define MAILER_TLS          ITEM(OP_TLS, NULL, 0)
+#define SHUTDOWN_ALL        ITEM(OP_SHUTDOWN, NULL, 0)
+#define STEPS(...)          ((const struct step[]){__VA_ARGS__, {OP_END, NULL, 0}})
+
+/* The words of most transcripts. */
+#define EHLO       "EHLO client.example\r\n"
+#define MAIL       "MAIL FROM:<a@client.example>\r\n"
+#define RCPT(addr) "RCPT TO:<" addr ">\r\n"
+#define QUIT       C("QUIT\r\n"), S("221")
+/* From the banner to the 354 of a transaction with one recipient, pipelined up to DATA. */
+#define TO_DATA(addr)                                                                              \
+	S("220"), C(EHLO MAIL RCPT(addr)), S("250"), S("250"), S("250"), C("DATA\r\n"), S("354")
+
+/* A field of an event and what it must be. */
+enum match { IS = 0, STARTS, CONTAINS, A_STRING };
+struct field {
+	const char *key; /* a jpath() */
+	const char *want;
+	enum match how;
+};
+#define F_IS(k, v)     ITEM((k), (v), IS)
+#define F_STARTS(k, v) ITEM((k), (v), STARTS)
+#define F_HAS(k, v)    ITEM((k), (v), CONTAINS)
+#define F_STRING(k)    ITEM((k), NULL, A_STRING)
+
+/* The first event of kind (for domain; NULL: any) and its fields, or its absence. */
+struct event_want {
+	const char *kind, *domain;
+	bool absent;
+	struct field f[12];
+};
+#define EVENT(kind, dom, ...) ITEM((kind), (dom), false, ITEM(__VA_ARGS__))
+#define NO_EVENT(kind, dom)   ITEM((kind), (dom), true, ITEM(ITEM(NULL, NULL, IS)))
+
+/* A counter of struct session_stats and its value. */
+struct count {
+	const char *name;
+	size_t off;
+	uint64_t want;
+};
+#define COUNT(f, v) ITEM(#f, offsetof(struct session_stats, f), (v))
+
+enum tri { ANY = 0, YES, NO };
+
+struct scase {
+	/* before the session */
+	bool policy;                         /* rules[] below; else no domain has a policy */
+	const struct fake_sts_rule *recheck; /* what rechecks answer (fake_sts_set_recheck) */
+	size_t n_recheck;
+	struct mx_how mx;
+	bool no_mx;      /* nobody listens at the original destination */
+	bool client_tls; /* STARTTLS is offered to the mailer */
+	bool report;     /* TLS-RPT results are counted in t.ctx.report */
+	unsigned max_line, data_block_s, data_done_s; /* 0: the fixture's */
+	const struct step *steps;
+	/* after it */
+	const char *saw[4];    /* the MX received a line starting with each */
+	const char *unseen[4]; /* ... and none starting with any of these */
+	enum tri got_dot, tls_done;
+	const char *data; /* the message data the MX received, exactly */
+	struct count counts[3];
+	unsigned async_lookups, rechecks; /* of the fake engine; 0: not checked */
+	struct event_want events[2];
+};
+
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct fake_sts_rule rules[] = {
     {"enforce.example", STS_POLICY, STS_MODE_ENFORCE, "id1", "mx.example.net", false},
@@ -752,334 +948,318 @@ static const struct fake_sts_rule rules[] = {
     {"other.example", STS_POLICY, STS_MODE_ENFORCE, "id4", "mx.other.example", false},
     {"defer.example", STS_DEFER, STS_MODE_NONE, NULL, NULL, false},
 };
-#define RULES() fake_sts_set(rules, sizeof(rules) / sizeof(rules[0]))
 
 static const char message[] = "Subject: test\r\n\r\nhello\r\n.\r\n";
 
-/* RFC 5321 section 3.3: a plain relay without any policy, data unchanged. */
+/* prepare - the fixture as c wants it, before its session starts. */
 static void
-rfc5321_3_3_plain_relay_no_policy(void **state)
+prepare(const struct scase *c)
 {
-	const char *r;
-
-	(void)state;
-	start();
-	expect("220 mx.example.net ESMTP");
-	csends("EHLO client.example\r\n");
-	r = expect("250-mx.example.net");
-	assert_null(strstr(r, "STARTTLS"));
-	assert_null(strstr(r, "CHUNKING"));
-	assert_null(strstr(r, "AUTH"));
-	assert_non_null(strstr(r, "8BITMIME"));
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("RCPT TO:<b@nopolicy.example>\r\n");
-	expect("250 2.1.5");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0 Ok: queued as 4711");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_true(mx_saw("EHLO client.example\r\n"));
-	assert_true(mx_saw("MAIL FROM:<a@client.example>\r\n"));
-	assert_true(mx_saw("RCPT TO:<b@nopolicy.example>\r\n"));
-	assert_int_equal(t.mx.data_len, strlen(message));
-	assert_memory_equal(t.mx.data, message, strlen(message));
-	assert_int_equal(t.stats.messages_relayed[STS_MODE_NONE], 1);
+	if (c->policy)
+		fake_sts_set(rules, LEN(rules));
+	if (c->recheck != NULL)
+		fake_sts_set_recheck(c->recheck, c->n_recheck);
+	t.mx.how = c->mx;
+	if (c->client_tls)
+		t.ctx.client_tls = env.client_side;
+	if (c->report)
+		assert_non_null(t.ctx.report = sts_report_new(time(NULL)));
+	if (c->max_line > 0)
+		t.conf.max_line = c->max_line;
+	if (c->data_block_s > 0)
+		t.conf.timeouts.data_block = c->data_block_s;
+	if (c->data_done_s > 0)
+		t.conf.timeouts.data_done = c->data_done_s;
 }
+
+/* play - the steps up to OP_END (none when st is NULL); a failure names the step from 1. */
+static void
+play(const struct step *st)
+{
+	const char *last = NULL;
+
+	for (size_t i = 1; st != NULL && st->op != OP_END; st++, i++) {
+		uint64_t t0 = loop_now_ms(t.loop);
+
+		switch (st->op) {
+		case OP_SEND:
+			csends(st->s);
+			break;
+		case OP_SEND_N:
+			csend(st->s, st->n);
+			break;
+		case OP_REPLY:
+			last = expect_at(st->s, "step", i);
+			if (loop_now_ms(t.loop) - t0 < st->n)
+				fail_msg("step %zu: \"%s\" after %llu ms, not before %zu wanted", i,
+				         st->s, (unsigned long long)(loop_now_ms(t.loop) - t0),
+				         st->n);
+			break;
+		case OP_HAS:
+		case OP_LACKS:
+			if (last == NULL || (strstr(last, st->s) != NULL) != (st->op == OP_HAS))
+				fail_msg("step %zu: the reply \"%s\" %s \"%s\"", i,
+				         last != NULL ? last : "(none)",
+				         st->op == OP_HAS ? "lacks" : "has", st->s);
+			break;
+		case OP_CLOSED:
+			expect_closed_at("step", i);
+			break;
+		case OP_SPIN:
+			for (size_t k = 0; k < st->n; k++)
+				loop_once(t.loop, 10);
+			break;
+		case OP_WAIT:
+			run_ms(st->n);
+			break;
+		case OP_TLS:
+			mailer_starttls();
+			break;
+		case OP_SHUTDOWN:
+			session_shutdown_all(&t.ctx);
+			break;
+		case OP_END:
+			break;
+		}
+	}
+}
+
+/* check_tri - what the fake MX noted as name is as wanted. */
+static void
+check_tri(const char *name, enum tri want, bool got)
+{
+	if (want != ANY && got != (want == YES))
+		fail_msg("the fake MX's %s is %s", name, got ? "true" : "false");
+}
+
+/* check_event - w holds in the event file. */
+static void
+check_event(const struct event_want *w)
+{
+	const char *dom = w->domain != NULL ? w->domain : "any domain";
+	json_t *ev = event_find(w->kind, w->domain);
+	char why[512] = "";
+
+	if (w->absent) {
+		bool found = ev != NULL;
+
+		json_decref(ev);
+		if (found)
+			fail_msg("a %s event for %s", w->kind, dom);
+		return;
+	}
+	if (ev == NULL)
+		fail_msg("no %s event for %s", w->kind, dom);
+	for (const struct field *f = w->f; f < w->f + LEN(w->f) && f->key != NULL; f++) {
+		const char *v = jpath(ev, f->key);
+		bool ok = v != NULL;
+
+		if (ok && f->how == IS)
+			ok = strcmp(v, f->want) == 0;
+		else if (ok && f->how == STARTS)
+			ok = strncmp(v, f->want, strlen(f->want)) == 0;
+		else if (ok && f->how == CONTAINS)
+			ok = strstr(v, f->want) != NULL;
+		if (!ok) {
+			snprintf(why, sizeof(why), "%s event for %s: %s is \"%s\", wanted \"%s\"",
+			         w->kind, dom, f->key, v != NULL ? v : "(none)",
+			         f->want != NULL ? f->want : "a string");
+			break;
+		}
+	}
+	json_decref(ev);
+	if (why[0] != '\0')
+		fail_msg("%s", why);
+}
+
+/* verify - the session ends; then all that c wants of it holds. */
+static void
+verify(const struct scase *c)
+{
+	finish();
+	for (size_t i = 0; i < LEN(c->saw) && c->saw[i] != NULL; i++)
+		if (!mx_saw(c->saw[i]))
+			fail_msg("the fake MX never received \"%s\"", c->saw[i]);
+	for (size_t i = 0; i < LEN(c->unseen) && c->unseen[i] != NULL; i++)
+		if (mx_saw(c->unseen[i]))
+			fail_msg("the fake MX received \"%s\"", c->unseen[i]);
+	check_tri("got_dot", c->got_dot, t.mx.got_dot);
+	check_tri("tls_done", c->tls_done, t.mx.tls_done);
+	if (c->data != NULL) {
+		assert_int_equal(t.mx.data_len, strlen(c->data));
+		assert_memory_equal(t.mx.data, c->data, strlen(c->data));
+	}
+	for (const struct count *k = c->counts; k < c->counts + LEN(c->counts) && k->name != NULL;
+	     k++) {
+		uint64_t got = *(const _Atomic uint64_t *)((const char *)&t.stats + k->off);
+
+		if (got != k->want)
+			fail_msg("%s is %llu, wanted %llu", k->name, (unsigned long long)got,
+			         (unsigned long long)k->want);
+	}
+	if (c->async_lookups > 0)
+		assert_int_equal(fake_sts_async_count(), c->async_lookups);
+	if (c->rechecks > 0)
+		assert_int_equal(fake_sts_recheck_count(), c->rechecks);
+	for (size_t i = 0; i < LEN(c->events) && c->events[i].kind != NULL; i++)
+		check_event(&c->events[i]);
+}
+
+/* begin - c's fixture, its session started, its steps played. */
+static void
+begin(const struct scase *c)
+{
+	prepare(c);
+	if (c->no_mx)
+		start_at(unused_port());
+	else
+		start();
+	play(c->steps);
+}
+
+/* run - c from start to end. */
+static void
+run(const struct scase *c)
+{
+	begin(c);
+	verify(c);
+}
+
+/* run_case - the cmocka test of a case given as its initial state. */
+static void
+run_case(void **state)
+{
+	run(*state);
+}
+
+/* --- the cases ------------------------------------------------------------------ */
+
+/* RFC 5321 section 3.3: a plain relay without any policy, data unchanged. */
+static const struct scase rfc5321_3_3_plain_relay_no_policy = {
+    .steps = STEPS(S("220 mx.example.net ESMTP"), C(EHLO), S("250-mx.example.net"),
+                   LACKS("STARTTLS"), LACKS("CHUNKING"), LACKS("AUTH"), HAS("8BITMIME"), C(MAIL),
+                   S("250 2.1.0"), C(RCPT("b@nopolicy.example")), S("250 2.1.5"), C("DATA\r\n"),
+                   S("354"), C(message), S("250 2.0.0 Ok: queued as 4711"), QUIT, CLOSED),
+    .saw = {"EHLO client.example\r\n", "MAIL FROM:<a@client.example>\r\n",
+            "RCPT TO:<b@nopolicy.example>\r\n"},
+    .data = message,
+    .counts = {COUNT(messages_relayed[STS_MODE_NONE], 1)},
+};
 
 /* RFC 3207 section 4.2: upstream upgraded; only the post-TLS EHLO is used. */
-static void
-rfc3207_4_2_starttls_upgrade_post_tls_ehlo(void **state)
-{
-	const char *r;
-
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	t.mx.pipelining = true; /* offered only after TLS by the fake */
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	r = expect("250-mx.example.net");
-	assert_non_null(strstr(r, "PIPELINING"));
-	assert_null(strstr(r, "STARTTLS"));
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
-	expect("250 2.1.0");
-	expect("250 2.1.5");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_true(t.mx.tls_done);
-	assert_true(mx_saw("STARTTLS\r\n"));
-	assert_int_equal(t.stats.tls_upstream, 1);
-	assert_int_equal(t.stats.messages_relayed[STS_MODE_ENFORCE], 1);
-	assert_null(event_find("policy-failure", "enforce.example"));
-}
+static const struct scase rfc3207_4_2_starttls_upgrade_post_tls_ehlo = {
+    .policy = true,
+    .mx = {.starttls = true, .pipelining = true}, /* PIPELINING only after TLS */
+    .steps = STEPS(S("220"), C(EHLO), S("250-mx.example.net"), HAS("PIPELINING"), LACKS("STARTTLS"),
+                   C(MAIL RCPT("b@enforce.example")), S("250 2.1.0"), S("250 2.1.5"), C("DATA\r\n"),
+                   S("354"), C(message), S("250 2.0.0"), QUIT, CLOSED),
+    .tls_done = YES,
+    .saw = {"STARTTLS\r\n"},
+    .counts = {COUNT(tls_upstream, 1), COUNT(messages_relayed[STS_MODE_ENFORCE], 1)},
+    .events = {NO_EVENT("policy-failure", "enforce.example")},
+};
 
 /* RFC 8461 section 5: STARTTLS stripped + enforce: 451 4.7.4, upstream sees nothing. */
-static void
-rfc8461_5_starttls_stripped_enforce_blocked(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("RCPT TO:<b@enforce.example>\r\n");
-	expect("451 4.7.4 enforce.example: MX 127.0.0.1:");
-	csends("DATA\r\n");
-	expect("554 5.5.1");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_false(mx_saw("RCPT"));
-	assert_false(mx_saw("MAIL"));
-	assert_int_equal(t.stats.recipients_blocked[STS_RESULT_STARTTLS_NOT_SUPPORTED], 1);
-	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
-	assert_string_equal(jstr(ev, "source"), "proxy");
-	assert_string_equal(jstr(ev, "action"), "blocked");
-	assert_string_equal(jstr(ev, "result_type"), "starttls-not-supported");
-	assert_string_equal(jstr(ev, "mode"), "enforce");
-	assert_string_equal(jstr(ev, "policy_id"), "id1");
-	assert_string_equal(jstr(ev, "policy_source"), "cache");
-	assert_string_equal(jstr(ev, "client"), "10.0.0.1");
-	assert_int_equal(strncmp(jstr(ev, "dest"), "127.0.0.1:", 10), 0);
-	assert_int_equal(strncmp(jstr(ev, "session"), "w0-", 3), 0);
-	assert_non_null(json_string_value(json_object_get(ev, "ts")));
-	assert_string_equal(json_string_value(json_array_get(json_object_get(ev, "mx"), 0)),
-	                    "mx.example.net");
-	json_decref(ev);
-}
+static const struct scase rfc8461_5_starttls_stripped_enforce_blocked = {
+    .policy = true,
+    .steps = STEPS(S("220"), C(EHLO), S("250"), C(MAIL), S("250 2.1.0"),
+                   C(RCPT("b@enforce.example")), S("451 4.7.4 enforce.example: MX 127.0.0.1:"),
+                   C("DATA\r\n"), S("554 5.5.1"), QUIT, CLOSED),
+    .unseen = {"RCPT", "MAIL"},
+    .counts = {COUNT(recipients_blocked[STS_RESULT_STARTTLS_NOT_SUPPORTED], 1)},
+    .events = {EVENT("policy-failure", "enforce.example", F_IS("source", "proxy"),
+                     F_IS("action", "blocked"), F_IS("result_type", "starttls-not-supported"),
+                     F_IS("mode", "enforce"), F_IS("policy_id", "id1"),
+                     F_IS("policy_source", "cache"), F_IS("client", "10.0.0.1"),
+                     F_STARTS("dest", "127.0.0.1:"), F_STARTS("session", "w0-"), F_STRING("ts"),
+                     F_IS("mx.0", "mx.example.net"))},
+};
 
 /* RFC 8461 section 5: a testing policy relays and reports. */
-static void
-rfc8461_5_testing_relayed_reported(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT "
-	       "TO:<b@testing.example>\r\n");
-	expect("250");
-	expect("250 2.1.0");
-	expect("250 2.1.5");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_true(mx_saw("RCPT TO:<b@testing.example>\r\n"));
-	assert_non_null(ev = event_find("policy-failure", "testing.example"));
-	assert_string_equal(jstr(ev, "action"), "reported");
-	assert_string_equal(jstr(ev, "mode"), "testing");
-	assert_string_equal(jstr(ev, "result_type"), "starttls-not-supported");
-	json_decref(ev);
-	assert_int_equal(t.stats.recipients_reported[STS_RESULT_STARTTLS_NOT_SUPPORTED], 1);
-}
+static const struct scase rfc8461_5_testing_relayed_reported = {
+    .policy = true,
+    .steps = STEPS(S("220"), C(EHLO MAIL RCPT("b@testing.example")), S("250"), S("250 2.1.0"),
+                   S("250 2.1.5"), QUIT, CLOSED),
+    .saw = {"RCPT TO:<b@testing.example>\r\n"},
+    .events = {EVENT("policy-failure", "testing.example", F_IS("action", "reported"),
+                     F_IS("mode", "testing"), F_IS("result_type", "starttls-not-supported"))},
+    .counts = {COUNT(recipients_reported[STS_RESULT_STARTTLS_NOT_SUPPORTED], 1)},
+};
 
 /* RFC 8461 section 5: one passing and one failing recipient in one envelope. */
-static void
-rfc8461_5_mixed_envelope(void **state)
-{
-	(void)state;
-	RULES();
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250");
-	csends("RCPT TO:<b@nopolicy.example>\r\n");
-	expect("250 2.1.5");
-	csends("RCPT TO:<c@enforce.example>\r\n");
-	expect("451 4.7.4");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_true(mx_saw("RCPT TO:<b@nopolicy.example>"));
-	assert_false(mx_saw("RCPT TO:<c@enforce.example>"));
-	assert_true(t.mx.got_dot);
-}
+static const struct scase rfc8461_5_mixed_envelope = {
+    .policy = true,
+    .steps = STEPS(S("220"), C(EHLO), S("250"), C(MAIL), S("250"), C(RCPT("b@nopolicy.example")),
+                   S("250 2.1.5"), C(RCPT("c@enforce.example")), S("451 4.7.4"), C("DATA\r\n"),
+                   S("354"), C(message), S("250 2.0.0"), QUIT),
+    .saw = {"RCPT TO:<b@nopolicy.example>"},
+    .unseen = {"RCPT TO:<c@enforce.example>"},
+    .got_dot = YES,
+};
 
 /* RFC 2920 section 3.1: one pipelined group, replies strictly in order. */
-static void
-rfc2920_3_1_pipelined_group_in_order(void **state)
-{
-	(void)state;
-	RULES();
-	t.mx.pipelining = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@nopolicy.example>\r\n"
-	       "RCPT TO:<c@async.example>\r\nRCPT TO:<d@enforce.example>\r\n"
-	       "RCPT TO:<e@defer.example>\r\nRCPT TO:<f@x.example>\r\nDATA\r\n");
-	expect("250 2.1.0");
-	expect("250 2.1.5");
-	expect("451 4.7.4 async.example");
-	expect("451 4.7.4 enforce.example");
-	expect("451 4.4.3 defer.example");
-	expect("250 2.1.5");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_int_equal(fake_sts_async_count(), 1);
-	assert_true(mx_saw("RCPT TO:<f@x.example>"));
-	assert_false(mx_saw("RCPT TO:<c@async.example>"));
-	json_t *ev = event_find("policy-defer", "defer.example");
-	assert_non_null(ev);
-	assert_string_equal(jstr(ev, "action"), "deferred");
-	json_decref(ev);
-}
+static const struct scase rfc2920_3_1_pipelined_group_in_order = {
+    .policy = true,
+    .mx = {.pipelining = true},
+    .steps = STEPS(S("220"), C(EHLO), S("250"),
+                   C(MAIL RCPT("b@nopolicy.example") RCPT("c@async.example") RCPT(
+                       "d@enforce.example") RCPT("e@defer.example") RCPT("f@x.example") "DATA\r\n"),
+                   S("250 2.1.0"), S("250 2.1.5"), S("451 4.7.4 async.example"),
+                   S("451 4.7.4 enforce.example"), S("451 4.4.3 defer.example"), S("250 2.1.5"),
+                   S("354"), C(message), S("250 2.0.0"), QUIT),
+    .async_lookups = 1,
+    .saw = {"RCPT TO:<f@x.example>"},
+    .unseen = {"RCPT TO:<c@async.example>"},
+    .events = {EVENT("policy-defer", "defer.example", F_IS("action", "deferred"))},
+};
 
 /* RFC 3207 section 5: bytes pipelined behind the client's STARTTLS are refused. */
-static void
-rfc3207_5_client_starttls_injection(void **state)
-{
-	const char *r;
-	json_t *ev;
-
-	(void)state;
-	t.ctx.client_tls = env.client_side;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	r = expect("250");
-	assert_non_null(strstr(r, "STARTTLS"));
-	csends("STARTTLS\r\nMAIL FROM:<evil@client.example>\r\n");
-	expect("554 5.5.0");
-	expect_closed();
-	finish();
-	assert_false(mx_saw("MAIL"));
-	assert_non_null(ev = event_find("injection", NULL));
-	assert_string_equal(jstr(ev, "action"), "refused");
-	json_decref(ev);
-}
+static const struct scase rfc3207_5_client_starttls_injection = {
+    .client_tls = true,
+    .steps = STEPS(S("220"), C(EHLO), S("250"), HAS("STARTTLS"),
+                   C("STARTTLS\r\nMAIL FROM:<evil@client.example>\r\n"), S("554 5.5.0"), CLOSED),
+    .unseen = {"MAIL"},
+    .events = {EVENT("injection", NULL, F_IS("action", "refused"))},
+};
 
 /* RFC 3207 section 5: the upstream's bytes after its 220 abort the upstream. */
-static void
-rfc3207_5_upstream_response_injection(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	t.mx.starttls = true;
-	t.mx.after_220 = "250-injected\r\n";
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("421 4.7.0");
-	expect_closed();
-	finish();
-	assert_non_null(ev = event_find("injection", NULL));
-	assert_string_equal(jstr(ev, "action"), "aborted");
-	assert_non_null(strstr(jstr(ev, "seen"), "250-injected"));
-	json_decref(ev);
-}
+static const struct scase rfc3207_5_upstream_response_injection = {
+    .mx = {.starttls = true, .after_220 = "250-injected\r\n"},
+    .steps = STEPS(S("220"), C(EHLO), S("421 4.7.0"), CLOSED),
+    .events = {EVENT("injection", NULL, F_IS("action", "aborted"), F_HAS("seen", "250-injected"))},
+};
 
 /* RFC 3207: a refused STARTTLS is a downgrade; the enforce recipient is blocked. */
-static void
-rfc3207_4_starttls_refused_downgrade(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	t.mx.starttls_reply = "454 4.7.0 TLS not available\r\n";
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
-	expect("250");
-	expect("451 4.7.4");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_non_null(ev = event_find("downgrade", NULL));
-	assert_string_equal(jstr(ev, "result_type"), "starttls-not-supported");
-	assert_non_null(strstr(jstr(ev, "seen"), "454 4.7.0"));
-	json_decref(ev);
-}
+static const struct scase rfc3207_4_starttls_refused_downgrade = {
+    .policy = true,
+    .mx = {.starttls = true, .starttls_reply = "454 4.7.0 TLS not available\r\n"},
+    .steps = STEPS(S("220"), C(EHLO), S("250"), C(MAIL RCPT("b@enforce.example")), S("250"),
+                   S("451 4.7.4"), QUIT),
+    .events = {EVENT("downgrade", NULL, F_IS("result_type", "starttls-not-supported"),
+                     F_HAS("seen", "454 4.7.0"))},
+};
 
 /* RFC 8461 section 4.2: a certificate not valid for the policy's MX: 451 4.7.5. */
-static void
-rfc8461_4_2_certificate_mismatch_blocked(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	start();
-	expect("220");
-	csends(
-	    "EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@other.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("451 4.7.5 other.example");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_false(mx_saw("RCPT"));
-	assert_non_null(ev = event_find("policy-failure", "other.example"));
-	assert_string_equal(jstr(ev, "result_type"), "certificate-host-mismatch");
-	assert_non_null(strstr(jstr(json_object_get(ev, "tls"), "sans"), "mx.example.net"));
-	json_decref(ev);
-}
+static const struct scase rfc8461_4_2_certificate_mismatch_blocked = {
+    .policy = true,
+    .mx = {.starttls = true},
+    .steps = STEPS(S("220"), C(EHLO MAIL RCPT("b@other.example")), S("250"), S("250"),
+                   S("451 4.7.5 other.example"), QUIT),
+    .unseen = {"RCPT"},
+    .events = {EVENT("policy-failure", "other.example",
+                     F_IS("result_type", "certificate-host-mismatch"),
+                     F_HAS("tls.sans", "mx.example.net"))},
+};
 
 /* A mangled STARTTLS capability is reported with the line that replaced it. */
-static void
-nostarttls_2021_mangled_capability_reported(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	t.mx.mangled = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT "
-	       "TO:<b@enforce.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("451 4.7.4");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_non_null(ev = event_find("downgrade", NULL));
-	assert_string_equal(jstr(ev, "seen"), "XXXXXXXA");
-	json_decref(ev);
-	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
-	assert_string_equal(jstr(ev, "seen"), "XXXXXXXA");
-	json_decref(ev);
-}
+static const struct scase nostarttls_2021_mangled_capability_reported = {
+    .policy = true,
+    .mx = {.mangled = true},
+    .steps = STEPS(S("220"), C(EHLO MAIL RCPT("b@enforce.example")), S("250"), S("250"),
+                   S("451 4.7.4"), QUIT),
+    .events = {EVENT("downgrade", NULL, F_IS("seen", "XXXXXXXA")),
+               EVENT("policy-failure", "enforce.example", F_IS("seen", "XXXXXXXA"))},
+};
 
 /* SMTP smuggling: each non-CRLF end of data is refused and never forwarded. */
 static void
@@ -1100,37 +1280,26 @@ smtp_smuggling_endings_refused(void **state)
 	    {"cr|.cr-split", "x\r.\rMAIL FROM:<s@evil>\r\n", 25, 2},
 	    {"crlf|.lf-split", "x\r\n.\nMAIL FROM:<s@evil>\r\n", 26, 3},
 	};
+	const struct scase c = {
+	    .steps = STEPS(TO_DATA("b@nopolicy.example"), C("Subject: s\r\n\r\n")),
+	    .got_dot = NO,                    /* the upstream saw no end of data */
+	    .unseen = {"MAIL FROM:<s@evil>"}, /* nor the smuggled command */
+	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (size_t i = 0; i < LEN(cases); i++) {
+		const char *d = cases[i].data;
+		size_t len = cases[i].len, split = cases[i].split;
+
 		if (i > 0) {
 			teardown(NULL);
 			assert_int_equal(setup(NULL), 0);
 		}
-		start();
-		expect("220");
-		csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n"
-		       "RCPT TO:<b@nopolicy.example>\r\n");
-		expect("250");
-		expect("250");
-		expect("250");
-		csends("DATA\r\n");
-		expect("354");
-		csends("Subject: s\r\n\r\n");
 		print_message("case %s\n", cases[i].name);
-		if (cases[i].split > 0) {
-			csend(cases[i].data, cases[i].split);
-			for (int k = 0; k < 10; k++)
-				loop_once(t.loop, 10);
-		}
-		csend(cases[i].data + cases[i].split, cases[i].len - cases[i].split);
-		expect("554 5.");
-		expect_closed();
-		finish();
-		if (t.mx.got_dot)
-			fail_msg("%s: the upstream saw an end of data", cases[i].name);
-		if (mx_saw("MAIL FROM:<s@evil>"))
-			fail_msg("%s: smuggled command reached the upstream", cases[i].name);
+		begin(&c);
+		play(STEPS(C_N(d, split), SPIN(split > 0 ? 10 : 0), C_N(d + split, len - split),
+		           S("554 5."), CLOSED));
+		verify(&c);
 		/* no lone CR or LF ever went upstream, not even a held one */
 		for (size_t k = 0; k < t.mx.data_len; k++)
 			if ((t.mx.data[k] == '\r' &&
@@ -1141,150 +1310,54 @@ smtp_smuggling_endings_refused(void **state)
 	}
 }
 
-/* RFC 5321 section 4.5.2: dot-stuffed lines arrive exactly as sent. */
-static void
-rfc5321_4_5_2_dot_stuffing_unchanged(void **state)
-{
-	static const char msg[] = "Subject: dots\r\n\r\n..one leading dot\r\n...two\r\n.\r\n";
+static const char dots[] = "Subject: dots\r\n\r\n..one leading dot\r\n...two\r\n.\r\n";
 
-	(void)state;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	/* split inside the final CRLF.CRLF */
-	csend(msg, sizeof(msg) - 4);
-	for (int i = 0; i < 5; i++)
-		loop_once(t.loop, 10);
-	csend(msg + sizeof(msg) - 4, 3);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_int_equal(t.mx.data_len, sizeof(msg) - 1);
-	assert_memory_equal(t.mx.data, msg, sizeof(msg) - 1);
-}
+/* RFC 5321 section 4.5.2: dot-stuffed lines arrive exactly as sent. */
+static const struct scase rfc5321_4_5_2_dot_stuffing_unchanged = {
+    /* split inside the final CRLF.CRLF */
+    .steps = STEPS(TO_DATA("b@x.example"), C_N(dots, sizeof(dots) - 4), SPIN(5),
+                   C_N(dots + sizeof(dots) - 4, 3), S("250 2.0.0"), QUIT),
+    .data = dots,
+};
 
 /* RFC-NOTES "Replies the client sees": upstream reset mid-DATA -> 421 4.4.2, no 250. */
-static void
-rfc5321_upstream_reset_mid_data_421(void **state)
-{
-	(void)state;
-	t.mx.data_mode = DATA_RESET;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	csends("Subject: partial\r\n");
-	expect("421 4.4.2");
-	expect_closed();
-	finish();
-	assert_false(t.mx.got_dot);
-}
+static const struct scase rfc5321_upstream_reset_mid_data_421 = {
+    .mx = {.data_mode = DATA_RESET},
+    .steps = STEPS(TO_DATA("b@x.example"), C("Subject: partial\r\n"), S("421 4.4.2"), CLOSED),
+    .got_dot = NO,
+};
 
 /* RFC 5321 section 4.5.3.2.6: no reply to the final dot in time -> 421, never 250. */
-static void
-rfc5321_4_5_3_2_timeout_after_dot_421(void **state)
-{
-	(void)state;
-	t.conf.timeouts.data_done = 1;
-	t.mx.data_mode = DATA_NO_REPLY;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("421 4.4.2");
-	expect_closed();
-	finish();
-	assert_true(t.mx.got_dot);
-	assert_int_equal(t.stats.messages_relayed[0], 0);
-}
+static const struct scase rfc5321_4_5_3_2_timeout_after_dot_421 = {
+    .data_done_s = 1,
+    .mx = {.data_mode = DATA_NO_REPLY},
+    .steps = STEPS(TO_DATA("b@x.example"), C(message), S("421 4.4.2"), CLOSED),
+    .got_dot = YES,
+    .counts = {COUNT(messages_relayed[0], 0)},
+};
 
-/* run_ms - run the proxy's loop for about ms milliseconds. */
-static void
-run_ms(uint64_t ms)
-{
-	uint64_t end = loop_now_ms(t.loop) + ms;
-
-	while (loop_now_ms(t.loop) < end)
-		loop_once(t.loop, 10);
-}
+/* A line of data, 400 ms after the one before: well within a 1 s block limit. */
+#define SLOW_LINE WAIT_MS(400), C("line\r\n")
 
 /*
  * RFC 5321 section 4.5.3.2.5: the data block limit runs from the last block
  * received, so a message that arrives slowly but steadily is not cut off,
  * however long it takes in all.
  */
-static void
-rfc5321_4_5_3_2_5_steady_data_not_timed_out(void **state)
-{
-	(void)state;
-	t.conf.timeouts.data_block = 1;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	csends("Subject: slow\r\n\r\n");
-	for (int i = 0; i < 6; i++) {
-		run_ms(400);
-		csends("line\r\n");
-	}
-	csends(".\r\n");
-	expect("250");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_true(t.mx.got_dot);
-}
+static const struct scase rfc5321_4_5_3_2_5_steady_data_not_timed_out = {
+    .data_block_s = 1,
+    .steps = STEPS(TO_DATA("b@x.example"), C("Subject: slow\r\n\r\n"), SLOW_LINE, SLOW_LINE,
+                   SLOW_LINE, SLOW_LINE, SLOW_LINE, SLOW_LINE, C(".\r\n"), S("250"), QUIT, CLOSED),
+    .got_dot = YES,
+};
 
 /* RFC 5321 section 4.5.3.2.5: ... and a stall times out one limit after the last block. */
-static void
-rfc5321_4_5_3_2_5_stall_after_blocks_421(void **state)
-{
-	uint64_t t0;
-
-	(void)state;
-	t.conf.timeouts.data_block = 1;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	for (int i = 0; i < 3; i++) {
-		run_ms(400);
-		csends("line\r\n");
-	}
-	loop_once(t.loop, 10);
-	t0 = loop_now_ms(t.loop);
-	expect("421 4.4.2");
-	if (loop_now_ms(t.loop) - t0 < 800)
-		fail_msg("timed out %llu ms after the last block, limit 1 s",
-		         (unsigned long long)(loop_now_ms(t.loop) - t0));
-	expect_closed();
-	finish();
-	assert_false(t.mx.got_dot);
-}
+static const struct scase rfc5321_4_5_3_2_5_stall_after_blocks_421 = {
+    .data_block_s = 1,
+    .steps = STEPS(TO_DATA("b@x.example"), SLOW_LINE, SLOW_LINE, SLOW_LINE, SPIN(1),
+                   S_NOT_BEFORE("421 4.4.2", 800), CLOSED),
+    .got_dot = NO,
+};
 
 /*
  * RFC 5321 section 4.1.1.4: the reply to the final dot comes after the
@@ -1292,180 +1365,84 @@ rfc5321_4_5_3_2_5_stall_after_blocks_421(void **state)
  * dot was sent) is unsolicited, even when it ends after the dot: the
  * mailer gets 421 4.4.2, never that 250.
  */
-static void
-rfc5321_4_1_1_4_reply_begun_before_dot_421(void **state)
-{
-	(void)state;
-	t.mx.data_mode = DATA_EARLY;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250");
-	expect("250");
-	csends("DATA\r\n");
-	expect("354");
-	for (int i = 0; i < 10; i++) /* let the early line arrive during the data */
-		loop_once(t.loop, 10);
-	csends(message);
-	expect("421 4.4.2");
-	expect_closed();
-	finish();
-	assert_true(t.mx.got_dot);
-	assert_int_equal(t.stats.messages_relayed[STS_MODE_NONE], 0);
-}
+static const struct scase rfc5321_4_1_1_4_reply_begun_before_dot_421 = {
+    .mx = {.data_mode = DATA_EARLY},
+    /* the spins let the early line arrive during the data */
+    .steps = STEPS(TO_DATA("b@x.example"), SPIN(10), C(message), S("421 4.4.2"), CLOSED),
+    .got_dot = YES,
+    .counts = {COUNT(messages_relayed[STS_MODE_NONE], 0)},
+};
 
 /* RFC 5321 section 4.1.1.1: a HELO client gets a plain 250; the upstream gets EHLO. */
-static void
-rfc5321_4_1_1_1_helo_client(void **state)
-{
-	(void)state;
-	start();
-	expect("220");
-	csends("HELO client.example\r\n");
-	expect("250 mx.example.net\r\n");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_true(mx_saw("EHLO client.example\r\n"));
-	assert_false(mx_saw("HELO"));
-}
+static const struct scase rfc5321_4_1_1_1_helo_client = {
+    .steps = STEPS(S("220"), C("HELO client.example\r\n"), S("250 mx.example.net\r\n"), QUIT),
+    .saw = {"EHLO client.example\r\n"},
+    .unseen = {"HELO"},
+};
 
 /* RFC 5321 section 4.5.3.1.4: an overlong command line -> 500 and close. */
 static void
 rfc5321_4_5_3_1_4_overlong_line(void **state)
 {
+	const struct scase c = {.max_line = 512, .steps = STEPS(S("220"))};
 	char line[700];
 
 	(void)state;
-	t.conf.max_line = 512;
-	start();
-	expect("220");
 	memset(line, 'A', sizeof(line));
-	csend(line, sizeof(line));
-	expect("500 5.5.6");
-	expect_closed();
-	finish();
+	begin(&c);
+	play(STEPS(C_N(line, sizeof(line)), S("500 5.5.6"), CLOSED));
+	verify(&c);
 }
 
 /* RFC 5321 section 4.1.4: EHLO refused -> HELO, no STARTTLS -> enforce blocked. */
-static void
-rfc5321_4_1_4_ehlo_refused_helo_fallback(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	t.mx.ehlo_refused = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250 mx.example.net\r\n");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
-	expect("250");
-	expect("451 4.7.4");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-	assert_true(mx_saw("HELO client.example"));
-	assert_false(mx_saw("RCPT"));
-	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
-	assert_string_equal(jstr(ev, "result_type"), "starttls-not-supported");
-	json_decref(ev);
-}
+static const struct scase rfc5321_4_1_4_ehlo_refused_helo_fallback = {
+    .policy = true,
+    .mx = {.ehlo_refused = true},
+    .steps = STEPS(S("220"), C(EHLO), S("250 mx.example.net\r\n"),
+                   C(MAIL RCPT("b@enforce.example")), S("250"), S("451 4.7.4"), QUIT),
+    .saw = {"HELO client.example"},
+    .unseen = {"RCPT"},
+    .events = {EVENT("policy-failure", "enforce.example",
+                     F_IS("result_type", "starttls-not-supported"))},
+};
 
 /* Relay semantics: the upstream refuses the held MAIL; the recipient gets that reply. */
-static void
-relay_mail_refused_upstream(void **state)
-{
-	(void)state;
-	t.mx.mail_refused = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<b@x.example>\r\n");
-	expect("250");
-	expect("250 2.1.0");
-	expect("550 5.7.1 Sender refused");
-	csends("DATA\r\n");
-	expect("554 5.5.1");
-	csends("QUIT\r\n");
-	expect("221");
-	finish();
-}
+static const struct scase relay_mail_refused_upstream = {
+    .mx = {.mail_refused = true},
+    .steps = STEPS(S("220"), C(EHLO MAIL RCPT("b@x.example")), S("250"), S("250 2.1.0"),
+                   S("550 5.7.1 Sender refused"), C("DATA\r\n"), S("554 5.5.1"), QUIT),
+};
 
 /* Upstream unreachable: 421 4.4.1 and close. */
-static void
-rfc5321_connect_failure_421(void **state)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int fd;
-
-	(void)state;
-	/* a port nobody listens on: bind, note it, close */
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	close(fd);
-	start_at(ntohs(sin.sin_port));
-	expect("421 4.4.1");
-	expect_closed();
-	finish();
-}
+static const struct scase rfc5321_connect_failure_421 = {
+    .no_mx = true,
+    .steps = STEPS(S("421 4.4.1"), CLOSED),
+};
 
 /* A refusing banner is relayed as it is, and the upstream is followed. */
-static void
-rfc5321_3_1_banner_554_relayed(void **state)
-{
-	(void)state;
-	t.mx.banner = "554 5.3.2 No service here\r\n";
-	start();
-	expect("554 5.3.2 No service here");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-}
+static const struct scase rfc5321_3_1_banner_554_relayed = {
+    .mx = {.banner = "554 5.3.2 No service here\r\n"},
+    .steps = STEPS(S("554 5.3.2 No service here"), QUIT, CLOSED),
+};
 
 /*
  * RFC 8461 section 5: a failed upstream handshake reconnects without
  * STARTTLS; a recipient without policy goes on, an enforce one is blocked.
  */
-static void
-rfc8461_5_handshake_failure_plaintext_only_without_policy(void **state)
-{
-	json_t *ev;
-
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	t.mx.tls_broken = true;
-	start();
-	expect("220 mx.example.net");
-	csends("EHLO client.example\r\n");
-	expect("250-mx.example.net");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n"
-	       "RCPT TO:<c@nopolicy.example>\r\nDATA\r\n");
-	expect("250 2.1.0");
-	expect("451 4.7.5 enforce.example");
-	expect("250 2.1.5");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_false(t.mx.tls_done);
-	assert_false(mx_saw("RCPT TO:<b@enforce.example>"));
-	assert_true(mx_saw("RCPT TO:<c@nopolicy.example>"));
-	assert_true(t.mx.got_dot);
-	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
-	assert_string_equal(jstr(ev, "result_type"), "validation-failure");
-	assert_string_equal(jstr(ev, "action"), "blocked");
-	json_decref(ev);
-}
+static const struct scase rfc8461_5_handshake_failure_plaintext_only_without_policy = {
+    .policy = true,
+    .mx = {.starttls = true, .tls_broken = true},
+    .steps = STEPS(S("220 mx.example.net"), C(EHLO), S("250-mx.example.net"),
+                   C(MAIL RCPT("b@enforce.example") RCPT("c@nopolicy.example") "DATA\r\n"),
+                   S("250 2.1.0"), S("451 4.7.5 enforce.example"), S("250 2.1.5"), S("354"),
+                   C(message), S("250 2.0.0"), QUIT, CLOSED),
+    .tls_done = NO,
+    .unseen = {"RCPT TO:<b@enforce.example>"},
+    .saw = {"RCPT TO:<c@nopolicy.example>"},
+    .got_dot = YES,
+    .events = {EVENT("policy-failure", "enforce.example", F_IS("result_type", "validation-failure"),
+                     F_IS("action", "blocked"))},
+};
 
 /*
  * A handshake cut right behind the server's last flight (FIN or RST in the
@@ -1476,30 +1453,25 @@ rfc8461_5_handshake_failure_plaintext_only_without_policy(void **state)
 static void
 cut_after_flight(int cut)
 {
+	const struct scase c = {
+	    .policy = true,
+	    .mx = {.starttls = true, .hs_cut = cut},
+	    .steps = STEPS(S("220 mx.example.net"), C(EHLO)),
+	    .unseen = {"RCPT TO:<b@enforce.example>", "MAIL FROM"},
+	};
 	char r[8192];
 
-	RULES();
-	t.mx.starttls = true;
-	t.mx.hs_cut = cut;
-	start();
-	expect("220 mx.example.net");
-	csends("EHLO client.example\r\n");
+	begin(&c);
 	assert_true(creply(r, sizeof(r)));
-	if (strncmp(r, "250", 3) == 0) {
+	if (strncmp(r, "250", 3) == 0)
 		/* Only a plaintext fallback after a handshake that did not complete
 		 * may go on: it must refuse the enforce recipient. */
-		csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
-		expect("250 2.1.0");
-		expect("451 4.7.5 enforce.example");
-		csends("QUIT\r\n");
-		expect("221");
-	} else {
+		play(STEPS(C(MAIL RCPT("b@enforce.example")), S("250 2.1.0"),
+		           S("451 4.7.5 enforce.example"), QUIT));
+	else
 		assert_true(strncmp(r, "421 4.4.2", 9) == 0);
-	}
-	expect_closed();
-	finish();
-	assert_false(mx_saw("RCPT TO:<b@enforce.example>"));
-	assert_false(mx_saw("MAIL FROM"));
+	play(STEPS(CLOSED));
+	verify(&c);
 }
 
 static void
@@ -1517,169 +1489,76 @@ rfc8461_4_2_handshake_cut_rst_no_cleartext(void **state)
 }
 
 /* Every plaintext fallback after a failed handshake is a downgrade event. */
-static void
-rfc8460_4_3_fallback_reported(void **state)
-{
-	json_t *ev;
+static const struct scase rfc8460_4_3_fallback_reported = {
+    .policy = true,
+    .mx = {.starttls = true, .tls_broken = true},
+    .steps = STEPS(S("220 mx.example.net"), C(EHLO "QUIT\r\n"), S("250-mx.example.net"), S("221"),
+                   CLOSED),
+    .events = {EVENT("downgrade", NULL, F_IS("action", "fallback-plaintext"),
+                     F_IS("result_type", "validation-failure"))},
+};
 
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	t.mx.tls_broken = true;
-	start();
-	expect("220 mx.example.net");
-	csends("EHLO client.example\r\nQUIT\r\n");
-	expect("250-mx.example.net");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_non_null(ev = event_find("downgrade", NULL));
-	assert_string_equal(jstr(ev, "action"), "fallback-plaintext");
-	assert_string_equal(jstr(ev, "result_type"), "validation-failure");
-	json_decref(ev);
-}
+/* other.example's policy now names the MX the session reached. */
+static const struct fake_sts_rule other_now_here[] = {
+    {"other.example", STS_POLICY, STS_MODE_ENFORCE, "id5", "mx.example.net", false},
+};
 
 /*
  * RFC 8461 section 5.1: before a recipient is refused, the policy is looked
  * up again; a domain that replaced its policy (new MX names) is judged on
  * the new one, and a confirmed failure is refused once.
  */
-static void
-rfc8461_5_1_recheck_before_refusal(void **state)
-{
-	static const struct fake_sts_rule now[] = {
-	    {"other.example", STS_POLICY, STS_MODE_ENFORCE, "id5", "mx.example.net", false},
-	};
-
-	(void)state;
-	RULES();
-	fake_sts_set_recheck(now, 1);
-	t.mx.starttls = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n"
-	       "RCPT TO:<b@other.example>\r\nRSET\r\nQUIT\r\n");
-	expect("250-mx.example.net");
-	expect("250 2.1.0");
-	expect("250 2.1.5");
-	expect("250");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_int_equal(fake_sts_recheck_count(), 1);
-	assert_true(mx_saw("RCPT TO:<b@other.example>"));
-}
+static const struct scase rfc8461_5_1_recheck_before_refusal = {
+    .policy = true,
+    .recheck = other_now_here,
+    .n_recheck = LEN(other_now_here),
+    .mx = {.starttls = true},
+    .steps =
+        STEPS(S("220"), C(EHLO MAIL RCPT("b@other.example") "RSET\r\nQUIT\r\n"),
+              S("250-mx.example.net"), S("250 2.1.0"), S("250 2.1.5"), S("250"), S("221"), CLOSED),
+    .rechecks = 1,
+    .saw = {"RCPT TO:<b@other.example>"},
+};
 
 /* The same failure with the policy unchanged: refused after one recheck. */
-static void
-rfc8461_5_1_refusal_after_recheck(void **state)
-{
-	(void)state;
-	RULES();
-	t.mx.starttls = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\nMAIL FROM:<a@client.example>\r\n"
-	       "RCPT TO:<b@other.example>\r\nQUIT\r\n");
-	expect("250-mx.example.net");
-	expect("250 2.1.0");
-	expect("451 4.7.5 other.example");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_int_equal(fake_sts_recheck_count(), 1);
-	assert_false(mx_saw("RCPT TO:<b@other.example>"));
-}
+static const struct scase rfc8461_5_1_refusal_after_recheck = {
+    .policy = true,
+    .mx = {.starttls = true},
+    .steps =
+        STEPS(S("220"), C(EHLO MAIL RCPT("b@other.example") "QUIT\r\n"), S("250-mx.example.net"),
+              S("250 2.1.0"), S("451 4.7.5 other.example"), S("221"), CLOSED),
+    .rechecks = 1,
+    .unseen = {"RCPT TO:<b@other.example>"},
+};
 
 /* Draining stop: an idle session gets 421 4.3.2. */
-static void
-session_shutdown_all_idle(void **state)
-{
-	(void)state;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	session_shutdown_all(&t.ctx);
-	expect("421 4.3.2");
-	expect_closed();
-	finish();
-}
-
-/* mailer_starttls - the mailer's side of the TLS handshake, run against the loop. */
-static void
-mailer_starttls(void)
-{
-	int r = 0, e;
-
-	assert_int_equal(t.clen, 0); /* nothing may be left from before TLS */
-	assert_non_null(t.cssl = SSL_new(env.mailer));
-	assert_int_equal(SSL_set_fd(t.cssl, t.cfd), 1);
-	assert_int_equal(SSL_set_tlsext_host_name(t.cssl, "mx.example.net"), 1);
-	assert_int_equal(SSL_set1_host(t.cssl, "mx.example.net"), 1);
-	SSL_set_verify(t.cssl, SSL_VERIFY_PEER, NULL);
-	for (int i = 0; i < 800; i++) {
-		if ((r = SSL_connect(t.cssl)) == 1)
-			break;
-		e = SSL_get_error(t.cssl, r);
-		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-			fail_msg("mailer handshake failed: SSL error %d", e);
-		loop_once(t.loop, 10);
-	}
-	assert_int_equal(r, 1);
-	assert_int_equal(SSL_get_verify_result(t.cssl), X509_V_OK);
-}
+static const struct scase session_shutdown_all_idle = {
+    .steps = STEPS(S("220"), C(EHLO), S("250"), SHUTDOWN_ALL, S("421 4.3.2"), CLOSED),
+};
 
 /*
  * RFC 3207 section 4.2: a successful STARTTLS from the mailer. The proxy
  * forgets the EHLO and the MAIL given before TLS, no longer offers
  * STARTTLS, and relays the message over the protected leg.
  */
-static void
-rfc3207_4_2_client_starttls_state_reset(void **state)
-{
-	const char *r;
-
-	(void)state;
-	t.ctx.client_tls = env.client_side;
-	t.mx.pipelining = true;
-	start();
-	expect("220 mx.example.net");
-	csends("EHLO client.example\r\n");
-	r = expect("250-mx.example.net");
-	assert_non_null(strstr(r, "STARTTLS"));
-	csends("MAIL FROM:<pre@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("STARTTLS\r\n");
-	expect("220 2.0.0");
-	mailer_starttls();
-	/* the greeting given before TLS no longer counts */
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("503 5.5.1 Send EHLO first");
-	csends("EHLO client.example\r\n");
-	r = expect("250-mx.example.net");
-	assert_null(strstr(r, "STARTTLS"));
-	assert_non_null(strstr(r, "PIPELINING"));
-	/* nor does the transaction begun before TLS */
-	csends("RCPT TO:<b@nopolicy.example>\r\n");
-	expect("503 5.5.1 Need MAIL");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@nopolicy.example>\r\nDATA\r\n");
-	expect("250 2.1.0");
-	expect("250 2.1.5");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0 Ok: queued as 4711");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_false(mx_saw("MAIL FROM:<pre@"));
-	assert_true(mx_saw("MAIL FROM:<a@client.example>\r\n"));
-	assert_true(mx_saw("RCPT TO:<b@nopolicy.example>\r\n"));
-	assert_int_equal(t.mx.data_len, strlen(message));
-	assert_memory_equal(t.mx.data, message, strlen(message));
-	assert_int_equal(t.stats.messages_relayed[STS_MODE_NONE], 1);
-}
+static const struct scase rfc3207_4_2_client_starttls_state_reset = {
+    .client_tls = true,
+    .mx = {.pipelining = true},
+    .steps = STEPS(S("220 mx.example.net"), C(EHLO), S("250-mx.example.net"), HAS("STARTTLS"),
+                   C("MAIL FROM:<pre@client.example>\r\n"), S("250 2.1.0"), C("STARTTLS\r\n"),
+                   S("220 2.0.0"), MAILER_TLS,
+                   /* the greeting given before TLS no longer counts */
+                   C(MAIL), S("503 5.5.1 Send EHLO first"), C(EHLO), S("250-mx.example.net"),
+                   LACKS("STARTTLS"), HAS("PIPELINING"),
+                   /* nor does the transaction begun before TLS */
+                   C(RCPT("b@nopolicy.example")), S("503 5.5.1 Need MAIL"),
+                   C(MAIL RCPT("b@nopolicy.example") "DATA\r\n"), S("250 2.1.0"), S("250 2.1.5"),
+                   S("354"), C(message), S("250 2.0.0 Ok: queued as 4711"), QUIT, CLOSED),
+    .unseen = {"MAIL FROM:<pre@"},
+    .saw = {"MAIL FROM:<a@client.example>\r\n", "RCPT TO:<b@nopolicy.example>\r\n"},
+    .data = message,
+    .counts = {COUNT(messages_relayed[STS_MODE_NONE], 1)},
+};
 
 /*
  * An IPv6 original destination: the session connects to [::1], names it
@@ -1689,42 +1568,35 @@ rfc3207_4_2_client_starttls_state_reset(void **state)
 static void
 rfc5321_ipv6_upstream(void **state)
 {
+	const struct scase c = {
+	    .policy = true,
+	    .got_dot = YES,
+	    .unseen = {"RCPT TO:<b@enforce.example>"},
+	    .saw = {"RCPT TO:<c@nopolicy.example>"},
+	    .events = {EVENT("policy-failure", "enforce.example", F_IS("client", "2001:db8::1"))},
+	};
 	char want[80], dest[48];
 	json_t *ev;
 
 	(void)state;
-	RULES();
+	prepare(&c);
 	if (!mx_start6()) {
 		start6_at(25);
-		expect("421 4.4.1");
-		expect_closed();
+		play(STEPS(S("421 4.4.1"), CLOSED));
 		finish();
 		return;
 	}
 	start6_at(t.mx.port);
-	expect("220 mx.example.net");
-	csends("EHLO client.example\r\n");
-	expect("250-mx.example.net");
-	csends("MAIL FROM:<a@client.example>\r\nRCPT TO:<b@enforce.example>\r\n");
-	expect("250 2.1.0");
+	play(STEPS(S("220 mx.example.net"), C(EHLO), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example")), S("250 2.1.0")));
 	snprintf(want, sizeof(want), "451 4.7.4 enforce.example: MX [::1]:%u does", t.mx.port);
 	expect(want);
-	csends("RCPT TO:<c@nopolicy.example>\r\nDATA\r\n");
-	expect("250 2.1.5");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	assert_true(t.mx.got_dot);
-	assert_false(mx_saw("RCPT TO:<b@enforce.example>"));
-	assert_true(mx_saw("RCPT TO:<c@nopolicy.example>"));
+	play(STEPS(C(RCPT("c@nopolicy.example") "DATA\r\n"), S("250 2.1.5"), S("354"), C(message),
+	           S("250 2.0.0"), QUIT, CLOSED));
+	verify(&c);
 	assert_non_null(ev = event_find("policy-failure", "enforce.example"));
 	snprintf(dest, sizeof(dest), "[::1]:%u", t.mx.port);
-	assert_string_equal(jstr(ev, "dest"), dest);
-	assert_string_equal(jstr(ev, "client"), "2001:db8::1");
+	assert_string_equal(jpath(ev, "dest") ?: "", dest);
 	json_decref(ev);
 }
 
@@ -1769,22 +1641,15 @@ upstream_mark_set_on_session_socket(void **state)
 	can_mark = setsockopt(probe, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0;
 	close(probe);
 	t.conf.upstream_mark = mark;
-	start();
 	if (!can_mark) {
-		expect("421 4.4.1");
-		expect_closed();
-		finish();
+		run(&(const struct scase){.steps = STEPS(S("421 4.4.1"), CLOSED)});
 		return;
 	}
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
+	begin(&(const struct scase){.steps = STEPS(S("220"), C(EHLO), S("250"))});
 	assert_true((fd = session_upstream_fd(t.mx.port)) >= 0);
 	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_MARK, &got, &len), 0);
 	assert_int_equal(got, mark);
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
+	play(STEPS(QUIT, CLOSED));
 	finish();
 }
 
@@ -1818,6 +1683,16 @@ report_row_get(void *arg, const struct sts_report_entry *e)
 	return 1;
 }
 
+/* report_row - what t.ctx.report holds for domain. */
+static struct report_row
+report_row(const char *domain)
+{
+	struct report_row row = {.want = domain};
+
+	sts_report_foreach(t.ctx.report, report_row_get, &row);
+	return row;
+}
+
 /*
  * RFC 8460 section 4.4: a message the upstream took over verified TLS is a
  * successful session for each passing policy domain that had a recipient
@@ -1827,52 +1702,27 @@ report_row_get(void *arg, const struct sts_report_entry *e)
 static void
 rfc8460_4_4_delivery_and_block_counted(void **state)
 {
-	struct report_row en = {.want = "enforce.example"}, te = {.want = "testing.example"},
-	                  ot = {.want = "other.example"}, np = {.want = "nopolicy.example"};
+	const struct scase c = {
+	    .policy = true,
+	    .report = true,
+	    .mx = {.starttls = true},
+	    .steps = STEPS(
+	        S("220"), C(EHLO), S("250"), C(MAIL), S("250 2.1.0"), C(RCPT("b@enforce.example")),
+	        S("250 2.1.5"), C(RCPT("c@enforce.example")), S("250 2.1.5"),
+	        C(RCPT("b@testing.example")), S("250 2.1.5"), C(RCPT("b@nopolicy.example")),
+	        S("250 2.1.5"), C(RCPT("b@other.example")), S("451 4.7.5 other.example"),
+	        C("DATA\r\n"), S("354"), C(message), S("250 2.0.0"),
+	        /* A second envelope that is reset: no message, no success. */
+	        C(MAIL), S("250 2.1.0"), C(RCPT("d@enforce.example")), S("250 2.1.5"),
+	        C("RSET\r\n"), S("250"), QUIT, CLOSED),
+	};
+	struct report_row en, te, ot;
 
 	(void)state;
-	RULES();
-	assert_non_null(t.ctx.report = sts_report_new(time(NULL)));
-	t.mx.starttls = true;
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("RCPT TO:<b@enforce.example>\r\n");
-	expect("250 2.1.5");
-	csends("RCPT TO:<c@enforce.example>\r\n");
-	expect("250 2.1.5");
-	csends("RCPT TO:<b@testing.example>\r\n");
-	expect("250 2.1.5");
-	csends("RCPT TO:<b@nopolicy.example>\r\n");
-	expect("250 2.1.5");
-	csends("RCPT TO:<b@other.example>\r\n");
-	expect("451 4.7.5 other.example");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	/* A second envelope that is reset: no message, no success. */
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("RCPT TO:<d@enforce.example>\r\n");
-	expect("250 2.1.5");
-	csends("RSET\r\n");
-	expect("250");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-
-	sts_report_foreach(t.ctx.report, report_row_get, &en);
-	sts_report_foreach(t.ctx.report, report_row_get, &te);
-	sts_report_foreach(t.ctx.report, report_row_get, &ot);
-	sts_report_foreach(t.ctx.report, report_row_get, &np);
-	sts_report_free(t.ctx.report);
-	t.ctx.report = NULL;
-
+	run(&c);
+	en = report_row("enforce.example");
+	te = report_row("testing.example");
+	ot = report_row("other.example");
 	assert_true(en.found);
 	assert_string_equal(en.id, "id1");
 	assert_int_equal(en.mode, STS_MODE_ENFORCE);
@@ -1891,37 +1741,25 @@ rfc8460_4_4_delivery_and_block_counted(void **state)
 	assert_int_equal(ot.detail0.result, STS_RESULT_CERT_HOST_MISMATCH);
 	assert_string_equal(ot.detail0.mx_host, "mx.example.net");
 	assert_string_equal(ot.detail0.ip, "127.0.0.1");
-	assert_false(np.found); /* no policy: nothing to report */
+	assert_false(report_row("nopolicy.example").found); /* no policy: nothing to report */
 }
 
 /* RFC 8460 section 4.4: without TLS, a testing policy relays and counts a failure only. */
 static void
 rfc8460_4_4_testing_plaintext_counted_as_failure(void **state)
 {
-	struct report_row te = {.want = "testing.example"};
+	const struct scase c = {
+	    .policy = true,
+	    .report = true,
+	    .steps = STEPS(S("220"), C(EHLO), S("250"), C(MAIL), S("250 2.1.0"),
+	                   C(RCPT("b@testing.example")), S("250 2.1.5"), C("DATA\r\n"), S("354"),
+	                   C(message), S("250 2.0.0"), QUIT, CLOSED),
+	};
+	struct report_row te;
 
 	(void)state;
-	RULES();
-	assert_non_null(t.ctx.report = sts_report_new(time(NULL)));
-	start();
-	expect("220");
-	csends("EHLO client.example\r\n");
-	expect("250");
-	csends("MAIL FROM:<a@client.example>\r\n");
-	expect("250 2.1.0");
-	csends("RCPT TO:<b@testing.example>\r\n");
-	expect("250 2.1.5");
-	csends("DATA\r\n");
-	expect("354");
-	csends(message);
-	expect("250 2.0.0");
-	csends("QUIT\r\n");
-	expect("221");
-	expect_closed();
-	finish();
-	sts_report_foreach(t.ctx.report, report_row_get, &te);
-	sts_report_free(t.ctx.report);
-	t.ctx.report = NULL;
+	run(&c);
+	te = report_row("testing.example");
 	assert_true(te.found);
 	assert_int_equal(te.success, 0);
 	assert_int_equal(te.failure, 1);
@@ -1933,43 +1771,45 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-	    T(rfc5321_3_3_plain_relay_no_policy),
-	    T(rfc3207_4_2_starttls_upgrade_post_tls_ehlo),
-	    T(rfc8461_5_starttls_stripped_enforce_blocked),
-	    T(rfc8461_5_testing_relayed_reported),
-	    T(rfc8461_5_mixed_envelope),
-	    T(rfc2920_3_1_pipelined_group_in_order),
-	    T(rfc3207_5_client_starttls_injection),
-	    T(rfc3207_5_upstream_response_injection),
-	    T(rfc3207_4_starttls_refused_downgrade),
-	    T(rfc8461_4_2_certificate_mismatch_blocked),
-	    T(nostarttls_2021_mangled_capability_reported),
+#define T(f)    cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define CASE(c) {#c, run_case, setup, teardown, (void *)&(c)}
+	    CASE(rfc5321_3_3_plain_relay_no_policy),
+	    CASE(rfc3207_4_2_starttls_upgrade_post_tls_ehlo),
+	    CASE(rfc8461_5_starttls_stripped_enforce_blocked),
+	    CASE(rfc8461_5_testing_relayed_reported),
+	    CASE(rfc8461_5_mixed_envelope),
+	    CASE(rfc2920_3_1_pipelined_group_in_order),
+	    CASE(rfc3207_5_client_starttls_injection),
+	    CASE(rfc3207_5_upstream_response_injection),
+	    CASE(rfc3207_4_starttls_refused_downgrade),
+	    CASE(rfc8461_4_2_certificate_mismatch_blocked),
+	    CASE(nostarttls_2021_mangled_capability_reported),
 	    T(smtp_smuggling_endings_refused),
-	    T(rfc5321_4_5_2_dot_stuffing_unchanged),
-	    T(rfc5321_upstream_reset_mid_data_421),
-	    T(rfc5321_4_5_3_2_timeout_after_dot_421),
-	    T(rfc5321_4_5_3_2_5_steady_data_not_timed_out),
-	    T(rfc5321_4_5_3_2_5_stall_after_blocks_421),
-	    T(rfc5321_4_1_1_1_helo_client),
+	    CASE(rfc5321_4_5_2_dot_stuffing_unchanged),
+	    CASE(rfc5321_upstream_reset_mid_data_421),
+	    CASE(rfc5321_4_5_3_2_timeout_after_dot_421),
+	    CASE(rfc5321_4_5_3_2_5_steady_data_not_timed_out),
+	    CASE(rfc5321_4_5_3_2_5_stall_after_blocks_421),
+	    CASE(rfc5321_4_1_1_1_helo_client),
 	    T(rfc5321_4_5_3_1_4_overlong_line),
-	    T(rfc5321_4_1_4_ehlo_refused_helo_fallback),
-	    T(relay_mail_refused_upstream),
-	    T(rfc5321_connect_failure_421),
-	    T(rfc5321_3_1_banner_554_relayed),
-	    T(rfc8461_5_handshake_failure_plaintext_only_without_policy),
+	    CASE(rfc5321_4_1_4_ehlo_refused_helo_fallback),
+	    CASE(relay_mail_refused_upstream),
+	    CASE(rfc5321_connect_failure_421),
+	    CASE(rfc5321_3_1_banner_554_relayed),
+	    CASE(rfc8461_5_handshake_failure_plaintext_only_without_policy),
 	    T(rfc8461_4_2_handshake_cut_fin_no_cleartext),
 	    T(rfc8461_4_2_handshake_cut_rst_no_cleartext),
-	    T(rfc8460_4_3_fallback_reported),
-	    T(rfc8461_5_1_recheck_before_refusal),
-	    T(rfc8461_5_1_refusal_after_recheck),
-	    T(session_shutdown_all_idle),
-	    T(rfc5321_4_1_1_4_reply_begun_before_dot_421),
-	    T(rfc3207_4_2_client_starttls_state_reset),
+	    CASE(rfc8460_4_3_fallback_reported),
+	    CASE(rfc8461_5_1_recheck_before_refusal),
+	    CASE(rfc8461_5_1_refusal_after_recheck),
+	    CASE(session_shutdown_all_idle),
+	    CASE(rfc5321_4_1_1_4_reply_begun_before_dot_421),
+	    CASE(rfc3207_4_2_client_starttls_state_reset),
 	    T(rfc5321_ipv6_upstream),
 	    T(upstream_mark_set_on_session_socket),
 	    T(rfc8460_4_4_delivery_and_block_counted),
 	    T(rfc8460_4_4_testing_plaintext_counted_as_failure),
+#undef CASE
 #undef T
 	};
 
