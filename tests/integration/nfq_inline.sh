@@ -4,8 +4,10 @@
 # rules of scripts/nfq-iptables.sh, and a server namespace with a real
 # SMTP server (tests/lab/smtp_sink.py) behind an on-path attacker
 # (tests/lab/strip_proxy.py), over IPv4 and IPv6 (the ip6tables half of
-# the same rules). Needs root. Prints "ok - name" / "not ok -
-# name" and exits non-zero on any failure; always cleans up.
+# the same rules). The driver answers the inspector's policy lookups as
+# told (--answer), after a delay, so first contacts are held and judged.
+# Needs root. Prints "ok - name" / "not ok - name" and exits non-zero on
+# any failure; always cleans up.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
@@ -85,6 +87,7 @@ attacker() {
 }
 
 INSPECTOR=
+NFQ_EXTRA= # more keys of the nfq group
 inspector() { # action [driver args]
 	local action=$1
 	shift
@@ -92,7 +95,7 @@ inspector() { # action [driver args]
 	cat >"$DIR/nfq.conf" <<CONF
 state_dir = "$DIR/state";
 log = { level = "info"; events = "$DIR/events.json"; };
-nfq = { queues = [ 0 ]; action = "$action"; fail_open = true; };
+nfq = { queues = [ 0 ]; action = "$action"; fail_open = true; $NFQ_EXTRA };
 CONF
 	: >"$DIR/driver.log"
 	ip netns exec "$P-rtr" "$DRIVER" "$DIR/nfq.conf" "$@" 2>"$DIR/driver.log" &
@@ -132,6 +135,12 @@ counter6() { # the same in the ip6tables chain
 }
 # events NAME ADDR - the JSON events called NAME whose client or server is ADDR.
 events() { grep "\"$1\"" "$DIR/events.json" 2>/dev/null | grep -F "\"$2 "; }
+# held NAME DOMAIN MS - an event NAME for DOMAIN whose packet waited at least MS.
+held() {
+	grep "\"$1\"" "$DIR/events.json" 2>/dev/null | grep -F "\"domain\":\"$2\"" |
+		grep -o '"held_ms":[0-9]*' | awk -F: -v ms="$3" '$2 >= ms { ok = 1 } END { exit !ok }'
+}
+stored() { ls "$DIR"/mail/new/*.json 2>/dev/null | wc -l; }
 
 sleep 0.5
 inspector log || { nok "inspector starts"; exit 1; }
@@ -190,6 +199,49 @@ check "ipv6: cleartext rcpt blocked event" "events cleartext_rcpt fd00:0:25::2 |
 check "ipv6: server never stored the message" "[ \$(ls '$DIR'/mail/new/*.json | wc -l) -eq $before ]"
 check "ipv6: server never saw the recipient" "! grep -rq 'enforce6.example' '$DIR/mail' '$DIR/sink.log'"
 check "ipv6: no reset failure logged" "! grep -q 'rst_failed' '$DIR/driver.log'"
+
+# 4. Block mode, first contact: nothing cached, the lookup answers after 300 ms.
+NFQ_EXTRA="hold_timeout = 2;"
+inspector block --lookup-ms 300 --answer first.example=enforce --answer first6.example=enforce \
+	--answer plain.example=none --answer down.example=tempfail || nok "inspector restarts"
+attacker drop
+before=$(stored)
+send b@first.example
+rc=$?
+check "first contact: client sees a broken connection" "[ $rc -ne 0 ] && ! grep -q '^<- *354' '$DIR/swaks.out'"
+check "first contact: the RCPT waited for the lookup, then was blocked" "held cleartext_rcpt first.example 300 && events cleartext_rcpt 198.51.100.66 | grep '\"domain\":\"first.example\"' | grep -q '\"action\":\"block\"'"
+check "first contact: server never stored the message" "[ \$(stored) -eq $before ]"
+check "first contact: server never saw the recipient" "! grep -rq 'first.example' '$DIR/mail' '$DIR/sink.log'"
+send6 b@first6.example
+rc=$?
+check "ipv6: first contact blocked after the lookup" "[ $rc -eq 2 ] && held cleartext_rcpt first6.example 300 && ! grep -rq 'first6.example' '$DIR/mail' '$DIR/sink.log'"
+check "ipv6: the reset came from the IPv6 raw socket" "! grep -q 'rst_failed' '$DIR/driver.log'"
+attacker pass
+t0=$(date +%s%N)
+send b@plain.example
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "first contact without a policy: delivered in cleartext after the lookup (${ms} ms)" "[ $rc -eq 0 ] && [ $ms -ge 300 ] && grep -rq 'plain.example' '$DIR/mail'"
+check "first contact without a policy: no event" "! grep -q 'plain.example' '$DIR/events.json'"
+before=$(stored)
+send b@down.example
+check "resolver failure: hold_timeout_action block, policy_unknown tempfail" "[ \$(stored) -eq $before ] && events policy_unknown 198.51.100.66 | grep '\"domain\":\"down.example\"' | grep '\"reason\":\"tempfail\"' | grep -q '\"action\":\"block\"'"
+t0=$(date +%s%N)
+send b@silent.example
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "no answer: blocked at hold_timeout (${ms} ms)" "[ $rc -ne 0 ] && [ $ms -ge 1900 ] && events policy_unknown 198.51.100.66 | grep '\"domain\":\"silent.example\"' | grep '\"reason\":\"timeout\"' | grep -q '\"action\":\"block\"'"
+check "no answer: server never saw the recipient" "! grep -rq 'silent.example' '$DIR/mail' '$DIR/sink.log'"
+
+# 5. The same with hold_timeout_action = "pass": delivered once the hold ends, and reported.
+NFQ_EXTRA='hold_timeout = 2; hold_timeout_action = "pass";'
+inspector block || nok "inspector restarts"
+t0=$(date +%s%N)
+send b@silent2.example
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "no answer, pass: delivered after hold_timeout (${ms} ms)" "[ $rc -eq 0 ] && [ $ms -ge 1900 ] && grep -rq 'silent2.example' '$DIR/mail'"
+check "no answer, pass: policy_unknown event names the domain" "events policy_unknown 198.51.100.66 | grep '\"domain\":\"silent2.example\"' | grep -q '\"action\":\"pass\"'"
 
 echo "nfq_inline: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
