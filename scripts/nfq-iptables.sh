@@ -2,14 +2,20 @@
 # nfq-iptables.sh - the iptables rules that feed port-25 flows to the
 # stsproxy packet inspector (nfq section of stsproxy.conf).
 #
-#   nfq-iptables.sh add|del [QUEUES] [MARK] [UPSTREAM_MARK]
+#   nfq-iptables.sh add|del|check [QUEUES] [MARK] [UPSTREAM_MARK]
 #
 # QUEUES: "0" or a range "0:3" (--queue-balance, flows stay on one queue);
 # must match nfq.queues. MARK: the "decided" mark, 0x57500001
 # (NFQ_MARK_DECIDED in nfq/nfq.h). UPSTREAM_MARK: the proxy's own upstream
-# connections (conf upstream_mark), never queued; 0 for none. Set
-# NFQ_BYPASS=0 to drop instead of accept while no inspector listens
-# (--queue-bypass is fail-open).
+# connections (conf upstream_mark), never queued; 0 for none.
+#
+# While stsproxy is down no process holds the queue, and only these rules
+# decide: --queue-bypass (the default) lets port-25 packets through
+# uninspected; NFQ_BYPASS=0 leaves it out, and they are dropped until
+# stsproxy is back (fail closed: mail waits in the mailers' queues).
+# stsproxy's nfq.fail_open does not change that; it only covers a full
+# queue while stsproxy runs. "check" prints the NFQUEUE rules and fails
+# when one has no --queue-bypass.
 #
 # Only FORWARD and OUTPUT traffic is queued: connections redirected to the
 # proxy reach INPUT on the proxy's port and are never seen here. A flow
@@ -61,11 +67,27 @@ del() {
 	$ipt -X $CHAIN 2>/dev/null || true
 }
 
+# check IPT - the chain's NFQUEUE rules; 1 when one fails closed while stsproxy is down.
+check() {
+	ipt=$1
+	rules=$($ipt -S $CHAIN 2>/dev/null | grep -e '-j NFQUEUE') || {
+		echo "$ipt: no NFQUEUE rule in $CHAIN" >&2
+		return 1
+	}
+	printf '%s\n' "$rules" | sed "s|^|$ipt: |"
+	if printf '%s\n' "$rules" | grep -qv -e '--queue-bypass'; then
+		echo "$ipt: no --queue-bypass: port-25 packets are dropped while stsproxy is down" >&2
+		return 1
+	fi
+	echo "$ipt: --queue-bypass: port-25 packets pass uninspected while stsproxy is down"
+}
+
 case $ACTION in
 add) add iptables && add ip6tables ;;
 del) del iptables; del ip6tables ;;
+check) check iptables && check ip6tables ;;
 *)
-	echo "usage: $0 add|del [QUEUES] [MARK] [UPSTREAM_MARK]" >&2
+	echo "usage: $0 add|del|check [QUEUES] [MARK] [UPSTREAM_MARK]" >&2
 	exit 2
 	;;
 esac

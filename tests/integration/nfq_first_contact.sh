@@ -208,8 +208,8 @@ lab_check "rfc8461_3_3_slow_pass: event policy_unknown (timeout, pass) names slo
 
 # --- down: what keeps mail flowing while the inspector is gone ------------------
 lab_check "nfq_fc_down: the daemon restarts" e2e_nfq_start block
-lab_check "nfq_fc_down: the template's NFQUEUE rule has --queue-bypass" \
-	bash -c "ip netns exec $(lab_nsname gw) iptables -S STSPROXY_NFQ | grep NFQUEUE | grep -q -- --queue-bypass"
+lab_check "nfq_fc_down: the template's NFQUEUE rules have --queue-bypass (its check)" \
+	lab_exec gw sh "$E2E_ROOT/scripts/nfq-iptables.sh" check
 lab_check "nfq_fc_down: the inspector is killed" fc_kill
 lab_check "nfq_fc_down_bypass: mail flows past the dead inspector" \
 	fc_send gina@plain.example 10.0.27.2 10
@@ -217,8 +217,8 @@ lab_check "nfq_fc_down_bypass: stored once" fc_stored mx3.plain.example gina@pla
 
 fc_rules del
 fc_rules add 0
-lab_check "nfq_fc_down_closed: the rules without --queue-bypass" \
-	bash -c "! ip netns exec $(lab_nsname gw) iptables -S STSPROXY_NFQ | grep NFQUEUE | grep -q -- --queue-bypass"
+lab_check "nfq_fc_down_closed: the rules without --queue-bypass fail the template's check" \
+	bash -c "! ip netns exec $(lab_nsname gw) sh '$E2E_ROOT/scripts/nfq-iptables.sh' check"
 rc=0
 fc_send hank@plain.example 10.0.27.2 5 || rc=$?
 lab_check "nfq_fc_down_closed: no inspector, no bypass: the connection never opens (swaks exit $rc)" \
