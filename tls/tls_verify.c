@@ -16,6 +16,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "tls/tls_verify.h"
@@ -264,6 +265,80 @@ time_str(char *dst, size_t size, const ASN1_TIME *t)
 		dst[0] = '\0';
 }
 
+/* digest_der - SHA2-256 and SHA2-512 of der[0..len); 0 or -1. */
+static int
+digest_der(const unsigned char *der, int len, unsigned char *d256, unsigned char *d512)
+{
+	unsigned int n256 = 0, n512 = 0;
+
+	if (len <= 0 || EVP_Digest(der, (size_t)len, d256, &n256, EVP_sha256(), NULL) != 1 ||
+	    EVP_Digest(der, (size_t)len, d512, &n512, EVP_sha512(), NULL) != 1 || n256 != 32 ||
+	    n512 != 64)
+		return -1;
+	return 0;
+}
+
+/* cert_digests - the four digests of x (RFC 6698 section 2.1.3); 0 or -1. */
+static int
+cert_digests(X509 *x, struct tls_cert_digests *d)
+{
+	unsigned char *der = NULL;
+	int len, rc;
+
+	len = i2d_X509(x, &der);
+	rc = digest_der(der, len, d->cert256, d->cert512);
+	OPENSSL_free(der);
+	if (rc < 0)
+		return -1;
+	der = NULL;
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	rc = digest_der(der, len, d->spki256, d->spki512);
+	OPENSSL_free(der);
+	return rc;
+}
+
+/* chain_release - forget the presented chain. */
+static void
+chain_release(struct tls_facts *f)
+{
+	sk_X509_pop_free(f->chain, X509_free);
+	f->chain = NULL;
+	f->n_digests = 0;
+}
+
+/* tls_facts_index_chain - keep the presented chain and digest it */
+int
+tls_facts_index_chain(struct tls_facts *f, STACK_OF(X509) * chain)
+{
+	int n = chain != NULL ? sk_X509_num(chain) : (f->cert != NULL ? 1 : 0);
+
+	chain_release(f);
+	if (n <= 0)
+		return 0;
+	if (n > TLS_FACTS_CHAIN_MAX)
+		n = TLS_FACTS_CHAIN_MAX;
+	if ((f->chain = sk_X509_new_reserve(NULL, n)) == NULL)
+		goto fail;
+	for (int i = 0; i < n; i++) {
+		X509 *x = chain != NULL ? sk_X509_value(chain, i) : f->cert;
+
+		if (X509_up_ref(x) != 1)
+			goto fail;
+		if (sk_X509_push(f->chain, x) <= 0) {
+			X509_free(x);
+			goto fail;
+		}
+		if (cert_digests(x, &f->digests[i]) < 0)
+			goto fail;
+	}
+	f->n_digests = (unsigned)n;
+	return 0;
+fail:
+	chain_release(f);
+	ERR_clear_error();
+	return -1;
+}
+
 /* tls_facts_from_ssl - collect what the handshake showed */
 void
 tls_facts_from_ssl(struct tls_facts *f, SSL *ssl)
@@ -289,14 +364,42 @@ tls_facts_from_ssl(struct tls_facts *f, SSL *ssl)
 	sans_str(f->sans, sizeof(f->sans), f->cert);
 	(void)tls_facts_index_names(f); /* on failure the slower check still applies */
 	time_str(f->not_after, sizeof(f->not_after), X509_get0_notAfter(f->cert));
+	/* On the client side the peer's chain holds its leaf first. A chain that
+	 * does not begin with the leaf is not the one the handshake verified. */
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	if (chain != NULL && sk_X509_num(chain) > 0 &&
+	    X509_cmp(sk_X509_value(chain, 0), f->cert) == 0)
+		(void)tls_facts_index_chain(f, chain);
+	else
+		(void)tls_facts_index_chain(f, NULL);
 }
 
-/* tls_facts_clear - release the certificate and zero the facts */
+/* tls_facts_clear - release the certificates and zero the facts */
 void
 tls_facts_clear(struct tls_facts *f)
 {
+	chain_release(f);
 	X509_free(f->cert);
 	memset(f, 0, sizeof(*f));
+}
+
+/* tls_facts_session - was there a TLS session with a certificate at all? */
+enum sts_result
+tls_facts_session(const struct tls_facts *f, char *reason, size_t reasonlen)
+{
+	if (!f->starttls_offered) {
+		if (reason != NULL && reasonlen > 0)
+			snprintf(reason, reasonlen, "STARTTLS not offered");
+		return STS_RESULT_STARTTLS_NOT_SUPPORTED;
+	}
+	if (!f->handshake_done || f->cert == NULL) {
+		if (reason != NULL && reasonlen > 0)
+			snprintf(reason, reasonlen, "%s",
+			         f->handshake_done ? "no server certificate"
+			                           : "TLS handshake not completed");
+		return STS_RESULT_VALIDATION_FAILURE;
+	}
+	return STS_RESULT_OK;
 }
 
 /* tls_check_names - RFC 8461 section 4.2 verdict as a TLS-RPT result type */
@@ -307,20 +410,12 @@ tls_check_names(const struct tls_facts *f, const char *const *names, size_t n, s
 	size_t i, len;
 	bool used_x509 = false, ok;
 
+	enum sts_result pre;
+
 	if (reasonlen == 0)
 		reason = NULL;
-	if (!f->starttls_offered) {
-		if (reason != NULL)
-			snprintf(reason, reasonlen, "STARTTLS not offered");
-		return STS_RESULT_STARTTLS_NOT_SUPPORTED;
-	}
-	if (!f->handshake_done || f->cert == NULL) {
-		if (reason != NULL)
-			snprintf(reason, reasonlen, "%s",
-			         f->handshake_done ? "no server certificate"
-			                           : "TLS handshake not completed");
-		return STS_RESULT_VALIDATION_FAILURE;
-	}
+	if ((pre = tls_facts_session(f, reason, reasonlen)) != STS_RESULT_OK)
+		return pre;
 	/* Section 4.2: the chain must be valid (trusted, not expired). */
 	if (f->verify_result != X509_V_OK) {
 		if (reason != NULL)

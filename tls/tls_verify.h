@@ -19,11 +19,23 @@
 
 /* Room for the leaf's DNS-IDs in struct tls_facts (a leaf with more falls back). */
 #define TLS_FACTS_DNS_IDS_MAX 1024
+/* Certificates of the presented chain kept in struct tls_facts, leaf first. */
+#define TLS_FACTS_CHAIN_MAX 8
+
+/*
+ * The digests a TLSA record's association data is compared with (RFC 6698
+ * section 2.1.3): SHA2-256 and SHA2-512 of a certificate's DER encoding
+ * (selector Cert(0)) and of its SubjectPublicKeyInfo (selector SPKI(1)).
+ */
+struct tls_cert_digests {
+	unsigned char cert256[32], cert512[64];
+	unsigned char spki256[32], spki512[64];
+};
 
 /*
  * What the proxy learned about one upstream TLS session, kept for policy
  * decisions and events. Start from a zeroed struct; strings are always
- * NUL-terminated (cut when too long). Owns cert; release with
+ * NUL-terminated (cut when too long). Owns cert and chain; release with
  * tls_facts_clear().
  */
 struct tls_facts {
@@ -47,14 +59,27 @@ struct tls_facts {
 	bool dns_ids_ready;
 	unsigned n_dns_ids;
 	char dns_ids[TLS_FACTS_DNS_IDS_MAX];
+	/*
+	 * The chain as the server presented it, leaf first, at most
+	 * TLS_FACTS_CHAIN_MAX certificates, each referenced: DANE (RFC 7672
+	 * section 3) matches TLSA records against it after the handshake,
+	 * when the recipient is known. n_digests of them (all, once indexed by
+	 * tls_facts_index_chain()) have their digests computed, so that a
+	 * DANE-EE match is a comparison of octets.
+	 */
+	STACK_OF(X509) * chain;
+	unsigned n_digests;
+	struct tls_cert_digests digests[TLS_FACTS_CHAIN_MAX];
 };
 
 /*
  * tls_facts_from_ssl - fill f from ssl after the handshake ended (either
  * way). Releases what f held before. Sets starttls_offered (a handshake was
  * attempted, so the peer offered STARTTLS) and handshake_done as
- * SSL_is_init_finished() says, and indexes the leaf's DNS-IDs (see
- * tls_facts_index_names). Never fails: what cannot be read stays empty.
+ * SSL_is_init_finished() says, indexes the leaf's DNS-IDs (see
+ * tls_facts_index_names) and keeps the presented chain with its digests
+ * (SSL_get_peer_cert_chain(): a resumed session has the chain of the
+ * handshake that made it). Never fails: what cannot be read stays empty.
  */
 void tls_facts_from_ssl(struct tls_facts *f, SSL *ssl);
 
@@ -81,8 +106,25 @@ int tls_facts_index_names(struct tls_facts *f);
  */
 bool tls_dns_id_match(const char *id, size_t idlen, const char *host, size_t hostlen);
 
-/* tls_facts_clear - release the certificate and zero f; safe on a zeroed struct. */
+/*
+ * tls_facts_index_chain - keep chain (leaf first; NULL: the leaf f->cert
+ * alone) as f's presented chain, referencing at most TLS_FACTS_CHAIN_MAX
+ * certificates, and compute their digests. For facts made by hand; what f
+ * held before is released. Returns 0, or -1 when out of memory or a
+ * digest fails (f then has no chain and n_digests 0: nothing matches).
+ */
+int tls_facts_index_chain(struct tls_facts *f, STACK_OF(X509) * chain);
+
+/* tls_facts_clear - release the certificates and zero f; safe on a zeroed struct. */
 void tls_facts_clear(struct tls_facts *f);
+
+/*
+ * tls_facts_session - STS_RESULT_OK when f shows a completed handshake with
+ * a server certificate; else STARTTLS_NOT_SUPPORTED (!starttls_offered) or
+ * VALIDATION_FAILURE (no completed handshake, or no certificate), with a
+ * line in reason (when reasonlen > 0). The first steps of every check.
+ */
+enum sts_result tls_facts_session(const struct tls_facts *f, char *reason, size_t reasonlen);
 
 /*
  * tls_check_names - RFC 8461 section 4.2: the chain verified against the

@@ -21,6 +21,8 @@
 #include <cmocka.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -355,6 +357,46 @@ facts_fields(void **state)
 	SSL_CTX_free(sctx);
 }
 
+/*
+ * RFC 7672 section 3: the chain the server presented is kept, leaf first,
+ * with the digests TLSA records are compared with.
+ */
+static void
+rfc7672_3_chain_kept(void **state)
+{
+	unsigned char *der = NULL, want[32];
+	unsigned int wlen = 0;
+	struct tls_facts f = {0};
+	SSL_CTX *sctx = server_ctx("valid");
+	X509 *ca = NULL;
+	FILE *fp;
+	int len;
+
+	(void)state;
+	assert_int_equal(handshake(env.client, sctx, "mx1.example", &f), 1);
+	assert_int_equal(f.n_digests, 1);
+	assert_int_equal(X509_cmp(sk_X509_value(f.chain, 0), f.cert), 0);
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(f.cert), &der);
+	assert_int_equal(EVP_Digest(der, (size_t)len, want, &wlen, EVP_sha256(), NULL), 1);
+	OPENSSL_free(der);
+	assert_memory_equal(f.digests[0].spki256, want, 32);
+	tls_facts_clear(&f);
+
+	/* A server that sends its CA too: both, in order. */
+	assert_non_null(fp = fopen(testca_ca_file(env.ca), "r"));
+	ca = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(ca);
+	assert_int_equal(SSL_CTX_add1_chain_cert(sctx, ca), 1);
+	assert_int_equal(handshake(env.client, sctx, "mx1.example", &f), 1);
+	assert_int_equal(f.n_digests, 2);
+	assert_int_equal(X509_cmp(sk_X509_value(f.chain, 1), ca), 0);
+	tls_facts_clear(&f);
+	assert_null(f.chain);
+	X509_free(ca);
+	SSL_CTX_free(sctx);
+}
+
 /* RFC 8460 section 4.3: no STARTTLS, or no handshake, say so first. */
 static void
 rfc8460_4_3_starttls_not_supported(void **state)
@@ -529,6 +571,7 @@ main(void)
 		n++;
 	}
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(facts_fields);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc7672_3_chain_kept);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc8460_4_3_starttls_not_supported);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(rfc8461_4_2_tls11_server_refused);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(ctx_errors);

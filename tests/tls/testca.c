@@ -209,10 +209,10 @@ testca_ca_file(const struct testca *ca)
 	return ca->ca_file;
 }
 
-/* testca_issue - a leaf (or variant) with the given DNS names */
-int
-testca_issue(struct testca *ca, const char *name, const char *const *sans, size_t n, int flags,
-             char *cert_path, char *key_path)
+/* issue - a leaf (or variant) with the given DNS names, signed by (icert, ikey) */
+static int
+issue(struct testca *ca, X509 *icert, EVP_PKEY *ikey, const char *name, const char *const *sans,
+      size_t n, int flags, char *cert_path, char *key_path)
 {
 	char crt[TESTCA_PATH_MAX], keyf[TESTCA_PATH_MAX], san[2048];
 	size_t used = 0;
@@ -247,8 +247,8 @@ testca_issue(struct testca *ca, const char *name, const char *const *sans, size_
 		cert =
 		    make_cert(key, name, ca->serial++, from, to, NULL, NULL, n > 0 ? san : NULL, 0);
 	else
-		cert = make_cert(key, name, ca->serial++, from, to, ca->cert, ca->key,
-		                 n > 0 ? san : NULL, (flags & TESTCA_CA) != 0);
+		cert = make_cert(key, name, ca->serial++, from, to, icert, ikey, n > 0 ? san : NULL,
+		                 (flags & TESTCA_CA) != 0);
 	if (cert == NULL)
 		goto out;
 	if (write_file(crt, NULL, cert) != 0 || write_file(keyf, key, NULL) != 0)
@@ -261,5 +261,44 @@ testca_issue(struct testca *ca, const char *name, const char *const *sans, size_
 out:
 	X509_free(cert);
 	EVP_PKEY_free(key);
+	return ret;
+}
+
+/* testca_issue - a leaf (or variant) signed by the CA */
+int
+testca_issue(struct testca *ca, const char *name, const char *const *sans, size_t n, int flags,
+             char *cert_path, char *key_path)
+{
+	return issue(ca, ca->cert, ca->key, name, sans, n, flags, cert_path, key_path);
+}
+
+/* testca_issue_by - a leaf (or variant) signed by an intermediate issued before */
+int
+testca_issue_by(struct testca *ca, const char *issuer, const char *name, const char *const *sans,
+                size_t n, int flags, char *cert_path, char *key_path)
+{
+	char crt[TESTCA_PATH_MAX], keyf[TESTCA_PATH_MAX];
+	EVP_PKEY *ikey = NULL;
+	X509 *icert = NULL;
+	FILE *f;
+	int ret = -1;
+
+	if (strchr(issuer, '/') != NULL || path_join(crt, ca->dir, issuer, ".crt") != 0 ||
+	    path_join(keyf, ca->dir, issuer, ".key") != 0)
+		return -1;
+	if ((f = fopen(crt, "r")) != NULL) {
+		icert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if ((f = fopen(keyf, "r")) != NULL) {
+		ikey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	if (icert != NULL && ikey != NULL)
+		ret = issue(ca, icert, ikey, name, sans, n, flags, cert_path, key_path);
+	else
+		fail_msg(issuer);
+	X509_free(icert);
+	EVP_PKEY_free(ikey);
 	return ret;
 }

@@ -52,4 +52,12 @@ const char *testca_ca_file(const struct testca *ca);
 int testca_issue(struct testca *ca, const char *name, const char *const *sans, size_t n, int flags,
                  char *cert_path, char *key_path);
 
+/*
+ * testca_issue_by - as testca_issue(), signed by issuer: the name of a
+ * certificate issued before with TESTCA_CA (an intermediate CA), whose
+ * chain is then leaf, issuer, CA. Returns 0 or -1.
+ */
+int testca_issue_by(struct testca *ca, const char *issuer, const char *name,
+                    const char *const *sans, size_t n, int flags, char *cert_path, char *key_path);
+
 #endif
