@@ -105,7 +105,47 @@ nomem:
 	return -1;
 }
 
-/* One "key: value" line, already checked to be ASCII without controls and trimmed. */
+/*
+ * utf8_len - the length of the well-formed UTF-8 sequence of two to four
+ * octets at s (n available), or 0 (RFC 3629 section 4: no overlong form,
+ * no surrogate, nothing above U+10FFFF).
+ */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * One "key: value" line, already checked to be printable (VCHAR, WSP and
+ * well-formed UTF-8) and trimmed. Keys are ASCII (sts_ext_name_valid);
+ * UTF-8 survives only in the values of extension fields, whose grammar
+ * allows it: the known fields' grammars are ASCII.
+ */
 static int
 parse_line(struct sts_policy *p, struct parse_state *st, const char *s, size_t n, unsigned line,
            struct sts_policy_error *err)
@@ -225,8 +265,16 @@ sts_policy_parse(const char *text, size_t len, struct sts_policy *out, struct st
 				goto fail;
 			}
 			if (c >= 0x80) {
-				set_err(err, line, "non-ASCII octet");
-				goto fail;
+				/* Section 3.2: sts-policy-vchar = VCHAR / UTF8-2 / UTF8-3 / UTF8-4
+				 */
+				size_t k = utf8_len((const unsigned char *)s + i, n - i);
+
+				if (k == 0) {
+					set_err(err, line, "invalid UTF-8 at octet %zu", i + 1);
+					goto fail;
+				}
+				i += k - 1;
+				continue;
 			}
 			if ((c < 0x20 && c != '\t') || c == 0x7f) {
 				set_err(err, line, "control character 0x%02x", c);
