@@ -1,27 +1,49 @@
 // sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/txn_report.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
-// sources: proxy/smtp_data.c tls/tls_io.c tls/tls_resume.c tls/tls_verify.c tests/proxy/fake_sts_engine.c
+// sources: proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c tests/proxy/fake_sts_engine.c
 // sources: core/loop.c core/log.c core/evlog.c core/util.c core/types.c core/conf.c
-// sources: policy/sts_report.c
+// sources: policy/sts_report.c tests/tls/testca.c
 /*
  * fuzz_session.c - a whole proxied SMTP session driven by arbitrary bytes
- * from both sides: the real loop, session state machine, SMTP parsers and
- * endpoints; the policy engine is tests/proxy/fake_sts_engine.c.
+ * from both sides: the real loop, session state machine, SMTP parsers,
+ * endpoints and upstream TLS; the policy engine is
+ * tests/proxy/fake_sts_engine.c.
  *
  * The mailer is our end of a socketpair. The "MX" is a loopback listener
  * (127.0.0.1, ephemeral port) registered in the same loop: the session
- * connects to it as its original destination, and the connection is
- * accepted in a loop callback. Everything runs in one thread.
+ * connects to it as its original destination, and every connection is
+ * accepted in a loop callback; a new one (the proxy's plaintext fallback)
+ * replaces the last and starts in plaintext. Everything runs in one thread.
  *
- * Input: one flags byte (bit 0: the proxy only monitors; bits 1-5: a zero
- * timeout for connect, greeting, command, data_block, data_done), then a
- * script of operations, each a header byte hh nnnnnn:
+ * Input: one flags byte, then a script of operations. Flags:
+ *   bit 0     the proxy only monitors (otherwise it enforces)
+ *   bits 1-5  a zero timeout: 1 connect and starttls (the STARTTLS reply
+ *             and the handshake), 2 greeting, 3 command, 4 data_block,
+ *             5 data_done
+ *   bit 6     TLS mode: the MX may offer STARTTLS and answer a handshake
+ *   bit 7     in TLS mode the MX speaks TLS 1.2 at most (else 1.3)
+ * Each operation is a header byte hh nnnnnn:
  *   00  the mailer sends n bytes (n == 63: 63 + the next byte)
- *   01  the MX sends n bytes (same length rule)
+ *   01  the MX sends n bytes (same length rule), in plaintext before the
+ *       handshake, raw into it while it runs, through SSL_write after it;
+ *       n == 0 while the handshake runs is one step of it: the MX's
+ *       server reads what the proxy sent and sends the flight it produces;
+ *       n == 0 after a TLS 1.3 handshake sends a KeyUpdate (update requested)
  *   10  n odd: session_shutdown_all(); even: the mailer half-closes
- *   11  n odd: the MX resets the connection; even: the MX half-closes
- * The loop runs until nothing moves after every operation. The MX stream
- * never offers STARTTLS (every "STARTTLS" in it is defaced before the run),
- * so no handshake is ever attempted and a run stays in plaintext.
+ *   11  the MX cuts the connection: n bit 1 first takes a handshake step
+ *       and sends its flight with no loop turn in between (the peer reads
+ *       the flight and the cut together); n bit 2 first sends close_notify
+ *       on a TLS connection; then n bit 0 set resets it, clear half-closes.
+ * The loop runs until nothing moves after every operation. In plaintext
+ * mode every "STARTTLS" of the MX's stream is defaced before the run, so
+ * no handshake is ever attempted.
+ *
+ * The MX's server side runs through memory BIOs with a certificate for
+ * mx.example.net from tests/tls/testca, which the proxy's upstream
+ * context trusts; its handshake starts when the proxy's bytes right after
+ * a STARTTLS line begin with a TLS handshake record (0x16) and moves only
+ * when the script says so. It never issues a session ticket or a
+ * resumable session id, so every run makes full handshakes whatever ran
+ * before it.
  *
  * Invariants (abort() on violation):
  *  - the session ends: after the script, a draining stop and both peers
@@ -30,11 +52,20 @@
  *    ' ', '-' or CRLF, no bare CR, LF or NUL);
  *  - the reply to a final dot is acknowledged (2xx) only when the mailer
  *    really sent CRLF.CRLF, the MX really received a final dot for it, and
- *    the very reply bytes were sent by the MX after it got that dot: the
+ *    the very reply bytes were sent by the MX after it got that dot (the
+ *    script's payloads, sent as they are or through SSL_write; a dot is
+ *    received when the MX reads it, decrypted on a TLS connection): the
  *    proxy never makes up or reuses an acknowledgement;
- *  - the MX never receives a NUL, a bare CR or a bare LF.
+ *  - the MX never receives a NUL, a bare CR or a bare LF (in the SMTP
+ *    stream of each connection, decrypted when it is TLS);
+ *  - when the proxy enforces, no RCPT for a domain the rules enforce
+ *    (enforce.example, async.example) reaches the MX over plaintext,
+ *    outside message data (RFC 8461 section 5);
+ *  - once the proxy began a handshake on a connection, everything it sends
+ *    on it is TLS records: no plaintext behind STARTTLS.
  * Leaks are found by the address sanitizer: every session must be freed.
- * With FUZZ_SESSION_TRACE set, a run prints what both peers received.
+ * With FUZZ_SESSION_TRACE set, a run prints what both peers received and
+ * a summary of its connections and handshakes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,19 +83,33 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "proxy/session.h"
+#include "proxy/smtp_cmd.h"
 #include "tests/proxy/fake_sts_engine.h"
+#include "tests/tls/testca.h"
+#include "tls/tls_ctx.h"
+#include "tls/tls_resume.h"
 
 #define INPUT_MAX  16384
 #define STREAM_MAX (1024 * 1024) /* replies can be many times the commands that caused them */
 #define DOTS_MAX   8192
 #define SETTLE_MAX 400  /* loop iterations until quiet after one operation */
 #define END_MAX    2000 /* loop iterations for the session to end once both peers closed */
+/* RFC 5246 section 6.2.3: the longest TLS 1.2 record (TLS 1.3 allows less). */
+#define RECORD_MAX (16384 + 2048)
+
+enum {
+	F_MONITOR = 0x01,
+	F_TLS = 0x40,
+	F_TLS12 = 0x80,
+};
 
 /* The same scripted domains as the session tests. */
 static const struct fake_sts_rule rules[] = {
@@ -81,8 +126,33 @@ static struct {
 	int lfd; /* the MX listener */
 	struct sockaddr_in addr;
 	struct conf conf;
-	SSL_CTX *tls; /* never used: no STARTTLS reaches the session */
+	SSL_CTX *upstream; /* the proxy's context toward MX hosts, trusting the test CA */
+	SSL_CTX *mx;       /* the MX's server context: mx.example.net, no resumption */
 } g;
+
+/*
+ * The MX's end of its current connection. The SMTP stream it received is
+ * mx_got[start, ur_len); while the connection is TLS, only what the server
+ * decrypted is appended there.
+ */
+enum mx_phase {
+	MX_PLAIN = 0, /* no handshake began */
+	MX_HANDSHAKE, /* the proxy sent its ClientHello; the script steps the server */
+	MX_TLS,       /* the server completed the handshake */
+	MX_BROKEN,    /* the server failed: what the proxy sends is only framed */
+};
+
+struct mx {
+	enum mx_phase phase;
+	SSL *ssl; /* its BIOs: rbio takes what the proxy sent, wbio what the server wrote */
+	BIO *rbio, *wbio;
+	size_t start;         /* where this connection's stream begins in mx_got */
+	size_t line;          /* the first byte of its stream not yet split into lines */
+	bool in_data;         /* between a DATA command line and CRLF.CRLF */
+	bool starttls;        /* the stream ends right after a STARTTLS command line */
+	unsigned char hdr[5]; /* record framing once the handshake began */
+	size_t hdr_len, body_left;
+};
 
 /* One run. Streams are what each side sent or received, in order. */
 static struct {
@@ -92,6 +162,8 @@ static struct {
 	struct session_ctx ctx;
 	int cfd, ufd;
 	unsigned ended;
+	bool enforce;
+	bool tls12;
 
 	size_t cs_len, cs_sent; /* mailer_sent: all of it, and how much went out */
 	size_t us_len, us_sent; /* mx_sent */
@@ -99,6 +171,10 @@ static struct {
 	bool cr_full;
 	size_t ur_len, ur_scan, ur_checked; /* mx_got */
 	bool ur_full;
+	size_t mo_off, mo_len; /* mx_out: sent, and queued */
+
+	struct mx mx;
+	unsigned conns, hs_begun, hs_done; /* for the trace */
 
 	/* final dots the MX received, and how much it had sent at each */
 	size_t dot_mark[DOTS_MAX];
@@ -112,11 +188,12 @@ static struct {
 	size_t n_slots;    /* final-dot replies received */
 } r;
 
-/* The four streams of a run, in order (outside r, which is cleared per run). */
+/* The streams of a run, in order (outside r, which is cleared per run). */
 static char mailer_sent[INPUT_MAX]; /* mailer -> proxy: the script's */
-static char mx_sent[INPUT_MAX];     /* MX -> proxy: the script's, defaced */
+static char mx_sent[INPUT_MAX];     /* MX -> proxy: the script's (defaced in plaintext mode) */
 static char mailer_got[STREAM_MAX]; /* proxy -> mailer */
-static char mx_got[STREAM_MAX];     /* proxy -> MX */
+static char mx_got[STREAM_MAX];     /* proxy -> MX, the SMTP stream of every connection in turn */
+static char mx_out[STREAM_MAX];     /* MX -> proxy, raw bytes queued for the socket */
 static bool trace;
 
 static void
@@ -127,6 +204,9 @@ check(bool ok, const char *what)
 		abort();
 	}
 }
+
+static void mx_begin(int fd);
+static void mx_end(bool reset);
 
 /* --- the MX listener ---------------------------------------------------------- */
 
@@ -141,10 +221,9 @@ on_accept(struct loop *loop, int fd, int events, void *arg)
 	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		/* Without it Nagle holds back the MX's second small write until an ACK. */
 		(void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		/* A second connection (never expected without TLS) replaces the first. */
-		if (r.ufd >= 0)
-			close(r.ufd);
-		r.ufd = c;
+		/* A new connection (the plaintext fallback) replaces the last one. */
+		mx_end(false);
+		mx_begin(c);
 	}
 }
 
@@ -156,6 +235,37 @@ flush_backlog(void)
 
 	while ((c = accept4(g.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
 		close(c);
+}
+
+/* tls_init - the test CA, the MX's certificate for mx.example.net, both contexts. */
+static int
+tls_init(void)
+{
+	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256] = "";
+	const char *sans[] = {"mx.example.net"};
+	struct testca *ca;
+	int ret = -1;
+
+	if ((ca = testca_new(NULL)) == NULL || testca_issue(ca, "mx", sans, 1, 0, crt, key) != 0)
+		goto done;
+	g.mx = tls_server_ctx_new(crt, key, err, sizeof(err));
+	g.upstream = tls_client_ctx_new(testca_ca_file(ca), err, sizeof(err));
+	if (g.mx == NULL || g.upstream == NULL) {
+		fprintf(stderr, "fuzz_session: %s\n", err);
+		goto done;
+	}
+	/*
+	 * Nothing to resume: no TLS 1.3 ticket, no TLS 1.2 ticket or session
+	 * id, so the proxy's session cache stays empty and a run does not
+	 * depend on the runs before it.
+	 */
+	SSL_CTX_set_options(g.mx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(g.mx, 0);
+	SSL_CTX_set_session_cache_mode(g.mx, SSL_SESS_CACHE_OFF);
+	ret = 0;
+done:
+	testca_free(ca); /* the contexts hold what they loaded */
+	return ret;
 }
 
 static int
@@ -175,7 +285,7 @@ global_init(void)
 	if (g.lfd < 0 || bind(g.lfd, (struct sockaddr *)&g.addr, sizeof(g.addr)) < 0 ||
 	    listen(g.lfd, 64) < 0 || getsockname(g.lfd, (struct sockaddr *)&g.addr, &len) < 0)
 		return -1;
-	if ((g.tls = SSL_CTX_new(TLS_client_method())) == NULL)
+	if (tls_init() < 0)
 		return -1;
 	fake_sts_set(rules, sizeof(rules) / sizeof(rules[0]));
 	g.init = true;
@@ -184,7 +294,7 @@ global_init(void)
 
 /* --- what the MX receives --------------------------------------------------- */
 
-/* up_received - account for new bytes from the proxy: dots, and no bare CR/LF/NUL. */
+/* up_received - account for new bytes of the connection's stream: dots, no bare CR/LF/NUL. */
 static void
 up_received(bool final)
 {
@@ -192,7 +302,7 @@ up_received(bool final)
 	const char *p;
 
 	/* RFC 5321 section 2.3.8 and SMTP smuggling: CR and LF only as a pair. */
-	if (!final && end > 0 && mx_got[end - 1] == '\r')
+	if (!final && end > r.mx.start && mx_got[end - 1] == '\r')
 		end--; /* its LF may still be on the way */
 	for (i = r.ur_checked; i < end; i++) {
 		char c = mx_got[i];
@@ -200,7 +310,8 @@ up_received(bool final)
 		check(c != '\0', "NUL sent upstream");
 		check(c != '\r' || (i + 1 < r.ur_len && mx_got[i + 1] == '\n'),
 		      "bare CR sent upstream");
-		check(c != '\n' || (i > 0 && mx_got[i - 1] == '\r'), "bare LF sent upstream");
+		check(c != '\n' || (i > r.mx.start && mx_got[i - 1] == '\r'),
+		      "bare LF sent upstream");
 	}
 	r.ur_checked = end;
 	/* A command line is never ".", so every CRLF.CRLF is the end of a message. */
@@ -210,6 +321,371 @@ up_received(bool final)
 			r.dot_mark[r.n_dots++] = r.us_sent;
 		r.ur_scan = (size_t)(p - mx_got) + 5;
 	}
+}
+
+/* enforced - d[0..n) is a domain the rules enforce (ASCII case-insensitive). */
+static bool
+enforced(const char *d, size_t n)
+{
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].status == STS_POLICY && rules[i].mode == STS_MODE_ENFORCE &&
+		    strlen(rules[i].domain) == n && strncasecmp(rules[i].domain, d, n) == 0)
+			return true;
+	return false;
+}
+
+/* verb - l[0..n) begins with word (blanks before it allowed); the offset after it, or 0. */
+static size_t
+verb(const char *l, size_t n, const char *word)
+{
+	size_t pos = 0, len = strlen(word);
+
+	while (pos < n && (l[pos] == ' ' || l[pos] == '\t'))
+		pos++;
+	if (n - pos < len || strncasecmp(l + pos, word, len) != 0)
+		return 0;
+	pos += len;
+	/* the word must end there */
+	if (pos < n && l[pos] != ' ' && l[pos] != '\t' && l[pos] != '\r' && l[pos] != '\n')
+		return 0;
+	return pos;
+}
+
+/*
+ * rcpt_enforced - the command line l[0..n) is a RCPT for a domain the rules
+ * enforce, as the MX may read it or as the proxy reads it. The MX's
+ * reading is a lenient server's: "RCPT TO:" with blanks anywhere between
+ * the words, the angle brackets optional, and the domain after the last
+ * '@' outside a quoted string (RFC 5321 section 4.1.2: a source route or
+ * a quoted local part may hold more), up to '>', a blank or the line end.
+ */
+static bool
+rcpt_enforced(const char *l, size_t n)
+{
+	struct smtp_cmd c;
+	size_t pos, at = 0;
+	bool quoted = false, found = false;
+
+	if ((pos = verb(l, n, "RCPT")) == 0)
+		return false;
+	while (pos < n && (l[pos] == ' ' || l[pos] == '\t'))
+		pos++;
+	if (n - pos < 2 || strncasecmp(l + pos, "TO", 2) != 0)
+		return false;
+	for (pos += 2; pos < n && (l[pos] == ' ' || l[pos] == '\t'); pos++)
+		;
+	if (pos >= n || l[pos] != ':')
+		return false;
+	for (pos++; pos < n && (l[pos] == ' ' || l[pos] == '\t'); pos++)
+		;
+	if (pos < n && l[pos] == '<')
+		pos++;
+	for (; pos < n; pos++) {
+		char ch = l[pos];
+
+		if (quoted) {
+			if (ch == '\\')
+				pos++;
+			else if (ch == '"')
+				quoted = false;
+			continue;
+		}
+		if (ch == '"') {
+			quoted = true;
+		} else if (ch == '@') {
+			at = pos + 1;
+			found = true;
+		} else if (ch == '>' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+			break;
+		}
+	}
+	if (found && enforced(l + at, (pos < n ? pos : n) - at))
+		return true;
+	return smtp_cmd_parse_max(l, n, n, &c) == 0 && c.id == SMTP_CMD_RCPT &&
+	       enforced(c.domain, strlen(c.domain));
+}
+
+/*
+ * mx_lines - split the connection's stream into lines and classify them.
+ * Message data is what follows a DATA command line up to CRLF.CRLF,
+ * whether or not the MX accepted that DATA. The proxy sends data only
+ * after a DATA line, and data with no bare CR or LF (checked first) holds
+ * no CRLF.CRLF before its end, so data is never read as commands; the
+ * other way round, commands after a refused DATA are read as data, which
+ * can only hide a violation, never report a false one.
+ */
+static void
+mx_lines(bool tls)
+{
+	struct mx *m = &r.mx;
+	const char *l, *lf;
+
+	while ((lf = memchr(mx_got + m->line, '\n', r.ur_len - m->line)) != NULL) {
+		size_t n = (size_t)(lf - (mx_got + m->line)) + 1;
+
+		l = mx_got + m->line;
+		m->line += n;
+		m->starttls = false;
+		if (m->in_data) {
+			/* the line after a CRLF: "." CRLF ends the data */
+			if (n == 3 && memcmp(l, ".\r\n", 3) == 0)
+				m->in_data = false;
+			continue;
+		}
+		/* RFC 8461 section 5: a policy in enforce mode is never met without TLS. */
+		if (r.enforce && !tls)
+			check(!rcpt_enforced(l, n),
+			      "RCPT for an enforce domain sent upstream in plaintext");
+		if (verb(l, n, "DATA") != 0)
+			m->in_data = true;
+		else if (!tls && verb(l, n, "STARTTLS") != 0 && m->line == r.ur_len)
+			m->starttls = true;
+	}
+}
+
+/* mx_append - bytes of the connection's SMTP stream (decrypted when tls) arrived. */
+static void
+mx_append(const char *buf, size_t n, bool tls)
+{
+	r.mx.starttls = false;
+	if (r.ur_full || n == 0)
+		return;
+	if (n > STREAM_MAX - r.ur_len) {
+		r.ur_full = true;
+		return;
+	}
+	memcpy(mx_got + r.ur_len, buf, n);
+	r.ur_len += n;
+	up_received(false);
+	mx_lines(tls);
+}
+
+/* mx_queue - raw bytes for the proxy, sent in order by mx_flush(). */
+static void
+mx_queue(const char *buf, size_t n)
+{
+	if (r.mo_off == r.mo_len)
+		r.mo_off = r.mo_len = 0;
+	if (n > sizeof(mx_out) - r.mo_len) {
+		memmove(mx_out, mx_out + r.mo_off, r.mo_len - r.mo_off);
+		r.mo_len -= r.mo_off;
+		r.mo_off = 0;
+	}
+	if (n > sizeof(mx_out) - r.mo_len)
+		n = sizeof(mx_out) - r.mo_len; /* never reached: a run sends far less */
+	memcpy(mx_out + r.mo_len, buf, n);
+	r.mo_len += n;
+}
+
+/* mx_wbio - queue what the server wrote. */
+static void
+mx_wbio(void)
+{
+	char buf[4096];
+	int n;
+
+	while (r.mx.wbio != NULL && (n = BIO_read(r.mx.wbio, buf, sizeof(buf))) > 0)
+		mx_queue(buf, (size_t)n);
+}
+
+/* mx_flush - send what is queued as far as the socket takes it; false when some waits. */
+static bool
+mx_flush(void)
+{
+	while (r.ufd >= 0 && r.mo_off < r.mo_len) {
+		ssize_t w = send(r.ufd, mx_out + r.mo_off, r.mo_len - r.mo_off,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EAGAIN)
+			return false;
+		if (w < 0)
+			break; /* the proxy is gone: so is the rest */
+		r.mo_off += (size_t)w;
+	}
+	r.mo_off = r.mo_len = 0;
+	return true;
+}
+
+/* mx_ssl_failed - the server's last call returned ret: whether it failed for good. */
+static bool
+mx_ssl_failed(int ret)
+{
+	int e = SSL_get_error(r.mx.ssl, ret);
+
+	return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_ZERO_RETURN;
+}
+
+/* mx_tls_read - take the SMTP stream the server can decrypt now. */
+static void
+mx_tls_read(void)
+{
+	struct mx *m = &r.mx;
+	char buf[16384];
+	int n;
+
+	while (m->phase == MX_TLS) {
+		ERR_clear_error();
+		if ((n = SSL_read(m->ssl, buf, sizeof(buf))) > 0) {
+			mx_append(buf, (size_t)n, true);
+			continue;
+		}
+		if (mx_ssl_failed(n))
+			m->phase = MX_BROKEN;
+		break;
+	}
+	ERR_clear_error(); /* the proxy's SSL calls share this thread's error queue */
+	mx_wbio();         /* e.g. the KeyUpdate the proxy asked for */
+}
+
+/* mx_step - one step of the server's handshake: read what came, queue its flight. */
+static void
+mx_step(void)
+{
+	struct mx *m = &r.mx;
+	int ret;
+
+	if (m->phase != MX_HANDSHAKE)
+		return;
+	ERR_clear_error();
+	ret = SSL_do_handshake(m->ssl);
+	if (ret == 1) {
+		m->phase = MX_TLS;
+		r.hs_done++;
+		if (trace)
+			fprintf(stderr, "mx: handshake complete, %s\n", SSL_get_version(m->ssl));
+	} else if (mx_ssl_failed(ret)) {
+		m->phase = MX_BROKEN;
+		if (trace)
+			fprintf(stderr, "mx: handshake failed\n");
+	}
+	ERR_clear_error();
+	mx_wbio();
+	mx_tls_read(); /* what the proxy sent behind its Finished */
+}
+
+/* mx_tls_begin - the proxy's ClientHello is coming: a server for this connection. */
+static void
+mx_tls_begin(void)
+{
+	struct mx *m = &r.mx;
+
+	if ((m->ssl = SSL_new(g.mx)) == NULL || (m->rbio = BIO_new(BIO_s_mem())) == NULL ||
+	    (m->wbio = BIO_new(BIO_s_mem())) == NULL)
+		abort();
+	SSL_set_bio(m->ssl, m->rbio, m->wbio); /* the SSL owns both */
+	SSL_set_accept_state(m->ssl);
+	if (r.tls12)
+		SSL_set_max_proto_version(m->ssl, TLS1_2_VERSION);
+	m->phase = MX_HANDSHAKE;
+	r.hs_begun++;
+	if (trace)
+		fprintf(stderr, "mx: handshake begins\n");
+}
+
+/* mx_frame - once a handshake began, the proxy sends TLS records only (RFC 8446 section 5.1). */
+static void
+mx_frame(const unsigned char *p, size_t n)
+{
+	struct mx *m = &r.mx;
+
+	while (n > 0) {
+		if (m->body_left > 0) {
+			size_t k = n < m->body_left ? n : m->body_left;
+
+			m->body_left -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		m->hdr[m->hdr_len++] = *p++;
+		n--;
+		if (m->hdr_len < sizeof(m->hdr))
+			continue;
+		/* content types 20-23 (change_cipher_spec .. application_data), version 3.x */
+		check(m->hdr[0] >= 20 && m->hdr[0] <= 23 && m->hdr[1] == 3,
+		      "plaintext sent upstream behind STARTTLS");
+		m->body_left = (size_t)m->hdr[3] << 8 | m->hdr[4];
+		check(m->body_left <= RECORD_MAX, "TLS record too long sent upstream");
+		m->hdr_len = 0;
+	}
+}
+
+/* mx_input - raw bytes the proxy sent on the MX's connection. */
+static void
+mx_input(const char *buf, size_t n)
+{
+	struct mx *m = &r.mx;
+	const char *lf;
+	size_t k;
+
+	while (n > 0 && m->phase == MX_PLAIN) {
+		/* RFC 3207 section 4: the handshake follows the STARTTLS exchange at once. */
+		if (m->starttls && (unsigned char)buf[0] == 0x16) {
+			mx_tls_begin();
+			break;
+		}
+		/* Line by line, so that a ClientHello is seen where a line ends. */
+		k = (lf = memchr(buf, '\n', n)) != NULL ? (size_t)(lf - buf) + 1 : n;
+		mx_append(buf, k, false);
+		buf += k;
+		n -= k;
+	}
+	if (n == 0)
+		return;
+	mx_frame((const unsigned char *)buf, n);
+	if (m->phase == MX_BROKEN)
+		return;
+	if (BIO_write(m->rbio, buf, (int)n) != (int)n)
+		abort();
+	mx_tls_read();
+}
+
+/* mx_pull - read what the proxy sent to the MX; true if bytes came. */
+static bool
+mx_pull(void)
+{
+	char buf[16384];
+	bool got = false;
+	ssize_t n;
+
+	while (r.ufd >= 0 && (n = read(r.ufd, buf, sizeof(buf))) > 0) {
+		mx_input(buf, (size_t)n);
+		got = true;
+	}
+	return got;
+}
+
+/* mx_begin - the MX accepted fd: a new connection, in plaintext, with a stream of its own. */
+static void
+mx_begin(int fd)
+{
+	memset(&r.mx, 0, sizeof(r.mx));
+	r.mx.start = r.mx.line = r.ur_checked = r.ur_scan = r.ur_len;
+	r.mo_off = r.mo_len = 0;
+	r.ufd = fd;
+	r.conns++;
+	if (trace)
+		fprintf(stderr, "mx: connection %u\n", r.conns);
+}
+
+/* mx_end - the MX takes what is left on its connection and closes it (reset: with an RST). */
+static void
+mx_end(bool reset)
+{
+	struct linger lg = {1, 0};
+
+	if (r.ufd < 0)
+		return;
+	(void)mx_pull();
+	if (!r.ur_full)
+		up_received(true);
+	SSL_free(r.mx.ssl);
+	memset(&r.mx, 0, sizeof(r.mx));
+	r.mo_off = r.mo_len = 0;
+	if (reset)
+		(void)setsockopt(r.ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(r.ufd);
+	r.ufd = -1;
 }
 
 /* --- what the mailer receives ------------------------------------------------ */
@@ -388,11 +864,10 @@ drain(void)
 		if (!r.cr_full)
 			client_received();
 	}
-	if (r.ufd >= 0 && read_all(r.ufd, mx_got, &r.ur_len, &r.ur_full) > 0) {
+	if (mx_pull())
 		any = true;
-		if (!r.ur_full)
-			up_received(false);
-	}
+	/* What the MX's server wrote meanwhile (a KeyUpdate) follows what it queued before. */
+	(void)mx_flush();
 	return any;
 }
 
@@ -427,7 +902,70 @@ deliver(int fd, const char *buf, size_t len)
 	}
 }
 
-/* deface - no STARTTLS offer may reach the session: a handshake needs a real peer. */
+/* mx_deliver - send what the MX queued, running the loop while the socket is full. */
+static void
+mx_deliver(void)
+{
+	for (int tries = 0; tries < 64 && !mx_flush(); tries++)
+		settle();
+}
+
+/* mx_send - operation 01: the MX sends buf[0..len), or takes a step when len is 0. */
+static void
+mx_send(const char *buf, size_t len)
+{
+	struct mx *m = &r.mx;
+
+	switch (m->phase) {
+	case MX_TLS:
+		ERR_clear_error();
+		if (len > 0) {
+			(void)SSL_write(m->ssl, buf, (int)len);
+		} else if (SSL_version(m->ssl) == TLS1_3_VERSION &&
+		           SSL_key_update(m->ssl, SSL_KEY_UPDATE_REQUESTED) == 1) {
+			/* RFC 8446 section 4.6.3: sent by the next handshake call */
+			(void)SSL_do_handshake(m->ssl);
+		}
+		ERR_clear_error();
+		mx_wbio();
+		break;
+	case MX_HANDSHAKE:
+		if (len == 0)
+			mx_step();
+		else
+			mx_queue(buf, len); /* raw bytes in the middle of the handshake */
+		break;
+	case MX_PLAIN:
+	case MX_BROKEN:
+		mx_queue(buf, len);
+		break;
+	}
+	mx_deliver();
+}
+
+/* mx_cut - operation 11 (see the top). */
+static void
+mx_cut(unsigned arg)
+{
+	struct mx *m = &r.mx;
+
+	if ((arg & 2) && m->phase == MX_HANDSHAKE)
+		mx_step();
+	if ((arg & 4) && m->phase == MX_TLS) {
+		ERR_clear_error();
+		(void)SSL_shutdown(m->ssl);
+		ERR_clear_error();
+		mx_wbio();
+	}
+	/* No loop turn before the cut: the proxy reads the last flight and the end together. */
+	(void)mx_flush();
+	if (arg & 1)
+		mx_end(true);
+	else
+		shutdown(r.ufd, SHUT_WR);
+}
+
+/* deface - no STARTTLS offer may reach the session: no handshake in plaintext mode. */
 static void
 deface(char *s, size_t len)
 {
@@ -441,6 +979,21 @@ on_end(void *arg)
 {
 	(void)arg;
 	r.ended++;
+}
+
+/* trace_end - what the run did, for FUZZ_SESSION_TRACE. */
+static void
+trace_end(void)
+{
+	struct tls_resume_stats st = {0};
+
+	(void)tls_resume_stats(g.upstream, &st);
+	fprintf(stderr,
+	        "--- mailer got:\n%.*s--- MX got:\n%.*s--- dots %zu, dot replies %zu\n"
+	        "--- MX connections %u, handshakes begun %u, completed by the MX %u, "
+	        "by the proxy %llu; sessions cached %zu\n",
+	        (int)r.cr_len, mailer_got, (int)r.ur_len, mx_got, r.n_dots, r.n_slots, r.conns,
+	        r.hs_begun, r.hs_done, (unsigned long long)r.stats.tls_upstream, st.entries);
 }
 
 /* One operation of the script. */
@@ -490,13 +1043,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		pos += o->len;
 	}
-	deface(mx_sent, r.us_len);
+	if (!(data[0] & F_TLS))
+		deface(mx_sent, r.us_len);
 
 	conf = g.conf;
-	conf.mode = (data[0] & 1) ? CONF_PROXY_MONITOR : CONF_PROXY_ENFORCE;
+	conf.mode = (data[0] & F_MONITOR) ? CONF_PROXY_MONITOR : CONF_PROXY_ENFORCE;
+	r.enforce = conf.mode == CONF_PROXY_ENFORCE;
+	r.tls12 = (data[0] & F_TLS12) != 0;
 	/* A zero timeout fires at the next loop iteration: the timeout paths of each state. */
 	if (data[0] & 0x02)
-		conf.timeouts.connect = 0;
+		conf.timeouts.connect = conf.timeouts.starttls = 0;
 	if (data[0] & 0x04)
 		conf.timeouts.greeting = 0;
 	if (data[0] & 0x08)
@@ -515,7 +1071,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.ctx.loop = r.loop;
 	r.ctx.conf = &conf;
 	r.ctx.engine = r.engine;
-	r.ctx.upstream_tls = g.tls;
+	r.ctx.upstream_tls = g.upstream;
 	r.ctx.stats = &r.stats;
 	r.ctx.on_end = on_end;
 	flush_backlog();
@@ -543,7 +1099,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r.ufd >= 0) {
 				/* The MX has seen all the proxy sent so far (settle drained it). */
 				r.us_sent = o->off + o->len;
-				deliver(r.ufd, mx_sent + o->off, o->len);
+				mx_send(mx_sent + o->off, o->len);
 			}
 			break;
 		case 2:
@@ -553,17 +1109,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				shutdown(r.cfd, SHUT_WR);
 			break;
 		default:
-			if (r.ufd < 0)
-				break;
-			if (o->arg & 1) {
-				struct linger lg = {1, 0};
-
-				setsockopt(r.ufd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-				close(r.ufd);
-				r.ufd = -1;
-			} else {
-				shutdown(r.ufd, SHUT_WR);
-			}
+			if (r.ufd >= 0)
+				mx_cut(o->arg);
 			break;
 		}
 		settle();
@@ -572,10 +1119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The end: a draining stop, then both peers go away; the session must be freed. */
 	session_shutdown_all(&r.ctx);
 	settle();
-	if (r.ufd >= 0) {
-		close(r.ufd);
-		r.ufd = -1;
-	}
+	mx_end(false);
 	if (r.cfd >= 0) {
 		close(r.cfd);
 		r.cfd = -1;
@@ -584,12 +1128,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		loop_once(r.loop, 0);
 	check(session_count(&r.ctx) == 0, "the session did not end");
 	check(r.ended == 1, "on_end not called exactly once");
-	if (!r.ur_full)
-		up_received(true);
 	if (trace)
-		fprintf(stderr,
-		        "--- mailer got:\n%.*s--- MX got:\n%.*s--- dots %zu, dot replies %zu\n",
-		        (int)r.cr_len, mailer_got, (int)r.ur_len, mx_got, r.n_dots, r.n_slots);
+		trace_end();
 
 	loop_fd_del(r.loop, g.lfd);
 	flush_backlog();
