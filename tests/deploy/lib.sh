@@ -26,13 +26,15 @@ root_err() { echo "deploy: $*" >&2; }
 # root_step TEXT - a heading with the time since the start.
 root_step() { printf '\n== [%ds] %s\n' "$((SECONDS - ROOT_T0))" "$*"; }
 
-# root_check DESC CMD... - one TAP line; the command's output on failure.
+# root_check DESC CMD... - one TAP line, then what the command printed as
+# comments: in full on failure, its first lines (the evidence) on success.
 root_check() {
 	local desc=$1 out
 	shift
 	ROOT_CHECKS=$((ROOT_CHECKS + 1))
 	if out=$("$@" 2>&1); then
 		echo "ok $ROOT_CHECKS - $desc"
+		[ -z "$out" ] || printf '%s\n' "$out" | head -n 4 | cut -c1-160 | sed 's/^/#   /'
 	else
 		echo "not ok $ROOT_CHECKS - $desc"
 		[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/#   /'
@@ -135,8 +137,9 @@ root_pids() {
 	local p r
 	for p in /proc/[0-9]*; do
 		r=$(readlink "$p/root" 2>/dev/null) || continue
-		[ "$r" = "$1" ] && echo "${p#/proc/}"
+		[ "$r" != "$1" ] || echo "${p#/proc/}"
 	done
+	return 0
 }
 
 # root_kill DIR - end the processes started in the chroot at DIR, by pid.
