@@ -65,7 +65,7 @@ struct dflow {
 	bool blocked;
 	uint8_t n_domains;
 	uint32_t domains[DOMAINS];  /* hashes of the recipient domains already handled */
-	char mail_from[DETAIL_MAX]; /* reverse-path of the last MAIL FROM, printable, or "" */
+	char mail_from[DETAIL_MAX]; /* reverse-path of the last MAIL FROM as sent (cut), or "" */
 	struct hold *hold;          /* what waits for a lookup, or NULL */
 };
 
@@ -159,11 +159,15 @@ static void
 report(struct detect *d, const struct flow_key *k, uint64_t id, const struct ev *e)
 {
 	struct detect_event ev;
-	char client[80], server[80], held[32] = "";
+	char client[80], server[80], held[32] = "", mail_from[DETAIL_MAX];
 	const char *mode = e->mode >= 0 ? sts_mode_name((enum sts_mode)e->mode) : "unknown";
-	const char *from = e->mail_from != NULL && e->mail_from[0] != '\0' ? e->mail_from : NULL;
+	const char *from = NULL;
 	json_t *o;
 
+	if (e->mail_from != NULL && e->mail_from[0] != '\0') {
+		printable(e->mail_from, strlen(e->mail_from), mail_from, sizeof(mail_from));
+		from = mail_from;
+	}
 	endpoint(k->family, k->client, k->cport, client, sizeof(client));
 	endpoint(k->family, k->server, k->sport, server, sizeof(server));
 	if (e->held_ms >= 0)
@@ -322,7 +326,7 @@ who_hold(struct hold *h)
 {
 	struct dflow *s = h->flow != NULL ? flow_user(h->flow) : NULL;
 
-	return (struct who){&h->key, h->flow_id, s, s != NULL ? s->mail_from : NULL};
+	return (struct who){&h->key, h->flow_id, s, h->mail_from};
 }
 
 /*
@@ -496,6 +500,7 @@ wait_for(struct detect *d, struct flow *f, struct dflow *s, const char *domain, 
 		}
 		s->hold = h;
 	}
+	sts_strlcpy(h->mail_from, s->mail_from, sizeof(h->mail_from));
 	if (hold_add(h, domain, line, s->no_starttls) < 0)
 		overflow(d, f, s, domain, line);
 }
@@ -517,8 +522,10 @@ on_rcpt(struct detect *d, struct flow *f, struct dflow *s, const char *line, siz
 			return;
 	if (s->n_domains < DOMAINS)
 		s->domains[s->n_domains++] = h;
-	printable(line, len, detail, sizeof(detail));
 	mode = d->p.policy ? d->p.policy(d->p.arg, domain) : -1;
+	if (mode == STS_MODE_NONE)
+		return;
+	printable(line, len, detail, sizeof(detail));
 	if (mode < 0) {
 		wait_for(d, f, s, domain, detail);
 		return;
@@ -528,19 +535,27 @@ on_rcpt(struct detect *d, struct flow *f, struct dflow *s, const char *line, siz
 		block_now(d, f, s);
 }
 
-/* on_mail - keep the reverse-path of a cleartext MAIL FROM for the events. */
+/*
+ * on_mail - keep the reverse-path of a cleartext MAIL FROM for the events,
+ * as sent (cut to fit); report() makes it printable.
+ */
 static void
 on_mail(struct dflow *s, const char *line, size_t len)
 {
-	const char *lt = memchr(line, '<', len), *gt, *arg = memchr(line, ':', len);
+	const char *lt = memchr(line, '<', len), *gt, *arg = memchr(line, ':', len), *from = "";
+	size_t n = 0;
 
-	if (lt != NULL && (gt = memchr(lt, '>', len - (size_t)(lt - line))) != NULL)
-		printable(lt, (size_t)(gt - lt) + 1, s->mail_from, sizeof(s->mail_from));
-	else if (arg != NULL)
-		printable(arg + 1, len - (size_t)(arg + 1 - line), s->mail_from,
-		          sizeof(s->mail_from));
-	else
-		s->mail_from[0] = '\0';
+	if (lt != NULL && (gt = memchr(lt, '>', len - (size_t)(lt - line))) != NULL) {
+		from = lt;
+		n = (size_t)(gt - lt) + 1;
+	} else if (arg != NULL) {
+		from = arg + 1;
+		n = len - (size_t)(arg + 1 - line);
+	}
+	if (n >= sizeof(s->mail_from))
+		n = sizeof(s->mail_from) - 1;
+	memcpy(s->mail_from, from, n);
+	s->mail_from[n] = '\0';
 }
 
 static void

@@ -42,13 +42,14 @@ struct hold {
 	struct flow *flow; /* NULL once the flow ended (a record without a packet may outlive it) */
 	struct flow_key key;
 	uint64_t flow_id;
-	bool has_packet;    /* a packet's verdict waits (block mode) */
-	uint64_t cookie;    /* the caller's handle of that packet */
-	uint64_t pkt_no;    /* the detector's number of that packet */
-	struct nfq_pkt pkt; /* its headers, for the resets (payload NULL) */
-	bool release;       /* once let go, the flow needs no more inspection */
-	uint64_t since;     /* ms, when the record was made */
-	uint64_t deadline;  /* ms */
+	bool has_packet;               /* a packet's verdict waits (block mode) */
+	uint64_t cookie;               /* the caller's handle of that packet */
+	uint64_t pkt_no;               /* the detector's number of that packet */
+	struct nfq_pkt pkt;            /* its headers, for the resets (payload NULL) */
+	bool release;                  /* once let go, the flow needs no more inspection */
+	char mail_from[HOLD_LINE_MAX]; /* the flow's cleartext MAIL FROM as sent (cut), or "" */
+	uint64_t since;                /* ms, when the record was made */
+	uint64_t deadline;             /* ms */
 	size_t n_domains;
 	size_t n_waiting; /* domains not answered yet */
 	struct hold_domain dom[HOLD_DOMAINS];

@@ -584,6 +584,41 @@ rfc8461_5_hold_table(void **state)
 }
 
 static void
+rfc5321_4_1_2_mail_from_in_events(void **state)
+{
+	static const struct {
+		const char *mail;
+		const char *seen;
+	} cases[] = {
+	    {"MAIL FROM:<a@sender.example> BODY=8BITMIME\r\n", "<a@sender.example>"},
+	    {"MAIL FROM:<>\r\n", "<>"},
+	    {"MAIL FROM:<a\"b\x01@x.example>\r\n", "<a?b?@x.example>"},
+	    {"MAIL FROM: bare@x.example\r\n", " bare@x.example"},
+	    {"MAIL\r\n", ""},
+	    {"MAIL FROM:<" /* cut to the event's bound */
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	     "aaaaaaaaaaaaaaaaaa@x.example>\r\n",
+	     "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct detect *d = new_hold(CONF_NFQ_BLOCK, CONF_NFQ_HOLD_BLOCK, 4, 0);
+		struct conn c = {false, (uint16_t)(42500 + i), {1, 1}};
+
+		S("220 mx\r\n");
+		C("EHLO a\r\n");
+		S(EHLO_NONE);
+		C(cases[i].mail);
+		assert_int_equal(C("RCPT TO:<x@enforce.example>\r\n").verdict, DETECT_DROP);
+		if (strcmp(seen.mail_from, cases[i].seen) != 0)
+			fail_msg("%s: mail_from \"%s\"", cases[i].mail, seen.mail_from);
+		detect_free(d);
+	}
+}
+
+static void
 rfc8461_5_hold_later_segments_sent_again(void **state)
 {
 	struct detect *d = new_hold(CONF_NFQ_BLOCK, CONF_NFQ_HOLD_BLOCK, 4, 0);
@@ -816,6 +851,7 @@ rfc9293_hold_flow_ends(void **state)
 	assert_int_equal(seen.n[DETECT_CLEARTEXT_RCPT], 1);
 	assert_string_equal(seen.action, "log");
 	assert_string_equal(seen.client, "2001:db8::10 42404");
+	assert_string_equal(seen.mail_from, "<a@sender.example>");
 	assert_int_equal(seen.n[DETECT_STRIPPED], 0); /* the flow's facts are gone with it */
 	assert_int_equal(later.n, 0);
 	detect_free(d);
@@ -959,6 +995,7 @@ main(void)
 	    cmocka_unit_test(rfc8461_5_log_mode_and_testing),
 	    cmocka_unit_test(rfc2920_pipelined_and_release_on_data),
 	    cmocka_unit_test(rfc8461_5_hold_table),
+	    cmocka_unit_test(rfc5321_4_1_2_mail_from_in_events),
 	    cmocka_unit_test(rfc8461_5_hold_later_segments_sent_again),
 	    cmocka_unit_test(rfc2920_3_1_hold_pipelined_lines),
 	    cmocka_unit_test(bounds_hold_max_and_domains),
