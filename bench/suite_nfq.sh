@@ -1,6 +1,7 @@
 #!/bin/bash
 # suite_nfq.sh smoke|full OUTFILE.md - packets per second through the
-# NFQUEUE inspector against an accept-all NFQUEUE program, same run.
+# NFQUEUE inspector against an accept-all NFQUEUE program, same run, and
+# what holding a first contact's RCPT for its policy lookup costs.
 #
 #   cli 10.0.1.2 -- [rtr 10.0.1.1 | 10.0.25.1] -- srv 10.0.25.2
 #
@@ -8,16 +9,27 @@
 # scripts/nfq-iptables.sh. In the middle, in turn:
 #   a  bench/nfq_accept_all.c: the inspector's libmnl setup (copy range,
 #      GSO, fail-open, batched verdicts) accepting everything unparsed
-#   b  the inspector itself (tests/nfq/nfq_driver.c: nfq_start() alone)
+#   b  the inspector itself (tests/nfq/nfq_driver.c: nfq_start() alone),
+#      action log, the recipient domain known (its lookup answered "no
+#      policy" in the warm-up)
+#   c  the same in block mode, the domain known: nothing is held
+#   f  block mode, every flow a first contact: each RCPT is held until its
+#      lookup answers "no policy" (the driver answers at once and forgets,
+#      so what is measured is the hold itself, not a resolver)
+#   o  with NFQ_BASELINE_SRC=DIR (a source tree of another revision): its
+#      nfq_driver, action log, as b
 # Traffic: smtp-source (client) to smtp-sink (server), cleartext SMTP, so
 # the inspector parses every packet it is given:
 #   short  many short sessions (1 KiB message, one per session)
 #   bulk   a few large messages (1 MiB): parsed until DATA, then released
 # Two rule sets: "every packet" drops the CONNMARK release (the released
-# flow's repeated packet is still accepted by the mark rule), so a and b see
-# the same packets: the fair pps figure. "release" is the deployed rule set.
-# Packets are counted by the NFQUEUE rule's counter; CPU is utime+stime of
-# the user-space program from /proc/PID/stat.
+# flow's repeated packet is still accepted by the mark rule), so the
+# programs see the same packets: the fair pps figure. "release" is the
+# deployed rule set. Packets are counted by the NFQUEUE rule's counter; CPU
+# is utime+stime of the user-space program from /proc/PID/stat.
+# First contact: bench/smtp_load, one connection at a time (latency per
+# connection, median and p90) and 10 in parallel (msg/s), through a, c and
+# f with the deployed rules.
 #
 # Needs root. Everything runs in namespaces named snfqb<pid>-*; they,
 # and the processes in them, are removed on exit, failure or Ctrl-C.
@@ -28,9 +40,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 if [ "$MODE" = full ]; then
-	SHORT_N=30000 SHORT_S=20 BULK_N=1000 BULK_S=4 REPS=3
+	SHORT_N=30000 SHORT_S=20 BULK_N=1000 BULK_S=4 REPS=3 LAT_N=3000
 else
-	SHORT_N=3000 SHORT_S=10 BULK_N=100 BULK_S=2 REPS=1
+	SHORT_N=3000 SHORT_S=10 BULK_N=100 BULK_S=2 REPS=1 LAT_N=300
 fi
 LIMIT=300
 BULK_LEN=1048576
@@ -81,6 +93,17 @@ cc $CFL $(pkg-config --cflags libnetfilter_queue libmnl) -o "$DIR/nfq_accept_all
 cc $CFL $(pkg-config --cflags $PKGS) -o "$DIR/nfq_driver" tests/nfq/nfq_driver.c \
 	$(sed -n 's|^// sources: ||p' tests/nfq/nfq_driver.c) $(pkg-config --libs $PKGS) -lpthread ||
 	die "cannot build tests/nfq/nfq_driver.c"
+# shellcheck disable=SC2086
+cc $CFL -pthread -o "$DIR/smtp_load" bench/smtp_load.c -lssl -lcrypto ||
+	die "cannot build bench/smtp_load.c"
+PROGS="a b c"
+if [ -n "${NFQ_BASELINE_SRC:-}" ]; then
+	# shellcheck disable=SC2046,SC2086
+	(cd "$NFQ_BASELINE_SRC" && cc $CFL $(pkg-config --cflags $PKGS) -o "$DIR/nfq_driver_o" \
+		tests/nfq/nfq_driver.c $(sed -n 's|^// sources: ||p' tests/nfq/nfq_driver.c) \
+		$(pkg-config --libs $PKGS) -lpthread) || die "cannot build $NFQ_BASELINE_SRC's nfq_driver"
+	PROGS="a b c o"
+fi
 
 # --- namespaces ----------------------------------------------------------------
 
@@ -139,19 +162,27 @@ queued() { # packets that reached the NFQUEUE rule since the last reset
 # program itself and its CPU time can be read and it can be stopped.
 
 MIDDLE=
-start_middle() { # a|b
+start_middle() { # a|b|c|f|o
+	local action=log driver=$DIR/nfq_driver
+	local args=(--answer bench.example=none) # learnt in the warm-up: a known domain
 	stop_middle
 	: >"$DIR/middle.log"
+	case $1 in
+	c) action=block ;;
+	f) action=block args=(--answer '*=none' --forget) ;;
+	o) driver=$DIR/nfq_driver_o args=() ;;
+	esac
 	if [ "$1" = a ]; then
 		ip netns exec "$P-rtr" "$DIR/nfq_accept_all" 0 2>"$DIR/middle.log" &
 	else
+		rm -rf "$DIR/state"
 		mkdir -p "$DIR/state"
 		cat >"$DIR/nfq.conf" <<CONF
 state_dir = "$DIR/state";
 log = { level = "warn"; events = "$DIR/events.json"; };
-nfq = { queues = [ 0 ]; action = "log"; fail_open = true; };
+nfq = { queues = [ 0 ]; action = "$action"; fail_open = true; };
 CONF
-		ip netns exec "$P-rtr" "$DIR/nfq_driver" "$DIR/nfq.conf" 2>"$DIR/middle.log" &
+		ip netns exec "$P-rtr" "$driver" "$DIR/nfq.conf" "${args[@]}" 2>"$DIR/middle.log" &
 	fi
 	MIDDLE=$!
 	PIDS+=("$MIDDLE")
@@ -215,20 +246,53 @@ run() {
 rules off
 for w in short bulk; do run "$w" off none 1; done
 
+warm_up() { # one session so the flow table and caches are not cold, and the domain known
+	nsx cli timeout 20 /usr/sbin/smtp-source -m 1 -l 100 -f sender@client.example \
+		-t rcpt@bench.example -M client.example 10.0.25.2:25 >/dev/null 2>&1 ||
+		die "no message passes through program $1 (rules $2)"
+}
+
 for r in every release; do
 	rules "$r"
 	for rep in $(seq "$REPS"); do
-		# Alternate the order so neither program always runs on a warmer machine.
-		if [ $((rep % 2)) = 1 ]; then order="a b"; else order="b a"; fi
+		# Rotate the order so no program always runs on a warmer machine.
+		order=$PROGS
+		for _ in $(seq "$rep"); do order="${order#* } ${order%% *}"; done
 		for p in $order; do
 			start_middle "$p"
-			# One warm-up session so the flow table and caches are not cold.
-			nsx cli timeout 20 /usr/sbin/smtp-source -m 1 -l 100 -f sender@client.example \
-				-t rcpt@bench.example -M client.example 10.0.25.2:25 >/dev/null 2>&1 ||
-				die "no message passes through program $p (rules $r)"
+			warm_up "$p" "$r"
 			for w in short bulk; do run "$w" "$r" "$p" "$rep"; done
 			stop_middle
 		done
+	done
+done
+
+# First contact: the deployed rules, a (no inspection), c (the domain
+# known) and f (every RCPT held for its lookup), interleaved per rep.
+LAT=$DIR/latency.tsv
+: >"$LAT"
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; } # NAME=value of a result line
+lat_run() { # PROGRAM SESSIONS REP - appends program sessions rep msgs_per_s median p90
+	local line
+	line=$(nsx cli timeout "$LIMIT" "$DIR/smtp_load" -s "$2" -m "$LAT_N" -l "$SHORT_LEN" \
+		-t rcpt@bench.example 10.0.25.2:25) || die "smtp_load failed (program $1, $2 sessions)"
+	case $line in *" failed=0 "*) ;; *) die "smtp_load: $line (program $1)" ;; esac
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" \
+		"$(field msgs_per_s "$line")" "$(field lat_median_ms "$line")" \
+		"$(field lat_p90_ms "$line")" >>"$LAT"
+	echo "# nfq first contact program=$1 sessions=$2 rep=$3: $line"
+}
+rules release
+for rep in $(seq "$REPS"); do
+	order="a c f"
+	for _ in $(seq "$rep"); do order="${order#* } ${order%% *}"; done
+	for p in $order; do
+		start_middle "$p"
+		warm_up "$p" release
+		lat_run "$p" 1 "$rep"
+		lat_run "$p" 10 "$rep"
+		grep -q 'event=' "$DIR/middle.log" && grep -m 3 'event=' "$DIR/middle.log" >&2
+		stop_middle
 	done
 done
 # Where the inspector's CPU goes: a profile of b on the short workload,
@@ -283,6 +347,16 @@ stat() {
 		else printf "%.2f", m
 	}' "$RES"
 }
+# latstat PROGRAM SESSIONS FIELD - the median over the reps of a latency.tsv
+# column: 4 msg/s, 5 median ms, 6 p90 ms.
+latstat() {
+	awk -F '\t' -v p="$1" -v s="$2" -v f="$3" '$1 == p && $2 == s { x[n++] = $f }
+	END {
+		if (n == 0) { print "n/a"; exit }
+		for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (x[j] < x[i]) { y = x[i]; x[i] = x[j]; x[j] = y }
+		printf (f == 4 ? "%.0f" : "%.3f"), x[int(n / 2)]
+	}' "$LAT"
+}
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
@@ -309,7 +383,12 @@ label() {
 	echo "- **a** \`bench/nfq_accept_all.c\`: the inspector's libmnl setup (copy range 0xffff,"
 	echo "  NFQA_CFG_F_GSO, fail-open, up to 64 reads per wake-up, batched accepts), no parsing."
 	echo "- **b** the inspector: \`nfq_start()\` alone (tests/nfq/nfq_driver.c, action log,"
-	echo "  log level warn), parsing, reassembling and judging every queued packet."
+	echo "  log level warn), parsing, reassembling and judging every queued packet; the"
+	echo "  recipient domain is known (its lookup answered in the warm-up)."
+	echo "- **c** the same in block mode: the packet with the RCPT is judged at once, nothing"
+	echo "  is held (the cost of holding for known domains)."
+	[ -n "${NFQ_BASELINE_SRC:-}" ] &&
+		echo "- **o** the inspector of another revision (NFQ_BASELINE_SRC), action log, as b."
 	echo
 	echo "Rule sets: **every packet** removes the CONNMARK release from the template, so a"
 	echo "and b are given the same packets (the fair packets/s figure); **release** is the"
@@ -325,21 +404,52 @@ label() {
 	for w in short bulk; do
 		echo "| $(label "$w") | none (kernel only) | - | $(stat "$w" off none msgs) | $(stat "$w" off none mibs) | - | - | - | - |"
 		for r in every release; do
-			for p in a b; do
+			for p in $PROGS; do
 				echo "| $(label "$w") | $r | $p | $(stat "$w" "$r" "$p" msgs) | $(stat "$w" "$r" "$p" mibs) | $(stat "$w" "$r" "$p" pps) | $(stat "$w" "$r" "$p" pkts) | $(stat "$w" "$r" "$p" cpu) | $(stat "$w" "$r" "$p" us) |"
 			done
 		done
 	done
 	echo
-	echo "| workload | rules | b/a pps | goal | b/a msg/s | b/a CPU us/packet |"
-	echo "|---|---|---|---|---|---|"
+	echo "| workload | rules | b/a pps | goal | b/a msg/s | b/a CPU us/packet | c/b pps | c/b CPU us/packet |"
+	echo "|---|---|---|---|---|---|---|---|"
 	for w in short bulk; do
 		for r in every release; do
 			pr=$(ratio "$(stat "$w" "$r" b pps)" "$(stat "$w" "$r" a pps)")
 			if [ "$r" = every ]; then g=">= 0.8 $(met "$pr")"; else g="-"; fi
-			echo "| $(label "$w") | $r | $pr | $g | $(ratio "$(stat "$w" "$r" b msgs)" "$(stat "$w" "$r" a msgs)") | $(ratio "$(stat "$w" "$r" b us)" "$(stat "$w" "$r" a us)") |"
+			echo "| $(label "$w") | $r | $pr | $g | $(ratio "$(stat "$w" "$r" b msgs)" "$(stat "$w" "$r" a msgs)") | $(ratio "$(stat "$w" "$r" b us)" "$(stat "$w" "$r" a us)") | $(ratio "$(stat "$w" "$r" c pps)" "$(stat "$w" "$r" b pps)") | $(ratio "$(stat "$w" "$r" c us)" "$(stat "$w" "$r" b us)") |"
 		done
 	done
+	if [ -n "${NFQ_BASELINE_SRC:-}" ]; then
+		echo
+		echo "Against the inspector of $(cd "$NFQ_BASELINE_SRC" && git rev-parse --short HEAD 2>/dev/null || echo "$NFQ_BASELINE_SRC") (program o), same run:"
+		echo
+		echo "| workload | rules | b/o pps | b/o CPU us/packet | c/o pps | c/o CPU us/packet |"
+		echo "|---|---|---|---|---|---|"
+		for w in short bulk; do
+			for r in every release; do
+				echo "| $(label "$w") | $r | $(ratio "$(stat "$w" "$r" b pps)" "$(stat "$w" "$r" o pps)") | $(ratio "$(stat "$w" "$r" b us)" "$(stat "$w" "$r" o us)") | $(ratio "$(stat "$w" "$r" c pps)" "$(stat "$w" "$r" o pps)") | $(ratio "$(stat "$w" "$r" c us)" "$(stat "$w" "$r" o us)") |"
+			done
+		done
+	fi
+	echo
+	echo "### First contact: holding the RCPT until the policy lookup answers"
+	echo
+	echo "\`bench/smtp_load -s S -m $LAT_N -l $SHORT_LEN -t rcpt@bench.example 10.0.25.2:25\`"
+	echo "from the client, deployed rules, one message per connection; **c**: the domain"
+	echo "known, nothing held; **f**: block mode, every connection a first contact, its"
+	echo "RCPT held until the lookup answers, which the driver does at the next turn of"
+	echo "the loop: the figures are the cost of holding, to which a real lookup adds its"
+	echo "own time (DNS, and the HTTPS fetch of a policy). Median of $REPS run(s)."
+	echo
+	echo "| program | connection latency, median ms (1 at a time) | p90 ms | msg/s (1 at a time) | msg/s (10 in parallel) |"
+	echo "|---|---|---|---|---|"
+	for p in a c f; do
+		echo "| $p | $(latstat "$p" 1 5) | $(latstat "$p" 1 6) | $(latstat "$p" 1 4) | $(latstat "$p" 10 4) |"
+	done
+	echo
+	echo "| | f/c latency median | f - c latency median, ms | f/c p90 | f/c msg/s (1) | f/c msg/s (10) | c/a latency median |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| first contact | $(ratio "$(latstat f 1 5)" "$(latstat c 1 5)") | $(awk -v a="$(latstat f 1 5)" -v b="$(latstat c 1 5)" 'BEGIN { printf "%.3f", a - b }') | $(ratio "$(latstat f 1 6)" "$(latstat c 1 6)") | $(ratio "$(latstat f 1 4)" "$(latstat c 1 4)") | $(ratio "$(latstat f 10 4)" "$(latstat c 10 4)") | $(ratio "$(latstat c 1 5)" "$(latstat a 1 5)") |"
 	echo
 	echo "With release, b/a pps compares different packet counts (b queues only the"
 	echo "envelope of each flow); msg/s is the figure that matters there."
@@ -377,3 +487,5 @@ label() {
 } >"$OUTMD"
 echo "# nfq results (workload rules program rep msgs secs packets cpu_ticks):"
 cat "$RES"
+echo "# first contact (program sessions rep msgs_per_s lat_median_ms lat_p90_ms):"
+cat "$LAT"
