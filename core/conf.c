@@ -318,7 +318,7 @@ get_domain(struct cx *x, const config_setting_t *g, const char *key, char **dst)
 static int
 load_policies(struct cx *x, const config_setting_t *root, struct conf *c)
 {
-	static const char *const keys[] = {"domain", "mode", "mx", NULL};
+	static const char *const keys[] = {"domain", "mode", "mx", "dane", NULL};
 	const config_setting_t *l;
 	char key[64];
 	int n;
@@ -341,13 +341,25 @@ load_policies(struct cx *x, const config_setting_t *root, struct conf *c)
 		p->line = config_setting_source_line(g);
 		if (check_keys(x, g, key, keys) < 0 || get_domain(x, g, key, &p->domain) < 0)
 			return -1;
-		if (config_setting_get_member(g, "mode") == NULL)
+		p->has_mode = config_setting_get_member(g, "mode") != NULL;
+		p->has_dane = config_setting_get_member(g, "dane") != NULL;
+		/* Without "dane" the entry is an MTA-STS policy: its mode is required. */
+		if (!p->has_mode && !p->has_dane)
 			return bad(x, g, key, "\"mode\" is required");
-		if (get_choice(x, g, key, "mode",
+		if (p->has_mode &&
+		    get_choice(x, g, key, "mode",
 		               (const char *const[]){"none", "testing", "enforce", NULL},
 		               &mode) < 0)
 			return -1;
-		p->mode = (enum sts_mode)mode;
+		p->mode = p->has_mode ? (enum sts_mode)mode : STS_MODE_NONE;
+		mode = STS_DANE_MODE_ON;
+		if (p->has_dane &&
+		    get_choice(x, g, key, "dane", (const char *const[]){"on", "off", "only", NULL},
+		               &mode) < 0)
+			return -1;
+		p->dane = (enum sts_dane_mode)mode;
+		if (!p->has_mode && config_setting_get_member(g, "mx") != NULL)
+			return bad(x, g, key, "\"mx\" needs a \"mode\"");
 		if (get_strings(x, g, key, "mx", &p->mx, &p->n_mx, NULL) < 0)
 			return -1;
 		if (p->n_mx == 0 && p->mode != STS_MODE_NONE)
@@ -415,7 +427,7 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
 	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
 	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
-	    "metrics",       "control",      NULL};
+	    "metrics",       "control",      "dane",    NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
@@ -554,6 +566,23 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 			           c->sts.mx_ttl_min, c->sts.mx_ttl_max);
 	}
 
+	if (get_group(x, root, "dane", &g) < 0)
+		return -1;
+	if (g != NULL) {
+		static const char *const danek[] = {"enabled", "insecure_mx", "ttl_min", "ttl_max",
+		                                    NULL};
+
+		if (check_keys(x, g, "dane", danek) < 0 ||
+		    get_bool(x, g, "dane", "enabled", &c->dane.enabled) < 0 ||
+		    get_bool(x, g, "dane", "insecure_mx", &c->dane.insecure_mx) < 0 ||
+		    get_uint(x, g, "dane", "ttl_min", 0, 86400, &c->dane.ttl_min) < 0 ||
+		    get_uint(x, g, "dane", "ttl_max", 0, 86400, &c->dane.ttl_max) < 0)
+			return -1;
+		if (c->dane.ttl_min > c->dane.ttl_max)
+			return bad(x, g, "dane", "ttl_min %u is above ttl_max %u", c->dane.ttl_min,
+			           c->dane.ttl_max);
+	}
+
 	if (load_policies(x, root, c) < 0 || load_smarthosts(x, root, c) < 0)
 		return -1;
 
@@ -661,6 +690,10 @@ conf_defaults(struct conf *c)
 	c->sts.txt_ttl_max = 300;
 	c->sts.mx_ttl_min = 1;
 	c->sts.mx_ttl_max = 300;
+	c->dane.enabled = true;
+	c->dane.insecure_mx = false; /* as Postfix's "dane" level */
+	c->dane.ttl_min = 1;
+	c->dane.ttl_max = 300;
 	c->nfq.action = CONF_NFQ_LOG;
 	c->nfq.fail_open = true;
 	c->nfq.hold_timeout = 5;

@@ -33,13 +33,20 @@ struct conf_net {
 	unsigned prefix;
 };
 
-/* An operator policy that wins over a published one (no first-use gap). */
+/*
+ * An operator policy that wins over a published one (no first-use gap),
+ * and the domain's DANE mode. Without "mode" the entry sets only DANE: the
+ * domain's published MTA-STS policy applies.
+ */
 struct conf_policy {
 	char *domain; /* lower case, A-labels */
-	enum sts_mode mode;
-	char **mx; /* patterns as written; the policy module validates them */
+	bool has_mode;
+	enum sts_mode mode; /* STS_MODE_NONE without "mode" */
+	char **mx;          /* patterns as written; the policy module validates them */
 	size_t n_mx;
-	int line; /* where it was written, for messages */
+	bool has_dane;
+	enum sts_dane_mode dane; /* with has_dane; otherwise dane.enabled decides */
+	int line;                /* where it was written, for messages */
 };
 
 /* A smarthost: connections to addr are checked against name (RFC 8461 section 3.4). */
@@ -128,6 +135,14 @@ struct conf {
 		unsigned txt_ttl_min, txt_ttl_max;
 		unsigned mx_ttl_min, mx_ttl_max;
 	} sts;
+
+	struct {
+		bool enabled; /* RFC 7672 wherever DNSSEC says so (needs dns.trust_anchor_file) */
+		bool insecure_mx; /* TLSA of MX hosts named by an unsigned MX RRset ("half-DANE") */
+		/* Seconds a domain's DANE state is trusted in memory: the shortest TTL of
+		 * its MX, address and TLSA answers, bounded by these (min <= max) */
+		unsigned ttl_min, ttl_max;
+	} dane;
 
 	struct conf_policy *policies;
 	size_t n_policies;

@@ -47,6 +47,34 @@ sts_mode_parse(const char *name, enum sts_mode *out)
 }
 
 const char *
+sts_dane_mode_name(enum sts_dane_mode mode)
+{
+	switch (mode) {
+	case STS_DANE_MODE_OFF:
+		return "off";
+	case STS_DANE_MODE_ONLY:
+		return "only";
+	case STS_DANE_MODE_ON:
+	default:
+		return "on";
+	}
+}
+
+const char *
+sts_policy_type_name(enum sts_policy_type type)
+{
+	switch (type) {
+	case STS_PTYPE_STS:
+		return "sts";
+	case STS_PTYPE_TLSA:
+		return "tlsa";
+	case STS_PTYPE_NONE:
+	default:
+		return "no-policy-found";
+	}
+}
+
+const char *
 sts_result_name(enum sts_result result)
 {
 	if ((unsigned)result >= STS_RESULT_MAX)
