@@ -1,4 +1,5 @@
-// sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_dane.c
+// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c core/types.c
 // sources: core/util.c core/conf.c
@@ -6,15 +7,17 @@
  * bench_decide.c - the per-recipient decision path on one thread: a warm
  * engine (100,000 cached policies and their MX sets in memory) answering
  * sts_engine_lookup_now() and judging real TLS facts with sts_decide(),
+ * then the same with DANE (RFC 7672): every domain's DANE state cached too,
+ * a DANE-EE record of the leaf's key, so that DANE decides every recipient;
  * and the policy file parser on a typical policy.
  *
  * DNS answers come from the scripted resolver used by the unit tests: the
  * benchmark measures the engine, not the network.
  *
  *   bench_decide [--smoke | DOMAINS [ROUNDS]]
- * prints "decide_per_sec N" and "policy_parse_per_sec N". --smoke is a
- * quick run (10,000 domains, 2 rounds, 0.2 s of parsing) that only keeps the
- * benchmark working.
+ * prints "decide_per_sec N", "decide_dane_per_sec N" and
+ * "policy_parse_per_sec N". --smoke is a quick run (10,000 domains, 2
+ * rounds, 0.2 s of parsing) that only keeps the benchmark working.
  */
 #include <arpa/inet.h>
 #include <ftw.h>
@@ -40,6 +43,7 @@
 
 void fake_dns_set(const char *name, int type, enum sts_dns_status status, const char *const *recs,
                   size_t n);
+void fake_dns_secure(const char *name, int type, bool secure);
 
 #define POLICY                                                                                     \
 	"version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.mx.example.com\r\n"       \
@@ -68,8 +72,66 @@ answered(void *arg, const struct sts_answer *a)
 {
 	size_t *n = arg;
 
-	if (a->status == STS_POLICY && a->n_mx == 1)
+	if (a->status == STS_POLICY && a->n_mx == 1 &&
+	    (a->dane_mode == STS_DANE_MODE_OFF ||
+	     (a->dane != NULL && a->dane->host[0].state == STS_DANE_HOST_USABLE)))
 		(*n)++;
+}
+
+/*
+ * decide_rate - decisions per second of an engine on conf over names,
+ * after one asynchronous lookup per domain has warmed it; every decision
+ * must pass, by policy type want. 0 on failure.
+ */
+static double
+decide_rate(struct loop *loop, struct conf *conf, struct sts_cache *cache, char (*names)[32],
+            size_t n_dom, size_t rounds, const struct tls_facts *facts, enum sts_policy_type want)
+{
+	struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
+	struct sts_engine_params ep = {
+	    .loop = loop, .conf = conf, .cache = cache, .mx_cache_max = n_dom + 1024};
+	struct sts_engine *e;
+	struct sts_answer a;
+	struct sts_decision d;
+	size_t warm = 0, pass = 0, calls = 0;
+	double t0, t = 0;
+	char err[256];
+
+	inet_pton(AF_INET, "10.0.25.2", &dest.sin_addr);
+	if ((e = sts_engine_new(&ep, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "bench_decide: %s\n", err);
+		return 0;
+	}
+	t0 = now_s();
+	for (size_t i = 0; i < n_dom;) {
+		for (size_t j = 0; j < 512 && i < n_dom; j++, i++)
+			sts_engine_lookup(e, names[i], NULL, answered, &warm);
+		for (int k = 0; k < 8; k++)
+			loop_once(loop, 0);
+	}
+	while (warm < n_dom && loop_once(loop, 0) > 0)
+		;
+	fprintf(stderr, "warm-up: %zu domains in %.1f s\n", warm, now_s() - t0);
+	if (warm != n_dom)
+		goto out;
+	t0 = now_s();
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t i = 0; i < n_dom; i++) {
+			if (sts_engine_lookup_now(e, names[i], (struct sockaddr *)&dest, &a) != 1)
+				goto out;
+			sts_decide(&a, (struct sockaddr *)&dest, facts, &d);
+			pass += d.pass && d.type == want;
+			calls++;
+		}
+	}
+	t = now_s() - t0;
+	if (pass != calls) {
+		fprintf(stderr, "bench_decide: %zu of %zu decisions failed\n", calls - pass, calls);
+		t = 0;
+	}
+out:
+	sts_engine_free(e);
+	return t > 0 ? (double)calls / t : 0;
 }
 
 /* leaf_facts - what a verified handshake with mx1.example.com would show. */
@@ -96,7 +158,7 @@ leaf_facts(struct testca *ca, struct tls_facts *f)
 	f->starttls_offered = true;
 	f->handshake_done = true;
 	/* as tls_facts_from_ssl() does after a real handshake */
-	if (tls_facts_index_names(f) < 0)
+	if (tls_facts_index_names(f) < 0 || tls_facts_index_chain(f, NULL) < 0)
 		goto out;
 	ret = f->verify_result == X509_V_OK ? 0 : -1;
 out:
@@ -113,26 +175,22 @@ main(int argc, char **argv)
 	size_t rounds = smoke ? 2 : argc > 2 ? strtoul(argv[2], NULL, 10) : 10;
 	double parse_secs = smoke ? 0.2 : 1.0; /* smoke: the whole run in about a second */
 	const char *mx = "10 mx1.example.com", *addr = "10.0.25.2";
-	char dir[] = "/tmp/bench-decide-XXXXXX", err[256];
+	char dir[] = "/tmp/bench-decide-XXXXXX", err[256], tlsa[100];
 	char(*names)[32] = NULL;
 	struct conf *conf = NULL;
 	struct loop *loop = NULL;
 	struct sts_cache *cache = NULL;
-	struct sts_engine *e = NULL;
 	struct testca *ca = NULL;
 	struct tls_facts facts = {0};
 	struct sts_policy p = {0};
-	struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
-	struct sts_answer a;
-	struct sts_decision d;
-	size_t warm = 0, pass = 0, calls = 0;
-	double t0, t;
+	const char *rec = tlsa;
+	size_t calls = 0;
+	double t0, t, rate;
 	int rc = 1;
 
 	if (n_dom == 0 || rounds == 0 || mkdtemp(dir) == NULL)
 		return 2;
 	log_set_level(LOG_LVL_WARN);
-	inet_pton(AF_INET, "10.0.25.2", &dest.sin_addr);
 	fake_dns_set("*", 'M', STS_DNS_OK, &mx, 1);
 	fake_dns_set("*", 'A', STS_DNS_OK, &addr, 1);
 	if ((names = calloc(n_dom, sizeof(*names))) == NULL ||
@@ -145,51 +203,36 @@ main(int argc, char **argv)
 		goto out;
 	}
 	conf->sts.refresh = false;
-	struct sts_engine_params ep = {
-	    .loop = loop, .conf = conf, .cache = cache, .mx_cache_max = n_dom + 1024};
-	if ((e = sts_engine_new(&ep, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "bench_decide: %s\n", err);
-		goto out;
-	}
-
-	/* Warm up: the cache, then one asynchronous lookup per domain for the MX sets. */
-	t0 = now_s();
+	/* DNSSEC-signed MX and addresses, a DANE-EE record of the leaf's key: used
+	 * once there is a trust anchor */
+	snprintf(tlsa, sizeof(tlsa), "3 1 1 ");
+	for (size_t i = 0; i < 32; i++)
+		snprintf(tlsa + 6 + 2 * i, sizeof(tlsa) - 6 - 2 * i, "%02x",
+		         facts.digests[0].spki256[i]);
+	fake_dns_set("*", 'L', STS_DNS_OK, &rec, 1);
+	fake_dns_secure("*", 'M', true);
+	fake_dns_secure("*", 'A', true);
+	fake_dns_secure("*", 'L', true);
 	for (size_t i = 0; i < n_dom; i++) {
 		snprintf(names[i], sizeof(names[i]), "d%07zu.example.net", i);
 		if (sts_cache_put(cache, names[i], "bench1", POLICY, strlen(POLICY), &p,
 		                  sts_now_wall()) < 0)
 			goto out;
 	}
-	for (size_t i = 0; i < n_dom;) {
-		for (size_t j = 0; j < 512 && i < n_dom; j++, i++)
-			sts_engine_lookup(e, names[i], NULL, answered, &warm);
-		for (int k = 0; k < 8; k++)
-			loop_once(loop, 0);
-	}
-	while (warm < n_dom && loop_once(loop, 0) > 0)
-		;
-	fprintf(stderr, "warm-up: %zu domains in %.1f s\n", warm, now_s() - t0);
-	if (warm != n_dom)
-		goto out;
 
-	t0 = now_s();
-	for (size_t r = 0; r < rounds; r++) {
-		for (size_t i = 0; i < n_dom; i++) {
-			if (sts_engine_lookup_now(e, names[i], (struct sockaddr *)&dest, &a) != 1)
-				goto out;
-			sts_decide(&a, (struct sockaddr *)&dest, &facts, &d);
-			pass += d.pass;
-			calls++;
-		}
-	}
-	t = now_s() - t0;
-	if (pass != calls) {
-		fprintf(stderr, "bench_decide: %zu of %zu decisions failed\n", calls - pass, calls);
+	/* MTA-STS alone: no trust anchor, no DANE. */
+	if ((rate = decide_rate(loop, conf, cache, names, n_dom, rounds, &facts, STS_PTYPE_STS)) ==
+	    0)
 		goto out;
-	}
-	printf("decide_per_sec %.0f\n", (double)calls / t);
+	printf("decide_per_sec %.0f\n", rate);
 
-	calls = 0;
+	/* DANE decides: a trust anchor, and the records scripted above. */
+	if ((conf->dns.trust_anchor_file = strdup("bench")) == NULL ||
+	    (rate = decide_rate(loop, conf, cache, names, n_dom, rounds, &facts, STS_PTYPE_TLSA)) ==
+	        0)
+		goto out;
+	printf("decide_dane_per_sec %.0f\n", rate);
+
 	t0 = now_s();
 	do {
 		for (int i = 0; i < 10000; i++) {
@@ -203,7 +246,6 @@ main(int argc, char **argv)
 	printf("policy_parse_per_sec %.0f\n", (double)calls / t);
 	rc = 0;
 out:
-	sts_engine_free(e);
 	sts_cache_close(cache);
 	loop_free(loop);
 	conf_free(conf);

@@ -1,9 +1,14 @@
 /*
  * sts_decide.h - the verdict on one recipient: given what the recipient
- * domain publishes (its MTA-STS answer) and what the upstream connection
- * showed of itself (its TLS facts), does delivery over that connection
- * meet the policy, which policy decided, and with which TLS-RPT result
- * type (RFC 8461 sections 4 and 5, RFC 8460 section 4.3).
+ * domain publishes (its MTA-STS answer and its DANE state) and what the
+ * upstream connection showed of itself (its TLS facts), does delivery over
+ * that connection meet the policy, which policy decided, and with which
+ * TLS-RPT result type (RFC 8461 sections 4 and 5, RFC 7672 sections 2 and
+ * 3, RFC 8460 section 4.3).
+ *
+ * Precedence (RFC 8461 section 2): an MX host with DANE state (a secure
+ * TLSA RRset, usable or not, or one whose lookup failed) is judged by DANE
+ * alone, whatever MTA-STS says; without it, by MTA-STS.
  *
  * sts_decide() is the one place that defines "pass". It is pure: no I/O,
  * no allocation, no clock; the same inputs always give the same verdict.
@@ -19,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "core/types.h"
+#include "policy/sts_dane.h"
 #include "policy/sts_policy.h"
 #include "tls/tls_verify.h"
 
@@ -49,9 +55,14 @@ enum sts_status {
  *
  * rechecked: what applies was asked for by the lookup that answered (not
  * the TXT record for an operator policy; not the MX set without a policy
- * or with mode none), whatever the resolver said; a smarthost's answer is
- * rechecked when it answers sts_engine_recheck(). Never set by
- * sts_engine_lookup_now().
+ * or with mode none; the DANE state when DANE is used), whatever the
+ * resolver said; a smarthost's answer is rechecked when it answers
+ * sts_engine_recheck(). Never set by sts_engine_lookup_now().
+ *
+ * dane_mode is the domain's DANE mode as the configuration makes it
+ * (STS_DANE_MODE_OFF also without a trust anchor, unless "only"), and
+ * dane its DANE state when DANE is used: NULL otherwise, and for a
+ * smarthost.
  */
 struct sts_answer {
 	enum sts_status status;
@@ -71,24 +82,42 @@ struct sts_answer {
 	enum sts_result problem; /* STS_RESULT_OK, or what failed during the lookup */
 	char reason[160];        /* human-readable, when problem is set */
 	bool rechecked; /* the TXT record and MX set were asked of the resolver for this answer */
+	enum sts_dane_mode dane_mode;
+	const struct sts_dane_state *dane; /* valid only while the answer is */
 };
 
 /* The verdict on one upstream session for one recipient domain. */
 struct sts_decision {
-	bool pass;              /* the session meets the policy (always true without one) */
-	bool tls_required;      /* the policy demands verified TLS (mode testing or enforce) */
-	enum sts_mode mode;     /* the policy's mode; STS_MODE_NONE without one */
-	enum sts_result result; /* STS_RESULT_OK on a pass, else the TLS-RPT result type */
-	bool dest_is_mx;        /* the destination address is one of the candidates' */
-	char matched[254];      /* the candidate the certificate is valid for */
-	char reason[256];       /* for logs, events and the 451 text */
+	bool pass;          /* the session meets the policy (always true without one) */
+	bool tls_required;  /* the policy demands TLS (MTA-STS testing or enforce; DANE) */
+	enum sts_mode mode; /* the policy's mode; STS_MODE_NONE without one; enforce for DANE */
+	enum sts_policy_type type; /* the policy that decided: tlsa, sts, or none */
+	enum sts_result result;    /* STS_RESULT_OK on a pass, else the TLS-RPT result type */
+	enum sts_result report;    /* a pass still reported as a failure: tlsa-invalid (TLSA
+	                              records, none usable: TLS without authentication) */
+	bool dns_tempfail;         /* DANE: the resolver failed; nothing was asked of the MX */
+	bool dest_is_mx;           /* the destination address is one of the candidates' */
+	char matched[254];         /* the candidate the certificate is valid for */
+	char reason[256];          /* for logs, events and the 451 text */
 };
 
 /*
  * sts_decide - does an upstream session with TLS facts f (NULL: plaintext,
- * no STARTTLS offered) to dest meet answer a (section 4.2 and RFC-NOTES
- * "Validation")? Pure: no I/O, no allocation. Without a policy, or with
- * mode none, the decision passes with tls_required false.
+ * no STARTTLS offered) to dest meet answer a? Pure: no I/O; no allocation
+ * except for a DANE-TA chain check (tls/tls_dane.h). Without DANE state
+ * for the destination and without an MTA-STS policy (or with mode none),
+ * the decision passes with tls_required false.
+ *
+ * DANE (a->dane for the MX hosts dest is an address of; all of them when
+ * it is none of theirs):
+ *   usable TLSA records      pass when the chain matches a host's records
+ *                            (tls_dane_check); else the result it gives
+ *   failed TLSA or addresses fail: dnssec-invalid (section 2.2.1)
+ *   unusable TLSA records    pass over TLS, reported as tlsa-invalid;
+ *                            plaintext fails (section 2.2)
+ *   MX RRset bogus           fail: dnssec-invalid
+ *   MX lookup tempfail       fail: dnssec-invalid, dns_tempfail
+ *   no DANE state, mode only fail: dane-required
  */
 void sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const struct tls_facts *f,
                 struct sts_decision *out);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <arpa/nameser.h>
@@ -31,11 +32,13 @@
 #define RR_TYPE_MX             15
 #define RR_TYPE_TXT            16
 #define RR_TYPE_AAAA           28
+#define RR_TYPE_TLSA           52
 
 enum dns_kind {
 	K_TXT = 0,
 	K_MX,
 	K_ADDR,
+	K_TLSA,
 };
 
 struct dns_query;
@@ -234,6 +237,60 @@ fill_mx(struct sts_dns_answer *a, const struct ub_result *r)
 	return STS_DNS_OK;
 }
 
+static enum sts_dns_status
+fill_tlsa(struct sts_dns_answer *a, const struct ub_result *r)
+{
+	size_t n = count_data(r);
+
+	if (n > STS_DNS_MAX_RECORDS) {
+		snprintf(a->why, sizeof(a->why), "%zu TLSA records, limit %d", n,
+		         STS_DNS_MAX_RECORDS);
+		return STS_DNS_MALFORMED;
+	}
+	if ((a->rdata = calloc(n, sizeof(*a->rdata))) == NULL) {
+		snprintf(a->why, sizeof(a->why), "out of memory");
+		return STS_DNS_TEMPFAIL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r->len[i] < 0) {
+			snprintf(a->why, sizeof(a->why), "malformed TLSA record");
+			return STS_DNS_MALFORMED;
+		}
+		a->rdata[i].data = (const uint8_t *)r->data[i];
+		a->rdata[i].len = (size_t)r->len[i];
+	}
+	a->n = n;
+	return STS_DNS_OK;
+}
+
+/*
+ * set_canon - the name CNAMEs led to, when libunbound followed some: lower
+ * case, without the trailing dot; "" when it is the name asked for.
+ */
+static void
+set_canon(struct sts_dns_answer *a, const struct ub_result *r)
+{
+	size_t len;
+
+	a->canon[0] = '\0';
+	if (r == NULL || r->canonname == NULL || r->qname == NULL ||
+	    (len = strnlen(r->canonname, sizeof(a->canon))) == 0 || len >= sizeof(a->canon))
+		return;
+	if (len > 1 && r->canonname[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		char c = r->canonname[i];
+
+		a->canon[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+	}
+	a->canon[len] = '\0';
+	len = strlen(r->qname);
+	if (len > 1 && r->qname[len - 1] == '.')
+		len--;
+	if (strlen(a->canon) == len && strncasecmp(a->canon, r->qname, len) == 0)
+		a->canon[0] = '\0';
+}
+
 /* Append the addresses of one A or AAAA answer; extra ones are dropped. */
 static enum sts_dns_status
 add_addrs(struct sts_dns_answer *a, const struct ub_result *r, int family)
@@ -321,6 +378,7 @@ build_addr(struct dns_query *q, struct sts_dns_answer *a)
 	}
 	a->status = STS_DNS_OK;
 	a->secure = secure;
+	set_canon(a, st[0] == STS_DNS_OK ? q->sub[0].res : q->sub[1].res);
 	/* The addresses are as current as the shorter-lived family that has some. */
 	a->ttl = UINT32_MAX;
 	for (int i = 0; i < 2; i++)
@@ -343,7 +401,11 @@ query_finish(struct sts_dns *d, struct dns_query *q)
 
 		a.status = sub_status(s, a.why, sizeof(a.why));
 		if (a.status == STS_DNS_OK)
-			a.status = q->kind == K_TXT ? fill_txt(&a, s->res) : fill_mx(&a, s->res);
+			a.status = q->kind == K_TXT  ? fill_txt(&a, s->res)
+			           : q->kind == K_MX ? fill_mx(&a, s->res)
+			                             : fill_tlsa(&a, s->res);
+		if (a.status != STS_DNS_TEMPFAIL)
+			set_canon(&a, s->res);
 		a.secure = s->res != NULL && s->res->secure;
 		a.ttl = sub_ttl(s);
 	}
@@ -365,6 +427,7 @@ query_finish(struct sts_dns *d, struct dns_query *q)
 		view.txt_len = NULL;
 		view.mx = NULL;
 		view.addr = NULL;
+		view.rdata = NULL;
 	}
 	q->cb(q->arg, &view);
 
@@ -374,6 +437,7 @@ query_finish(struct sts_dns *d, struct dns_query *q)
 	free(a.txt_len);
 	free(a.mx);
 	free(a.addr);
+	free(a.rdata);
 	query_drop(d, q);
 }
 
@@ -467,7 +531,10 @@ query_start(struct sts_dns *d, enum dns_kind kind, const char *name, sts_dns_cb 
 	q->cb = cb;
 	q->arg = arg;
 	q->n_sub = kind == K_ADDR ? 2 : 1;
-	q->sub[0].rrtype = kind == K_TXT ? RR_TYPE_TXT : kind == K_MX ? RR_TYPE_MX : RR_TYPE_A;
+	q->sub[0].rrtype = kind == K_TXT    ? RR_TYPE_TXT
+	                   : kind == K_MX   ? RR_TYPE_MX
+	                   : kind == K_TLSA ? RR_TYPE_TLSA
+	                                    : RR_TYPE_A;
 	q->sub[1].rrtype = RR_TYPE_AAAA;
 	for (int i = 0; i < q->n_sub; i++) {
 		int r;
@@ -516,6 +583,13 @@ sts_dns_addr(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg)
 	return query_start(d, K_ADDR, name, cb, arg);
 }
 
+/* sts_dns_tlsa - start a TLSA lookup. */
+uint64_t
+sts_dns_tlsa(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg)
+{
+	return query_start(d, K_TLSA, name, cb, arg);
+}
+
 /* sts_dns_cancel - drop a pending lookup without calling back. */
 void
 sts_dns_cancel(struct sts_dns *d, uint64_t id)
@@ -558,6 +632,16 @@ sts_dns_new(struct loop *loop, const struct sts_dns_params *p, char *err, size_t
 	/* A thread, not a process: answers come back through ub_fd() all the same. */
 	if ((r = ub_ctx_async(d->ctx, 1)) != 0) {
 		set_err(err, errlen, "dns: async: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
+	/*
+	 * An expired answer is never served in place of a fresh one: a TLSA or
+	 * MX RRset past its TTL may have been withdrawn, and RFC 7672 decisions
+	 * (and MTA-STS ones) rest on what the domain publishes now. It is
+	 * libunbound's default; it is said here so that it stays so.
+	 */
+	if ((r = ub_ctx_set_option(d->ctx, "serve-expired:", "no")) != 0) {
+		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
 		goto fail;
 	}
 	/* Forwarders are the operator's choice; a local resolver is a normal one. */

@@ -1,5 +1,6 @@
 /*
- * sts_dns.h - asynchronous DNS for the policy module: TXT, MX and addresses,
+ * sts_dns.h - asynchronous DNS for the policy module: TXT, MX, addresses and
+ * TLSA,
  * resolved (and optionally DNSSEC-validated) by libunbound and delivered
  * through our event loop.
  *
@@ -43,11 +44,17 @@ struct sts_dns_mx {
 	char host[254]; /* dotted, no trailing dot; "" for a null MX (RFC 7505) */
 };
 
+/* One record's rdata as it came (TLSA: parsed by policy/sts_tlsa.h). */
+struct sts_dns_rdata {
+	const uint8_t *data;
+	size_t len;
+};
+
 /*
  * An answer. n counts the records of the queried type; only the array for
  * that type is set (txt and txt_len for TXT, mx for MX, addr for
- * addresses), the others are NULL. Arrays are set only when status is
- * STS_DNS_OK, and then n >= 1.
+ * addresses, rdata for TLSA), the others are NULL. Arrays are set only
+ * when status is STS_DNS_OK, and then n >= 1.
  */
 struct sts_dns_answer {
 	enum sts_dns_status status;
@@ -62,6 +69,9 @@ struct sts_dns_answer {
 	size_t *txt_len; /* exact lengths (a record may hold NULs) */
 	struct sts_dns_mx *mx;
 	struct sockaddr_storage *addr; /* AF_INET and AF_INET6, port 0 */
+	struct sts_dns_rdata *rdata;   /* TLSA */
+	char canon[254];               /* the name CNAMEs led to when it is not the one asked
+	                                  for (lower case, no trailing dot), else "" */
 	char why[128];                 /* for the log when status is not STS_DNS_OK */
 };
 
@@ -102,6 +112,12 @@ uint64_t sts_dns_mx(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *a
  * of the two failures. At most STS_DNS_MAX_RECORDS addresses are kept.
  */
 uint64_t sts_dns_addr(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg);
+
+/*
+ * sts_dns_tlsa - as sts_dns_txt(), for the TLSA records of name (RFC 6698:
+ * "_25._tcp.<host>"), each as its rdata.
+ */
+uint64_t sts_dns_tlsa(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg);
 
 /* sts_dns_cancel - forget a pending lookup; its callback never runs. 0 and unknown ids are ignored.
  */

@@ -40,6 +40,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/sts_dane_dns.h"
 #include "policy/sts_dns.h"
 #include "policy/sts_engine.h"
 #include "policy/sts_fetch.h"
@@ -73,13 +74,14 @@ enum res_state {
 	RS_FETCH,
 	RS_MX,
 	RS_MX_ADDR,
+	RS_DANE, /* the MTA-STS part is answered; the DANE lookup is not */
 	RS_DONE,
 };
 
 static const char *const state_names[] = {
-    [RS_START] = "start", [RS_TXT] = "txt", [RS_FETCH_ADDR] = "fetch-addr",
-    [RS_FETCH] = "fetch", [RS_MX] = "mx",   [RS_MX_ADDR] = "mx-addr",
-    [RS_DONE] = "done",
+    [RS_START] = "start", [RS_TXT] = "txt",   [RS_FETCH_ADDR] = "fetch-addr",
+    [RS_FETCH] = "fetch", [RS_MX] = "mx",     [RS_MX_ADDR] = "mx-addr",
+    [RS_DANE] = "dane",   [RS_DONE] = "done",
 };
 
 struct resolution;
@@ -134,6 +136,14 @@ struct resolution {
 	char mx[STS_ANSWER_MAX_MX][254];
 	size_t n_addr;
 	struct sockaddr_storage addr[STS_ANSWER_MAX_ADDR];
+
+	/* DANE (RFC 7672), beside the MTA-STS part: from memory or asked */
+	enum sts_dane_mode dane_mode;
+	const struct sts_dane_state *dane; /* referenced */
+	uint64_t dane_id;                  /* a DANE lookup running */
+	bool dane_asked;                   /* the state was asked of the resolver for r */
+	bool dane_lost;                    /* the lookup could not run (no memory) */
+	bool sts_done;                     /* the MTA-STS part has its answer */
 };
 
 struct local_policy {
@@ -150,6 +160,7 @@ struct sts_engine {
 	struct sts_cache *cache;
 	struct sts_seen *seen; /* the cache's: shared by every engine */
 	struct sts_dns *dns;
+	struct sts_dane_dns *dane_dns; /* NULL: no trust anchor, no DANE */
 	struct sts_fetch *fetch;
 	sts_engine_trace_cb *trace;
 	void *trace_arg;
@@ -171,6 +182,7 @@ struct sts_engine {
 	struct sts_engine_stats *stats; /* NULL: not counted */
 
 	const struct sts_cache_entry *held; /* behind the last lookup_now answer */
+	const struct sts_dane_state *held_dane;
 	struct resolution *delivering;
 	int busy;
 	bool dead;
@@ -179,6 +191,8 @@ struct sts_engine {
 static void res_txt(struct resolution *r);
 static void res_mx(struct resolution *r);
 static void res_finish(struct resolution *r);
+static void res_deliver(struct resolution *r);
+static void dane_start(struct resolution *r, bool fresh);
 static void engine_destroy(struct sts_engine *e);
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -294,6 +308,8 @@ answer_init_len(struct sts_answer *a, const char *domain, size_t dlen)
 	a->problem = STS_RESULT_OK;
 	a->reason[0] = '\0';
 	a->rechecked = false;
+	a->dane_mode = STS_DANE_MODE_OFF;
+	a->dane = NULL;
 }
 
 static void
@@ -360,6 +376,8 @@ res_find_recheck(struct sts_engine *e, const char *domain)
 		if (r->kind == RK_LOOKUP && !r->solo && r->state <= RS_TXT &&
 		    strcmp(r->domain, domain) == 0) {
 			r->recheck = true;
+			if (r->state != RS_START && !r->dane_asked)
+				dane_start(r, true);
 			return r;
 		}
 	}
@@ -422,6 +440,8 @@ res_free(struct resolution *r)
 		sts_dns_cancel(e->dns, r->sub[i].id);
 	sts_cache_release(r->entry);
 	sts_policy_clear(&r->fetched);
+	sts_dane_dns_cancel(e->dane_dns, r->dane_id);
+	sts_dane_release(r->dane);
 	free(r);
 }
 
@@ -667,6 +687,8 @@ join_fetch(struct resolution *r)
 	if (o == NULL)
 		return false;
 	o->recheck = o->recheck || r->recheck;
+	if (r->recheck && !o->dane_asked)
+		dane_start(o, true);
 	if (r->waiters != NULL) {
 		for (struct waiter *w = r->waiters; w != NULL; w = w->rnext)
 			w->r = o;
@@ -1027,6 +1049,8 @@ res_start(struct loop *loop, void *arg)
 		res_finish(r);
 		return;
 	}
+	/* RFC 7672 beside RFC 8461: the DANE state is looked up alongside. */
+	dane_start(r, r->recheck);
 	/* Operator policies win over published ones: no first-use gap. */
 	if ((lp = local_find(e, r->domain)) != NULL) {
 		r->status = STS_POLICY;
@@ -1042,9 +1066,81 @@ res_start(struct loop *loop, void *arg)
 	res_txt(r);
 }
 
-/* res_finish - log a problem once, deliver to every waiter, free r. */
+/* --- DANE ----------------------------------------------------------------------- */
+
+/*
+ * dane_mode_of - the DANE mode of domain: the operator's for it, else
+ * dane.enabled. Without a trust anchor nothing is ever secure: "on" is
+ * "off", and "only" stays (it refuses).
+ */
+static enum sts_dane_mode
+dane_mode_of(const struct sts_engine *e, const char *domain)
+{
+	const struct conf *c = e->conf;
+	enum sts_dane_mode mode = c->dane.enabled ? STS_DANE_MODE_ON : STS_DANE_MODE_OFF;
+
+	for (size_t i = 0; i < c->n_policies; i++)
+		if (c->policies[i].has_dane && strcasecmp(c->policies[i].domain, domain) == 0) {
+			mode = c->policies[i].dane;
+			break;
+		}
+	if (mode == STS_DANE_MODE_ON && e->dane_dns == NULL)
+		mode = STS_DANE_MODE_OFF;
+	return mode;
+}
+
+static void
+dane_cb(void *arg, const struct sts_dane_state *st)
+{
+	struct resolution *r = arg;
+
+	r->dane_id = 0;
+	r->dane = sts_dane_ref(st);
+	r->dane_lost = st == NULL;
+	if (r->sts_done)
+		res_deliver(r);
+}
+
+/*
+ * dane_start - r's DANE state: remembered and fresh, unless fresh is asked
+ * for, else from the resolver (sts_dane_dns). A lookup already asked for r
+ * is not repeated.
+ */
+static void
+dane_start(struct resolution *r, bool fresh)
+{
+	struct sts_engine *e = r->e;
+
+	r->dane_mode = dane_mode_of(e, r->domain);
+	if (r->dane_mode == STS_DANE_MODE_OFF || e->dane_dns == NULL || r->dane_asked)
+		return;
+	if (!fresh && r->dane == NULL)
+		r->dane = (const struct sts_dane_state *)(void *)sts_seen_get_ref(
+		    e->seen, r->domain, strlen(r->domain), loop_now_ms(e->loop));
+	if (!fresh && r->dane != NULL)
+		return;
+	sts_dane_release(r->dane);
+	r->dane = NULL;
+	r->dane_id = sts_dane_dns_lookup(e->dane_dns, r->domain, dane_cb, r);
+	r->dane_asked = true;
+	r->dane_lost = r->dane_id == 0;
+}
+
+/* res_finish - the MTA-STS part is answered: deliver, once the DANE part is too. */
 static void
 res_finish(struct resolution *r)
+{
+	r->sts_done = true;
+	if (r->dane_id != 0) {
+		res_enter(r, RS_DANE);
+		return;
+	}
+	res_deliver(r);
+}
+
+/* res_deliver - log a problem once, deliver to every waiter, free r. */
+static void
+res_deliver(struct resolution *r)
 {
 	struct sts_engine *e = r->e;
 	struct sts_answer a;
@@ -1079,9 +1175,19 @@ res_finish(struct resolution *r)
 	if (r->problem != STS_RESULT_OK)
 		sts_strlcpy(a.reason, r->reason, sizeof(a.reason));
 	/* What applies was asked of the resolver by this resolution: the TXT record
-	 * unless an operator policy decides, the MX set when candidates matter. */
+	 * unless an operator policy decides, the MX set when candidates matter, the
+	 * DANE state when DANE is used. */
 	a.rechecked = (r->txt_asked || r->local_key != NULL) &&
-	              (r->mx_asked || a.status != STS_POLICY || a.mode == STS_MODE_NONE);
+	              (r->mx_asked || a.status != STS_POLICY || a.mode == STS_MODE_NONE) &&
+	              (r->dane_asked || r->dane_mode == STS_DANE_MODE_OFF || e->dane_dns == NULL);
+	a.dane_mode = r->dane_mode;
+	a.dane = r->dane;
+	if (r->dane_lost && r->dane_mode != STS_DANE_MODE_OFF && r->kind == RK_LOOKUP) {
+		/* no DANE state could be had: never a reason to skip DANE */
+		a.status = STS_DEFER;
+		a.problem = STS_RESULT_DNSSEC_INVALID;
+		sts_strlcpy(a.reason, "DANE lookup could not run", sizeof(a.reason));
+	}
 
 	e->busy++;
 	e->delivering = r;
@@ -1161,14 +1267,19 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	if (c->n_policies > 0 && (e->local = calloc(c->n_policies, sizeof(*e->local))) == NULL)
 		goto nomem;
 	for (size_t i = 0; i < c->n_policies; i++) {
+		struct local_policy *lp = &e->local[e->n_local];
 		char what[300];
+
+		/* An entry without a mode sets only the domain's DANE mode. */
+		if (!c->policies[i].has_mode)
+			continue;
 		snprintf(what, sizeof(what), "policy for %s (line %d)", c->policies[i].domain,
 		         c->policies[i].line);
-		if (policy_from(&e->local[i].policy, c->policies[i].mode, c->policies[i].mx,
+		if (policy_from(&lp->policy, c->policies[i].mode, c->policies[i].mx,
 		                c->policies[i].n_mx, what, err, errlen) < 0)
 			goto fail;
-		e->local[i].domain = c->policies[i].domain;
-		local_key(&e->local[i]);
+		lp->domain = c->policies[i].domain;
+		local_key(lp);
 		e->n_local++;
 	}
 	if (c->n_smarthosts > 0 && (e->smart = calloc(c->n_smarthosts, sizeof(*e->smart))) == NULL)
@@ -1189,6 +1300,20 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 	dp.timeout_ms = c->dns.timeout * 1000u;
 	if ((e->dns = sts_dns_new(p->loop, &dp, err, errlen)) == NULL)
 		goto fail;
+	if (c->dns.trust_anchor_file != NULL) {
+		/* RFC 7672 rests on DNSSEC: without a trust anchor nothing is secure */
+		struct sts_dane_dns_params dd = {.loop = p->loop,
+		                                 .dns = e->dns,
+		                                 .seen = e->seen,
+		                                 .insecure_mx = c->dane.insecure_mx,
+		                                 .defer_on_dns_failure =
+		                                     c->sts.defer_on_dns_failure,
+		                                 .ttl_min = c->dane.ttl_min,
+		                                 .ttl_max = c->dane.ttl_max};
+
+		if ((e->dane_dns = sts_dane_dns_new(&dd)) == NULL)
+			goto nomem;
+	}
 	fp.ca_file = c->tls.ca_file;
 	fp.timeout_ms = c->sts.fetch_timeout * 1000u;
 	fp.port = p->fetch_port;
@@ -1230,6 +1355,7 @@ engine_destroy(struct sts_engine *e)
 		res_free(e->inflight);
 	}
 	sts_cache_release(e->held);
+	sts_dane_release(e->held_dane);
 	for (size_t i = 0; i < e->n_local; i++)
 		sts_policy_clear(&e->local[i].policy);
 	free(e->local);
@@ -1238,6 +1364,7 @@ engine_destroy(struct sts_engine *e)
 			sts_policy_clear(&e->smart[i]);
 	free(e->smart);
 	sts_fetch_free(e->fetch);
+	sts_dane_dns_free(e->dane_dns);
 	sts_dns_free(e->dns);
 	free(e);
 }
@@ -1259,9 +1386,9 @@ sts_engine_free(struct sts_engine *e)
  * recent DNS answers, a clock read and copies of what the answer needs; no
  * allocation and no system call.
  */
-int
-sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
-                      struct sts_answer *out)
+static int
+sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+        struct sts_answer *out)
 {
 	const struct local_policy *lp;
 	const struct sts_cache_entry *ce;
@@ -1329,6 +1456,34 @@ sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct soc
 	return 1;
 }
 
+/*
+ * sts_engine_lookup_now - the MTA-STS answer from memory, then the DANE
+ * state from the table of recent answers (one more hash lookup and a
+ * reference).
+ */
+int
+sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
+                      struct sts_answer *out)
+{
+	const struct sts_dane_state *st;
+
+	sts_dane_release(e->held_dane);
+	e->held_dane = NULL;
+	if (sts_now(e, domain, dest, out) == 0)
+		return 0;
+	if (out->source == STS_SOURCE_SMARTHOST)
+		return 1;
+	out->dane_mode = dane_mode_of(e, out->domain);
+	if (out->dane_mode == STS_DANE_MODE_OFF || e->dane_dns == NULL)
+		return 1;
+	st = (const struct sts_dane_state *)(void *)sts_seen_get_ref(
+	    e->seen, out->domain, strlen(out->domain), loop_now_ms(e->loop));
+	if (st == NULL)
+		return 0;
+	out->dane = e->held_dane = st;
+	return 1;
+}
+
 int
 sts_engine_refresh(struct sts_engine *e, const char *domain)
 {
@@ -1355,6 +1510,8 @@ lookup_start(struct sts_engine *e, const char *domain, const struct sockaddr *de
 
 	sts_cache_release(e->held);
 	e->held = NULL;
+	sts_dane_release(e->held_dane);
+	e->held_dane = NULL;
 	if (domain == NULL || cb == NULL || sts_strlcpy(dom, domain, sizeof(dom)) >= sizeof(dom) ||
 	    !sts_hostname_valid(dom))
 		return 0;
@@ -1420,6 +1577,8 @@ sts_engine_cancel(struct sts_engine *e, uint64_t id)
 
 	sts_cache_release(e->held);
 	e->held = NULL;
+	sts_dane_release(e->held_dane);
+	e->held_dane = NULL;
 	if (id == 0)
 		return;
 	for (w = e->waiters; w != NULL && w->id != id; w = w->next)

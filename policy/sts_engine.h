@@ -27,6 +27,14 @@
  * When the resolver fails temporarily, the cached policy applies (section
  * 3.3), and the last TXT answer and MX set stand for 30 s before a lookup
  * waits for the resolver again.
+ *
+ * Beside MTA-STS, every lookup of a domain whose DANE mode is not off
+ * (dane.enabled, the operator's "dane" for the domain, and a trust anchor)
+ * carries the domain's DANE state (RFC 7672 section 2.2, policy/sts_dane.h):
+ * from the table of recent answers while it is within its TTL, else from
+ * the resolver (policy/sts_dane_dns.h), in parallel with the MTA-STS steps.
+ * A recheck asks the resolver for it too. sts_engine_lookup_now() answers
+ * only when both parts are in memory.
  */
 #ifndef STS_ENGINE_H
 #define STS_ENGINE_H

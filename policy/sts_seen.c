@@ -42,6 +42,7 @@ struct node {
 	uint8_t mx_len[STS_SEEN_MAX_MX];
 	uint16_t mx_off[STS_SEEN_MAX_MX];
 	uint16_t addr_off;
+	struct sts_seen_ref *ref;   /* the domain's shared value (a DANE state), referenced */
 	struct node *older, *newer; /* write order, for eviction */
 	char domain[];              /* lower case; then the addresses, then the names */
 };
@@ -166,6 +167,7 @@ sts_seen_free(struct sts_seen *s)
 
 		for (n = sh->oldest; n != NULL; n = next) {
 			next = n->newer;
+			sts_seen_ref_release(n->ref);
 			free(n);
 		}
 		free(sh->tab);
@@ -292,13 +294,29 @@ static void
 write_done(struct shard *sh, struct node *dropped, struct node *gone)
 {
 	pthread_rwlock_unlock(&sh->lock);
+	if (dropped != NULL)
+		sts_seen_ref_release(dropped->ref);
 	free(dropped);
 	while (gone != NULL) {
 		struct node *next = gone->hnext;
 
+		sts_seen_ref_release(gone->ref);
 		free(gone);
 		gone = next;
 	}
+}
+
+void
+sts_seen_ref_take(struct sts_seen_ref *r)
+{
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void
+sts_seen_ref_release(struct sts_seen_ref *r)
+{
+	if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		free(r);
 }
 
 static inline struct sockaddr_storage *
@@ -350,6 +368,30 @@ node_new(uint64_t h, const char *domain, size_t len, const struct sts_seen_mx *s
 	return n;
 }
 
+/*
+ * node_write - domain's node (made when missing from *spare, a node
+ * allocated before the lock), out of the write order, with the write lock
+ * of its shard (*shp) held. *spare is NULL when it was used.
+ */
+static struct node *
+node_write(struct sts_seen *s, uint64_t h, const char *domain, size_t len, struct shard **shp,
+           struct node **spare)
+{
+	struct shard *sh = shard_of(s, h);
+	struct node *n;
+
+	pthread_rwlock_wrlock(&sh->lock);
+	if ((n = node_find(sh, h, domain, len)) != NULL) {
+		order_unlink(sh, n);
+	} else {
+		n = *spare;
+		*spare = NULL;
+		link_new(sh, n);
+	}
+	*shp = sh;
+	return n;
+}
+
 int
 sts_seen_put_txt(struct sts_seen *s, const char *domain, const char *id, uint64_t until)
 {
@@ -363,15 +405,7 @@ sts_seen_put_txt(struct sts_seen *s, const char *domain, const char *id, uint64_
 	h = hash(s, domain, len);
 	if ((spare = node_new(h, domain, len, NULL)) == NULL)
 		return -1;
-	sh = shard_of(s, h);
-	pthread_rwlock_wrlock(&sh->lock);
-	if ((n = node_find(sh, h, domain, len)) != NULL) {
-		order_unlink(sh, n);
-	} else {
-		n = spare;
-		spare = NULL;
-		link_new(sh, n);
-	}
+	n = node_write(s, h, domain, len, &sh, &spare);
 	memcpy(n->txt_id, id, strlen(id) + 1);
 	n->txt_until = until;
 	settle(s, sh, n, &gone);
@@ -398,9 +432,11 @@ sts_seen_put_mx(struct sts_seen *s, const char *domain, const char *key,
 	sh = shard_of(s, h);
 	pthread_rwlock_wrlock(&sh->lock);
 	if ((old = node_find(sh, h, domain, len)) != NULL) {
-		/* the new node takes the old one's place, TXT answer included */
+		/* the new node takes the old one's place, TXT answer and shared value included */
 		memcpy(m->txt_id, old->txt_id, sizeof(m->txt_id));
 		m->txt_until = old->txt_until;
+		m->ref = old->ref;
+		old->ref = NULL;
 		m->hnext = old->hnext;
 		*chain_slot(sh, old) = m;
 		order_unlink(sh, old);
@@ -432,11 +468,60 @@ sts_seen_hold(struct sts_seen *s, const char *domain, unsigned what, const char 
 		if ((what & STS_SEEN_MX) != 0 && n->mx_until != 0 && mx_key != NULL &&
 		    strcmp(n->mx_key, mx_key) == 0 && n->mx_until < until)
 			n->mx_until = until;
+		if ((what & STS_SEEN_REF) != 0 && n->ref != NULL &&
+		    atomic_load_explicit(&n->ref->until, memory_order_relaxed) < until)
+			atomic_store_explicit(&n->ref->until, until, memory_order_relaxed);
 	}
 	pthread_rwlock_unlock(&sh->lock);
 }
 
+int
+sts_seen_put_ref(struct sts_seen *s, const char *domain, struct sts_seen_ref *v)
+{
+	size_t len = name_len(domain);
+	struct node *spare, *gone = NULL, *n;
+	struct sts_seen_ref *old;
+	struct shard *sh;
+	uint64_t h;
+
+	if (s == NULL || len == 0 || v == NULL)
+		return -1;
+	h = hash(s, domain, len);
+	if ((spare = node_new(h, domain, len, NULL)) == NULL)
+		return -1;
+	sts_seen_ref_take(v);
+	n = node_write(s, h, domain, len, &sh, &spare);
+	old = n->ref;
+	n->ref = v;
+	settle(s, sh, n, &gone);
+	write_done(sh, spare, gone);
+	sts_seen_ref_release(old);
+	return 0;
+}
+
 /* --- readers ----------------------------------------------------------------------- */
+
+struct sts_seen_ref *
+sts_seen_get_ref(struct sts_seen *s, const char *domain, size_t dlen, uint64_t now)
+{
+	struct sts_seen_ref *v = NULL;
+	struct shard *sh;
+	struct node *n;
+	uint64_t h;
+
+	if (s == NULL || domain == NULL || dlen == 0 || dlen >= STS_SEEN_NAME_MAX)
+		return NULL;
+	h = hash(s, domain, dlen);
+	sh = shard_of(s, h);
+	pthread_rwlock_rdlock(&sh->lock);
+	if ((n = node_find(sh, h, domain, dlen)) != NULL && n->ref != NULL &&
+	    (now == 0 || now < atomic_load_explicit(&n->ref->until, memory_order_relaxed))) {
+		v = n->ref;
+		sts_seen_ref_take(v);
+	}
+	pthread_rwlock_unlock(&sh->lock);
+	return v;
+}
 
 unsigned
 sts_seen_get(struct sts_seen *s, const char *domain, size_t dlen, uint64_t now,

@@ -1,8 +1,9 @@
 /*
  * sts_seen.h - what the resolver last said about recipient domains: the id
- * of the _mta-sts TXT record (or that there is none, RFC 8461 section 3.1)
- * and the MX hosts that match a policy, with their addresses (section 4.1),
- * each kept until the TTL of the DNS answer it came from runs out.
+ * of the _mta-sts TXT record (or that there is none, RFC 8461 section 3.1),
+ * the MX hosts that match a policy, with their addresses (section 4.1), and
+ * the domain's DANE state (RFC 7672 section 2.2, policy/sts_dane.h), each
+ * kept until the TTL of the DNS answers it came from runs out.
  *
  * One table per process, shared by every policy engine, so that every
  * worker judges a domain on the same answer: the policy cache creates it
@@ -23,6 +24,7 @@
 #ifndef STS_SEEN_H
 #define STS_SEEN_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -36,6 +38,7 @@
 /* What sts_seen_get() found fresh (or at all, with now 0). */
 #define STS_SEEN_TXT 1u
 #define STS_SEEN_MX  2u
+#define STS_SEEN_REF 4u /* sts_seen_hold() only: the shared value */
 
 struct sts_seen;
 
@@ -51,6 +54,22 @@ struct sts_seen_mx {
 	struct sockaddr_storage *addr;
 	size_t n_addr;
 };
+
+/*
+ * A value the table shares by reference (a DANE state begins with one):
+ * one allocation, freed with free() by the last sts_seen_ref_release().
+ * until is when it stops being fresh; sts_seen_hold() may extend it.
+ */
+struct sts_seen_ref {
+	_Atomic unsigned refs;
+	_Atomic uint64_t until;
+};
+
+/* sts_seen_ref_take - one more reference to r. */
+void sts_seen_ref_take(struct sts_seen_ref *r);
+
+/* sts_seen_ref_release - drop a reference; the last frees r. NULL is a no-op. */
+void sts_seen_ref_release(struct sts_seen_ref *r);
 
 /*
  * sts_seen_new - an empty table for max domains (0: STS_SEEN_DEFAULT_MAX).
@@ -87,13 +106,28 @@ int sts_seen_put_mx(struct sts_seen *s, const char *domain, const char *key,
 
 /*
  * sts_seen_hold - keep what is remembered of domain, however old, fresh
- * until at least until: the TXT answer (what has STS_SEEN_TXT) and the MX
- * set if its key is mx_key (what has STS_SEEN_MX). For a resolver that
- * fails temporarily: the last answer stands until it is asked again.
- * Nothing is created.
+ * until at least until: the TXT answer (what has STS_SEEN_TXT), the MX set
+ * if its key is mx_key (what has STS_SEEN_MX), the shared value (what has
+ * STS_SEEN_REF). For a resolver that fails temporarily: the last answer
+ * stands until it is asked again. Nothing is created.
  */
 void sts_seen_hold(struct sts_seen *s, const char *domain, unsigned what, const char *mx_key,
                    uint64_t until);
+
+/*
+ * sts_seen_put_ref - domain's shared value is v from now on (the table
+ * takes a reference), replacing the one it had. Returns 0; -1 for an
+ * invalid domain, or out of memory (nothing changed).
+ */
+int sts_seen_put_ref(struct sts_seen *s, const char *domain, struct sts_seen_ref *v);
+
+/*
+ * sts_seen_get_ref - domain's shared value, fresh at now (0: however old),
+ * with a reference for the caller; NULL when there is none. No allocation
+ * and no system call.
+ */
+struct sts_seen_ref *sts_seen_get_ref(struct sts_seen *s, const char *domain, size_t dlen,
+                                      uint64_t now);
 
 /*
  * sts_seen_get - what is remembered of domain (dlen octets, ASCII case

@@ -7,11 +7,14 @@
  * Control functions (declared by the tests that link this file):
  *   fake_dns_reset()                      forget every answer and count
  *   fake_dns_set(name, type, status, recs, n)  type 'T' TXT, 'M' MX ("10 host"),
- *                                         'A' addresses ("10.0.0.1", "fd00::1")
+ *                                         'A' addresses ("10.0.0.1", "fd00::1"),
+ *                                         'L' TLSA ("3 1 1 0a1b...", hex data)
  *   fake_dns_count(name, type)            queries asked so far
  *   fake_dns_ttl(name, type, ttl)         the TTL its answers carry (default
  *                                         FAKE_TTL seconds, NXDOMAIN included)
  *   fake_dns_delay(name, type, ms)        its answers come ms later (default 0)
+ *   fake_dns_secure(name, type, secure)   its answers are DNSSEC-validated (default not)
+ *   fake_dns_canon(name, type, canon)     its answers say CNAMEs led to canon
  * A name and type with no entry answers as the entry named "*" of that
  * type, if any, else NXDOMAIN.
  */
@@ -38,6 +41,8 @@ struct fake_rr {
 	bool ttl_set;
 	uint32_t ttl;
 	unsigned delay_ms;
+	bool secure;
+	char canon[254];
 };
 
 static struct fake_rr table[FAKE_MAX];
@@ -134,6 +139,20 @@ fake_dns_delay(const char *name, int type, unsigned ms)
 	scripted(name, type)->delay_ms = ms;
 }
 
+/* fake_dns_secure - name/type's answers from now on are (not) DNSSEC-validated. */
+void
+fake_dns_secure(const char *name, int type, bool secure)
+{
+	scripted(name, type)->secure = secure;
+}
+
+/* fake_dns_canon - name/type's answers from now on say that CNAMEs led to canon. */
+void
+fake_dns_canon(const char *name, int type, const char *canon)
+{
+	sts_strlcpy(scripted(name, type)->canon, canon, sizeof(scripted(name, type)->canon));
+}
+
 unsigned
 fake_dns_count(const char *name, int type)
 {
@@ -153,6 +172,29 @@ unlink_q(struct fake_q *q)
 		*pp = q->next;
 }
 
+/* tlsa_wire - "U S M hex" as TLSA rdata in out; its length (short text: what parsed). */
+static size_t
+tlsa_wire(const char *text, uint8_t *out, size_t outlen)
+{
+	unsigned u = 0, sel = 0, mt = 0;
+	int off = 0;
+	size_t n = 3;
+
+	if (sscanf(text, "%u %u %u %n", &u, &sel, &mt, &off) < 3 || outlen < 3)
+		return 0;
+	out[0] = (uint8_t)u;
+	out[1] = (uint8_t)sel;
+	out[2] = (uint8_t)mt;
+	for (const char *p = text + off; p[0] != '\0' && p[1] != '\0' && n < outlen; p += 2) {
+		unsigned v;
+
+		if (sscanf(p, "%2x", &v) != 1)
+			break;
+		out[n++] = (uint8_t)v;
+	}
+	return n;
+}
+
 static void
 deliver(struct loop *loop, void *arg)
 {
@@ -163,6 +205,8 @@ deliver(struct loop *loop, void *arg)
 	size_t txt_len[STS_DNS_MAX_RECORDS];
 	struct sts_dns_mx mx[STS_DNS_MAX_RECORDS];
 	struct sockaddr_storage addr[STS_DNS_MAX_RECORDS];
+	struct sts_dns_rdata rdata[STS_DNS_MAX_RECORDS];
+	static uint8_t wire[STS_DNS_MAX_RECORDS][160];
 
 	(void)loop;
 	unlink_q(q);
@@ -173,6 +217,8 @@ deliver(struct loop *loop, void *arg)
 			a.status = STS_DNS_NODATA;
 		if (rr->ttl_set)
 			a.ttl = rr->ttl;
+		a.secure = rr->secure && a.status != STS_DNS_BOGUS;
+		sts_strlcpy(a.canon, rr->canon, sizeof(a.canon));
 	}
 	if (a.status != STS_DNS_OK && a.status != STS_DNS_NXDOMAIN && a.status != STS_DNS_NODATA)
 		a.ttl = 0; /* as the real resolver: a failure carries no TTL */
@@ -187,6 +233,9 @@ deliver(struct loop *loop, void *arg)
 				mx[i].pref = (unsigned)atoi(rr->recs[i]);
 				sts_strlcpy(mx[i].host, sp != NULL ? sp + 1 : "",
 				            sizeof(mx[i].host));
+			} else if (q->type == 'L') {
+				rdata[i].data = wire[i];
+				rdata[i].len = tlsa_wire(rr->recs[i], wire[i], sizeof(wire[i]));
 			} else {
 				memset(&addr[i], 0, sizeof(addr[i]));
 				if (strchr(rr->recs[i], ':') != NULL) {
@@ -205,6 +254,8 @@ deliver(struct loop *loop, void *arg)
 			a.txt_len = txt_len;
 		} else if (q->type == 'M') {
 			a.mx = mx;
+		} else if (q->type == 'L') {
+			a.rdata = rdata;
 		} else {
 			a.addr = addr;
 		}
@@ -291,6 +342,12 @@ uint64_t
 sts_dns_addr(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg)
 {
 	return ask(d, name, 'A', cb, arg);
+}
+
+uint64_t
+sts_dns_tlsa(struct sts_dns *d, const char *name, sts_dns_cb *cb, void *arg)
+{
+	return ask(d, name, 'L', cb, arg);
 }
 
 void

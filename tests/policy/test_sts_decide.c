@@ -1,4 +1,5 @@
-// sources: policy/sts_decide.c tls/tls_verify.c tests/tls/testca.c core/types.c core/util.c
+// sources: policy/sts_decide.c policy/sts_dane.c policy/sts_seen.c tls/tls_dane.c tls/tls_verify.c
+// sources: tests/tls/testca.c core/types.c core/util.c
 /*
  * test_sts_decide.c - the verdict on one recipient (policy/sts_decide.c)
  * as a table: answers built by hand, TLS facts from real certificates of a
@@ -71,6 +72,26 @@ facts(struct tls_facts *tf, const char *file, const char *san, int flags)
 	tf->verify_result = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
 	X509_STORE_CTX_free(ctx);
 	snprintf(tf->sans, sizeof(tf->sans), "DNS:%s", san);
+}
+
+/* facts_chain - facts whose server presented its leaf and the CA, indexed as after a handshake. */
+static void
+facts_chain(struct tls_facts *tf, const char *file, const char *san, int flags)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	X509 *ca = NULL;
+	FILE *fp;
+
+	facts(tf, file, san, flags);
+	assert_non_null(fp = fopen(testca_ca_file(certs.ca), "r"));
+	ca = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(ca);
+	assert_true(sk_X509_push(chain, tf->cert) > 0 && sk_X509_push(chain, ca) > 0);
+	assert_int_equal(tls_facts_index_chain(tf, chain), 0);
+	assert_int_equal(tls_facts_index_names(tf), 0);
+	sk_X509_free(chain);
+	X509_free(ca);
 }
 
 static void
@@ -186,12 +207,290 @@ rfc8461_5_decide_without_policy(void **state)
 	assert_int_equal(d.mode, STS_MODE_NONE);
 }
 
+/* --- DANE (RFC 7672) and its precedence over MTA-STS (RFC 8461 section 2) ------------- */
+
+/* The records of a host in the table below. */
+enum rec {
+	R_NONE = 0, /* no record (a host without usable TLSA) */
+	R_EE,       /* 3 1 1 of the leaf the case presents */
+	R_EE_OTHER, /* 3 1 1 of another key */
+	R_TA,       /* 2 0 1 of the CA */
+	R_PKIX,     /* 1 1 1 of the leaf: unusable */
+};
+
+struct host_spec {
+	const char *name, *base, *addr;
+	enum sts_dane_host_state state;
+	enum rec rec;
+};
+
+/*
+ * dane_state - a state with hosts h[0..n) for facts tf (whose digests and
+ * whose CA make the records); NULL for status NONE without hosts.
+ */
+static struct sts_dane_state *
+dane_state(enum sts_dane_status status, const struct host_spec *h, size_t n,
+           const struct tls_facts *tf)
+{
+	static struct sts_dane_build b;
+	struct sts_dane_state *st;
+
+	memset(&b, 0, sizeof(b));
+	b.status = status;
+	b.mx_secure = true;
+	sts_strlcpy(b.domain, "example.com", sizeof(b.domain));
+	sts_strlcpy(b.why, "MX example.com: scripted", sizeof(b.why));
+	for (size_t i = 0; i < n && h[i].name != NULL; i++) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&b.host[i].addr[0];
+		const unsigned char *d = NULL;
+
+		sts_strlcpy(b.host[i].name, h[i].name, sizeof(b.host[i].name));
+		sts_strlcpy(b.host[i].base, h[i].base != NULL ? h[i].base : h[i].name,
+		            sizeof(b.host[i].base));
+		b.host[i].state = h[i].state;
+		if (h[i].state == STS_DANE_HOST_FAILED)
+			b.host[i].problem = STS_RESULT_DNSSEC_INVALID;
+		if (h[i].state == STS_DANE_HOST_UNUSABLE)
+			b.host[i].problem = STS_RESULT_TLSA_INVALID;
+		if (b.host[i].problem != STS_RESULT_OK)
+			sts_strlcpy(b.host[i].why, "scripted", sizeof(b.host[i].why));
+		sin->sin_family = AF_INET;
+		inet_pton(AF_INET, h[i].addr, &sin->sin_addr);
+		b.host[i].n_addr = 1;
+		if (h[i].rec == R_EE || h[i].rec == R_EE_OTHER || h[i].rec == R_PKIX)
+			d = tf->digests[0].spki256;
+		else if (h[i].rec == R_TA)
+			d = tf->digests[1].cert256;
+		if (d != NULL) {
+			uint8_t *at = b.data + b.data_used;
+
+			memcpy(at, d, 32);
+			if (h[i].rec == R_EE_OTHER)
+				at[0] ^= 0xff;
+			b.data_used += 32;
+			b.host[i].tlsa[0] = (struct tls_tlsa){.usage = h[i].rec == R_TA     ? 2
+			                                               : h[i].rec == R_PKIX ? 1
+			                                                                    : 3,
+			                                      .selector = h[i].rec == R_TA ? 0 : 1,
+			                                      .mtype = 1,
+			                                      .data = at,
+			                                      .len = 32};
+			b.host[i].n_tlsa = 1;
+		}
+		b.n_host = i + 1;
+	}
+	assert_non_null(st = sts_dane_state_new(&b, 1));
+	return st;
+}
+
+static void
+rfc7672_decide_table(void **state)
+{
+#define H(...)                                                                                     \
+	{                                                                                          \
+		__VA_ARGS__                                                                        \
+	}
+	static const struct {
+		const char *name;
+		enum sts_mode sts;        /* the MTA-STS policy (mode none: no policy) */
+		enum sts_dane_mode dmode; /* the domain's DANE mode */
+		enum sts_dane_status status;
+		struct host_spec h[2];
+		const char *san; /* the leaf presented; NULL: plaintext */
+		int flags;
+		const char *dest;
+		bool pass;
+		enum sts_policy_type type;
+		enum sts_result result, report;
+		const char *reason;
+	} cases[] = {
+	    /* Section 3.1.1: DANE-EE, and DANE alone decides (RFC 8461 section 2). */
+	    {"rfc7672_3_1_1_ee_match", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "mx1.example.com", 0, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0,
+	     "TLSA records of mx1.example.com match"},
+	    {"rfc7672_3_1_1_ee_mismatch", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_CERT_NOT_TRUSTED,
+	     0, "no TLSA record matches"},
+	    {"rfc7672_3_1_1_ee_expired_wrong_name", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "wrong.example.net", TESTCA_EXPIRED, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK,
+	     0, "match"},
+	    {"rfc8461_2_dane_pass_wins_over_failing_sts", STS_MODE_ENFORCE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS, H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "wrong.example.net", 0, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0, "match"},
+	    {"rfc8461_2_dane_failure_wins_over_passing_sts", STS_MODE_ENFORCE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_CERT_NOT_TRUSTED,
+	     0, "mx1.example.com: "},
+	    /* Sections 3.1.2, 3.2.2: DANE-TA, the chain and the names. */
+	    {"rfc7672_3_1_2_ta_match", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_TA}),
+	     "mx1.example.com", 0, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0, "match"},
+	    {"rfc7672_3_2_2_ta_base_domain_name", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx.alias.example", "mx1.example.com", "10.0.25.2", STS_DANE_HOST_USABLE, R_TA}),
+	     "mx1.example.com", 0, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0, "match"},
+	    {"rfc7672_3_2_2_ta_wrong_name", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_TA}),
+	     "wrong.example.net", 0, "10.0.25.2", false, STS_PTYPE_TLSA,
+	     STS_RESULT_CERT_HOST_MISMATCH, 0, "no name matches"},
+	    {"rfc7672_3_1_2_ta_expired", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_TA}),
+	     "mx1.example.com", TESTCA_EXPIRED, "10.0.25.2", false, STS_PTYPE_TLSA,
+	     STS_RESULT_CERT_EXPIRED, 0, "expired"},
+	    /* Section 2.2: TLSA records make TLS mandatory. */
+	    {"rfc7672_2_2_no_starttls", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}), NULL, 0,
+	     "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_STARTTLS_NOT_SUPPORTED, 0,
+	     "STARTTLS not offered"},
+	    {"rfc7672_2_2_unusable_tls_passes_reported", STS_MODE_ENFORCE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_UNUSABLE, R_PKIX}),
+	     "wrong.example.net", TESTCA_SELF_SIGNED, "10.0.25.2", true, STS_PTYPE_TLSA,
+	     STS_RESULT_OK, STS_RESULT_TLSA_INVALID, "TLS without authentication"},
+	    {"rfc7672_2_2_unusable_plaintext_fails", STS_MODE_NONE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_UNUSABLE, R_PKIX}), NULL, 0,
+	     "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_STARTTLS_NOT_SUPPORTED, 0,
+	     "STARTTLS not offered"},
+	    /* Section 2.2.1: what cannot be had securely defers, never falls back. */
+	    {"rfc7672_2_2_1_tlsa_failed_defers", STS_MODE_ENFORCE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_FAILED, R_NONE}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_DNSSEC_INVALID, 0,
+	     "scripted"},
+	    {"rfc7672_2_2_1_tlsa_failed_plaintext", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_FAILED, R_NONE}), NULL, 0,
+	     "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_DNSSEC_INVALID, 0, "scripted"},
+	    {"rfc7672_2_2_1_mx_bogus", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_BOGUS, H({NULL}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_DNSSEC_INVALID, 0,
+	     "scripted"},
+	    {"rfc7672_2_2_1_mx_tempfail", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_TEMPFAIL,
+	     H({NULL}), "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA,
+	     STS_RESULT_DNSSEC_INVALID, 0, "temporarily"},
+	    /* Without DANE state, MTA-STS as before. */
+	    {"rfc7672_2_2_1_insecure_mx_sts_decides", STS_MODE_ENFORCE, STS_DANE_MODE_ON,
+	     STS_DANE_NONE, H({NULL}), "wrong.example.net", 0, "10.0.25.2", false, STS_PTYPE_STS,
+	     STS_RESULT_CERT_HOST_MISMATCH, 0, "no name matches"},
+	    {"rfc7672_2_2_no_tlsa_no_policy", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_NONE, R_NONE}), NULL, 0,
+	     "10.0.25.2", true, STS_PTYPE_NONE, STS_RESULT_OK, 0, "no MTA-STS policy"},
+	    {"rfc7672_dane_off_sts_decides", STS_MODE_ENFORCE, STS_DANE_MODE_OFF, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER}),
+	     "mx1.example.com", 0, "10.0.25.2", true, STS_PTYPE_STS, STS_RESULT_OK, 0,
+	     "certificate valid for mx1.example.com"},
+	    /* RFC 8460 section 4.3.1: "only" without TLSA records. */
+	    {"rfc8460_4_3_1_dane_required_insecure", STS_MODE_NONE, STS_DANE_MODE_ONLY,
+	     STS_DANE_NONE, H({NULL}), "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA,
+	     STS_RESULT_DANE_REQUIRED, 0, "not DNSSEC-signed"},
+	    {"rfc8460_4_3_1_dane_required_no_tlsa", STS_MODE_ENFORCE, STS_DANE_MODE_ONLY,
+	     STS_DANE_HOSTS, H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_NONE, R_NONE}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_DANE_REQUIRED, 0,
+	     "DANE required"},
+	    {"rfc7672_only_match", STS_MODE_NONE, STS_DANE_MODE_ONLY, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "mx1.example.com", 0, "10.0.25.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0, "match"},
+	    /* Section 2.2: per MX host; the destination names which. */
+	    {"rfc7672_2_2_dest_host_without_dane", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER},
+	       {"mx2.example.com", NULL, "10.0.26.2", STS_DANE_HOST_NONE, R_NONE}),
+	     NULL, 0, "10.0.26.2", true, STS_PTYPE_NONE, STS_RESULT_OK, 0, "no MTA-STS"},
+	    {"rfc7672_2_2_dest_second_host", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER},
+	       {"mx2.example.com", NULL, "10.0.26.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "mx1.example.com", 0, "10.0.26.2", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0,
+	     "TLSA records of mx2.example.com match"},
+	    {"rfc7672_2_2_dest_first_host_other_key", STS_MODE_NONE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE_OTHER},
+	       {"mx2.example.com", NULL, "10.0.26.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "mx1.example.com", 0, "10.0.25.2", false, STS_PTYPE_TLSA, STS_RESULT_CERT_NOT_TRUSTED,
+	     0, "mx1.example.com: "},
+	    {"rfc7672_2_2_dest_unknown_held_to_every_host", STS_MODE_NONE, STS_DANE_MODE_ON,
+	     STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_FAILED, R_NONE},
+	       {"mx2.example.com", NULL, "10.0.26.2", STS_DANE_HOST_USABLE, R_EE}),
+	     "mx1.example.com", 0, "10.9.9.9", true, STS_PTYPE_TLSA, STS_RESULT_OK, 0,
+	     "destination 10.9.9.9 is not an address of any MX host; TLSA records of "
+	     "mx2.example.com match"},
+	    {"rfc7672_2_2_dest_unknown_plaintext", STS_MODE_NONE, STS_DANE_MODE_ON, STS_DANE_HOSTS,
+	     H({"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_NONE, R_NONE},
+	       {"mx2.example.com", NULL, "10.0.26.2", STS_DANE_HOST_USABLE, R_EE}),
+	     NULL, 0, "10.9.9.9", false, STS_PTYPE_TLSA, STS_RESULT_STARTTLS_NOT_SUPPORTED, 0,
+	     "destination 10.9.9.9"},
+	};
+	struct sts_decision d;
+	struct sts_answer a;
+	struct tls_facts tf, *fp;
+	char file[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons(25)};
+		struct sts_dane_state *st;
+
+		print_message("case %s\n", cases[i].name);
+		/* the records are made from the chain presented (plaintext: one made anyway) */
+		snprintf(file, sizeof(file), "dane%zu", i);
+		facts_chain(&tf, file, cases[i].san != NULL ? cases[i].san : "mx1.example.com",
+		            cases[i].flags);
+		st = dane_state(cases[i].status, cases[i].h, 2, &tf);
+		fp = cases[i].san != NULL ? &tf : NULL;
+		answer(&a, cases[i].sts, cases[i].sts == STS_MODE_NONE ? 0 : 1);
+		if (cases[i].sts == STS_MODE_NONE)
+			a.status = STS_NO_POLICY;
+		a.dane_mode = cases[i].dmode;
+		a.dane = st;
+		inet_pton(AF_INET, cases[i].dest, &dest.sin_addr);
+		sts_decide(&a, (struct sockaddr *)&dest, fp, &d);
+		if (d.pass != cases[i].pass || d.type != cases[i].type ||
+		    d.result != cases[i].result || d.report != cases[i].report ||
+		    strstr(d.reason, cases[i].reason) == NULL)
+			fail_msg("%s: pass %d type %s result %s report %s reason \"%s\"",
+			         cases[i].name, d.pass, sts_policy_type_name(d.type),
+			         sts_result_name(d.result), sts_result_name(d.report), d.reason);
+		if (d.type == STS_PTYPE_TLSA) {
+			assert_true(d.tls_required);
+			assert_int_equal(d.mode, STS_MODE_ENFORCE);
+		}
+		assert_int_equal(d.dns_tempfail, cases[i].status == STS_DANE_TEMPFAIL);
+		sts_dane_release(st);
+		tls_facts_clear(&tf);
+	}
+#undef H
+}
+
+/* "only" without a state (no trust anchor) refuses too. */
+static void
+rfc8460_4_3_1_dane_required_without_dnssec(void **state)
+{
+	struct sts_decision d;
+	struct sts_answer a;
+
+	(void)state;
+	answer(&a, STS_MODE_NONE, 0);
+	a.status = STS_NO_POLICY;
+	a.dane_mode = STS_DANE_MODE_ONLY;
+	sts_decide(&a, NULL, NULL, &d);
+	assert_false(d.pass);
+	assert_int_equal(d.type, STS_PTYPE_TLSA);
+	assert_int_equal(d.result, STS_RESULT_DANE_REQUIRED);
+	assert_non_null(strstr(d.reason, "DNSSEC validation is not configured"));
+	a.dane_mode = STS_DANE_MODE_ON;
+	sts_decide(&a, NULL, NULL, &d);
+	assert_true(d.pass);
+	assert_int_equal(d.type, STS_PTYPE_NONE);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest decide[] = {
 	    cmocka_unit_test(rfc8461_4_2_decide_table),
 	    cmocka_unit_test(rfc8461_5_decide_without_policy),
+	    cmocka_unit_test(rfc7672_decide_table),
+	    cmocka_unit_test(rfc8460_4_3_1_dane_required_without_dnssec),
 	};
 
 	return cmocka_run_group_tests_name("sts_decide", decide, certs_setup, certs_teardown) != 0;

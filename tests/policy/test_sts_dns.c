@@ -36,7 +36,7 @@ static char tmpdir[64];
 static pid_t unbound_pid = -1;
 static char forwarder[64];
 
-enum qtype { Q_TXT, Q_MX, Q_ADDR };
+enum qtype { Q_TXT, Q_MX, Q_ADDR, Q_TLSA };
 
 /* One lookup and what must come back. */
 struct dns_case {
@@ -45,7 +45,8 @@ struct dns_case {
 	const char *qname;
 	enum sts_dns_status status;
 	size_t n;
-	const char *expect[4]; /* TXT: records in any order; MX: "pref host"; ADDR: addresses */
+	const char *expect[4]; /* TXT: records in any order; MX: "pref host"; ADDR: addresses;
+	                          TLSA: "usage selector mtype hex" */
 	size_t long_len;       /* TXT: one record of this length, all 'x' */
 };
 
@@ -58,6 +59,7 @@ struct seen {
 	char items[STS_DNS_MAX_RECORDS][4100];
 	size_t lens[STS_DNS_MAX_RECORDS];
 	char why[128];
+	char canon[254];
 	struct sts_dns *free_me; /* free the resolver from inside the callback */
 };
 
@@ -81,6 +83,10 @@ static const char *const unbound_data[] = {
     "local-data: 'alias2.ok.example. CNAME target.ok.example.'",
     "local-data: 'target.ok.example. TXT \"v=STSv1; id=viacname\"'",
     "local-data: 'target.ok.example. A 10.0.0.4'",
+    "local-data: '_25._tcp.mx1.ok.example. TLSA 3 1 1 "
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'",
+    "local-data: '_25._tcp.mx1.ok.example. TLSA 2 0 0 00ff'",
+    "local-data: '_25._tcp.alias.ok.example. CNAME _25._tcp.mx1.ok.example.'",
     "forward-zone:",
     "  name: \"broken.example.\"",
     "  forward-addr: 127.0.0.1@1",
@@ -168,6 +174,34 @@ static struct dns_case cases[] = {
     {"rfc8461_3_3_addr_servfail_is_temporary",
      Q_ADDR,
      "x.broken.example",
+     STS_DNS_TEMPFAIL,
+     0,
+     {NULL},
+     0},
+    {"rfc6698_2_1_tlsa_records",
+     Q_TLSA,
+     "_25._tcp.mx1.ok.example",
+     STS_DNS_OK,
+     2,
+     {"3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "2 0 0 00ff"},
+     0},
+    {"rfc7671_7_tlsa_through_cname",
+     Q_TLSA,
+     "_25._tcp.alias.ok.example",
+     STS_DNS_OK,
+     2,
+     {"2 0 0 00ff"},
+     0},
+    {"rfc7672_2_2_tlsa_nxdomain",
+     Q_TLSA,
+     "_25._tcp.mx2.ok.example",
+     STS_DNS_NXDOMAIN,
+     0,
+     {NULL},
+     0},
+    {"rfc7672_2_2_tlsa_servfail_is_temporary",
+     Q_TLSA,
+     "_25._tcp.x.broken.example",
      STS_DNS_TEMPFAIL,
      0,
      {NULL},
@@ -334,6 +368,7 @@ on_answer(void *arg, const struct sts_dns_answer *a)
 	s->secure = a->secure;
 	s->n = a->n;
 	snprintf(s->why, sizeof(s->why), "%s", a->why);
+	snprintf(s->canon, sizeof(s->canon), "%s", a->canon);
 	for (size_t i = 0; i < a->n && i < STS_DNS_MAX_RECORDS; i++) {
 		if (a->txt != NULL) {
 			assert_non_null(a->txt_len);
@@ -343,6 +378,17 @@ on_answer(void *arg, const struct sts_dns_answer *a)
 		} else if (a->mx != NULL) {
 			snprintf(s->items[i], sizeof(s->items[i]), "%u %s", a->mx[i].pref,
 			         a->mx[i].host);
+		} else if (a->rdata != NULL) {
+			size_t used;
+
+			assert_true(a->rdata[i].len >= 3);
+			used = (size_t)snprintf(s->items[i], sizeof(s->items[i]), "%u %u %u ",
+			                        a->rdata[i].data[0], a->rdata[i].data[1],
+			                        a->rdata[i].data[2]);
+			for (size_t k = 3; k < a->rdata[i].len && used + 3 < sizeof(s->items[i]);
+			     k++)
+				used += (size_t)snprintf(s->items[i] + used, 3, "%02x",
+				                         a->rdata[i].data[k]);
 		} else if (a->addr != NULL) {
 			const struct sockaddr_storage *ss = &a->addr[i];
 			const void *p =
@@ -361,6 +407,7 @@ on_answer(void *arg, const struct sts_dns_answer *a)
 		assert_null(a->txt);
 		assert_null(a->mx);
 		assert_null(a->addr);
+		assert_null(a->rdata);
 	}
 	if (s->free_me != NULL) {
 		sts_dns_free(s->free_me);
@@ -419,6 +466,9 @@ run_case(void **state)
 	case Q_ADDR:
 		id = sts_dns_addr(d, c->qname, on_answer, s);
 		break;
+	case Q_TLSA:
+		id = sts_dns_tlsa(d, c->qname, on_answer, s);
+		break;
 	}
 	assert_true(id != 0);
 	assert_int_equal(s->calls, 0); /* never inside the call */
@@ -439,6 +489,7 @@ run_case(void **state)
 	}
 	if (s->status == STS_DNS_OK && c->type == Q_ADDR)
 		assert_string_not_equal(s->items[0], "2001:db8::1"); /* IPv4 first */
+
 	if (s->status != STS_DNS_OK)
 		assert_true(s->why[0] != '\0');
 	/* A SERVFAIL must be reported as such, not by running into our timer. */
@@ -447,6 +498,44 @@ run_case(void **state)
 	sts_dns_free(d);
 	loop_free(loop);
 	free(s);
+}
+
+/* RFC 7672 section 2.2.3: the name CNAMEs lead to is the TLSA base domain. */
+static void
+rfc7672_2_2_3_canonical_name(void **state)
+{
+	static const struct {
+		int tlsa;
+		const char *qname, *canon;
+	} cases[] = {
+	    {0, "alias1.ok.example", "target.ok.example"},
+	    {0, "ALIAS1.ok.example.", "target.ok.example"},
+	    {0, "v4only.ok.example", ""},
+	    {0, "V4only.OK.example.", ""},
+	    {1, "_25._tcp.alias.ok.example", "_25._tcp.mx1.ok.example"},
+	    {1, "_25._tcp.mx1.ok.example", ""},
+	};
+	struct loop *loop = loop_new();
+	struct sts_dns *d;
+
+	(void)state;
+	assert_non_null(loop);
+	d = new_resolver(loop, forwarder, 10000);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct seen *s = calloc(1, sizeof(*s));
+
+		assert_non_null(s);
+		assert_true((cases[i].tlsa ? sts_dns_tlsa : sts_dns_addr)(d, cases[i].qname,
+		                                                          on_answer, s) != 0);
+		run_until(loop, &s->calls, 1, 12000);
+		assert_int_equal(s->status, STS_DNS_OK);
+		if (strcmp(s->canon, cases[i].canon) != 0)
+			fail_msg("%s: canon \"%s\", want \"%s\"", cases[i].qname, s->canon,
+			         cases[i].canon);
+		free(s);
+	}
+	sts_dns_free(d);
+	loop_free(loop);
 }
 
 /* A server that never answers: our timer must report a temporary failure. */
@@ -625,7 +714,7 @@ int
 main(void)
 {
 	enum { N_CASES = sizeof(cases) / sizeof(cases[0]) };
-	struct CMUnitTest tests[N_CASES + 6];
+	struct CMUnitTest tests[N_CASES + 7];
 
 	log_set_level(LOG_LVL_WARN);
 	signal(SIGPIPE, SIG_IGN);
@@ -638,5 +727,6 @@ main(void)
 	tests[N_CASES + 3] = (struct CMUnitTest)cmocka_unit_test(free_inside_callback);
 	tests[N_CASES + 4] = (struct CMUnitTest)cmocka_unit_test(bad_names_refused);
 	tests[N_CASES + 5] = (struct CMUnitTest)cmocka_unit_test(bad_params_refused);
+	tests[N_CASES + 6] = (struct CMUnitTest)cmocka_unit_test(rfc7672_2_2_3_canonical_name);
 	return cmocka_run_group_tests_name("sts_dns", tests, start_unbound, stop_unbound);
 }

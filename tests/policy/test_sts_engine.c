@@ -1,4 +1,5 @@
-// sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_dane.c
+// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/conf.c core/loop.c core/log.c
 // sources: core/types.c core/util.c
@@ -40,6 +41,8 @@ void fake_dns_set(const char *name, int type, enum sts_dns_status status, const 
 unsigned fake_dns_count(const char *name, int type);
 void fake_dns_ttl(const char *name, int type, uint32_t ttl);
 void fake_dns_delay(const char *name, int type, unsigned ms);
+void fake_dns_secure(const char *name, int type, bool secure);
+void fake_dns_canon(const char *name, int type, const char *canon);
 void fake_fetch_reset(void);
 void fake_fetch_set(const char *domain, int ok, enum sts_result result, long code,
                     const char *body);
@@ -259,6 +262,7 @@ rfc8461_3_local_policy_wins(void **state)
 
 	assert_non_null(cp);
 	cp->domain = strdup("example.com");
+	cp->has_mode = true;
 	cp->mode = STS_MODE_ENFORCE;
 	cp->mx = calloc(1, sizeof(char *));
 	cp->mx[0] = strdup("mx2.example.com");
@@ -294,6 +298,7 @@ rfc8461_3_local_policy_bad_pattern_refused(void **state)
 
 	assert_non_null(cp);
 	cp->domain = strdup("example.com");
+	cp->has_mode = true;
 	cp->mode = STS_MODE_ENFORCE;
 	cp->mx = calloc(1, sizeof(char *));
 	cp->mx[0] = strdup("mx.*.example.com");
@@ -1210,6 +1215,7 @@ rfc8461_4_1_local_mx_set_keyed_by_patterns(void **state)
 
 		assert_non_null(cp);
 		cp->domain = strdup("example.com");
+		cp->has_mode = true;
 		cp->mode = STS_MODE_ENFORCE;
 		cp->mx = calloc(1, sizeof(char *));
 		cp->mx[0] = strdup(pat[i]);
@@ -1472,6 +1478,346 @@ rfc8461_3_1_nxdomain_is_no_policy_unlike_bogus(void **state)
 	assert_int_equal(sts_engine_lookup_now(f->e, "forged.com", NULL, &now), 0);
 }
 
+/* --- DANE (RFC 7672) -------------------------------------------------------------- */
+
+#define EE1 "3 1 1 0101010101010101010101010101010101010101010101010101010101010101"
+#define TA1 "2 0 1 0202020202020202020202020202020202020202020202020202020202020202"
+
+/* dane_on - the engine again, with a trust anchor: DANE is looked up. */
+static void
+dane_on(struct fx *f)
+{
+	free(f->conf->dns.trust_anchor_file);
+	f->conf->dns.trust_anchor_file = strdup("fake-anchor");
+	assert_non_null(f->conf->dns.trust_anchor_file);
+	fx_engine(f);
+}
+
+/* secure - script name/type as a DNSSEC-validated answer of n records. */
+static void
+secure(const char *name, int type, const char *const *recs, size_t n)
+{
+	fake_dns_set(name, type, n > 0 ? STS_DNS_OK : STS_DNS_NODATA, recs, n);
+	fake_dns_secure(name, type, true);
+}
+
+/* dane_host - a secure MX host: its address and its TLSA record (NULL: none). */
+static void
+dane_host(const char *host, const char *addr, const char *tlsa)
+{
+	char name[300];
+
+	secure(host, 'A', &addr, 1);
+	snprintf(name, sizeof(name), "_25._tcp.%s", host);
+	secure(name, 'L', &tlsa, tlsa != NULL ? 1 : 0);
+}
+
+struct dgot {
+	int calls;
+	struct sts_answer a;
+	const struct sts_dane_state *st; /* referenced */
+};
+
+static void
+dgot_cb(void *arg, const struct sts_answer *a)
+{
+	struct dgot *g = arg;
+
+	g->calls++;
+	g->a = *a;
+	g->a.policy = NULL;
+	g->st = sts_dane_ref(a->dane);
+	g->a.dane = NULL; /* valid only during the call */
+}
+
+/* dlookup - a full lookup (recheck: sts_engine_recheck); release g.st after. */
+static struct dgot
+dlookup(struct fx *f, const char *domain, bool recheck)
+{
+	struct dgot g = {0};
+
+	assert_true((recheck ? sts_engine_recheck : sts_engine_lookup)(f->e, domain, NULL, dgot_cb,
+	                                                               &g) != 0);
+	run(f);
+	assert_int_equal(g.calls, 1);
+	return g;
+}
+
+static void
+rfc7672_2_2_dane_state_table(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *name, *domain;
+		enum sts_dane_status status;
+		size_t n_host;
+		enum sts_dane_host_state host; /* of the first host */
+		const char *base;              /* of the first host */
+		enum sts_result problem;       /* of the first host */
+	} cases[] = {
+	    {"rfc7672_2_2_dane_ee", "ee.example", STS_DANE_HOSTS, 1, STS_DANE_HOST_USABLE,
+	     "mx1.ee.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_1_insecure_mx", "insecure.example", STS_DANE_NONE, 0, 0, NULL,
+	     STS_RESULT_OK},
+	    {"rfc7672_2_2_2_insecure_addresses", "addr.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_NONE, "mx1.addr.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_1_bogus_mx", "bogusmx.example", STS_DANE_BOGUS, 0, 0, NULL,
+	     STS_RESULT_OK},
+	    {"rfc7672_2_2_1_tlsa_servfail", "servfail.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_FAILED, "mx1.servfail.example", STS_RESULT_DNSSEC_INVALID},
+	    {"rfc7672_2_2_1_tlsa_bogus", "bogustlsa.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_FAILED, "mx1.bogustlsa.example", STS_RESULT_DNSSEC_INVALID},
+	    {"rfc7672_2_2_1_address_bogus", "bogusaddr.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_FAILED, "mx1.bogusaddr.example", STS_RESULT_DNSSEC_INVALID},
+	    {"rfc7672_3_1_3_unusable_only", "unusable.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_UNUSABLE, "mx1.unusable.example", STS_RESULT_TLSA_INVALID},
+	    {"rfc7672_2_2_no_tlsa", "notlsa.example", STS_DANE_HOSTS, 1, STS_DANE_HOST_NONE,
+	     "mx1.notlsa.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_insecure_tlsa_ignored", "insecuretlsa.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_NONE, "mx1.insecuretlsa.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_3_cname_base", "cname.example", STS_DANE_HOSTS, 1, STS_DANE_HOST_USABLE,
+	     "real.cname.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_3_cname_falls_back_to_name", "cname2.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_USABLE, "mx1.cname2.example", STS_RESULT_OK},
+	    {"rfc7672_2_2_1_no_mx_domain_is_host", "nomx.example", STS_DANE_HOSTS, 1,
+	     STS_DANE_HOST_USABLE, "nomx.example", STS_RESULT_OK},
+	    {"rfc7505_null_mx_no_host", "nullmx.example", STS_DANE_NONE, 0, 0, NULL, STS_RESULT_OK},
+	    {"rfc7672_2_2_1_mx_tempfail_defers", "mxfail.example", STS_DANE_TEMPFAIL, 0, 0, NULL,
+	     STS_RESULT_OK},
+	};
+	const char *mx;
+	char buf[64];
+
+	dane_on(f);
+	/* ee.example: everything secure, a DANE-EE record */
+	mx = "10 mx1.ee.example";
+	secure("ee.example", 'M', &mx, 1);
+	dane_host("mx1.ee.example", "10.0.25.2", EE1);
+	/* insecure.example: the same, but the MX RRset is not signed */
+	mx = "10 mx1.insecure.example";
+	fake_dns_set("insecure.example", 'M', STS_DNS_OK, &mx, 1);
+	dane_host("mx1.insecure.example", "10.0.25.3", EE1);
+	/* addr.example: secure MX, addresses not signed */
+	mx = "10 mx1.addr.example";
+	secure("addr.example", 'M', &mx, 1);
+	dane_host("mx1.addr.example", "10.0.25.4", EE1);
+	fake_dns_secure("mx1.addr.example", 'A', false);
+	fake_dns_set("bogusmx.example", 'M', STS_DNS_BOGUS, NULL, 0);
+	mx = "10 mx1.servfail.example";
+	secure("servfail.example", 'M', &mx, 1);
+	dane_host("mx1.servfail.example", "10.0.25.5", EE1);
+	fake_dns_set("_25._tcp.mx1.servfail.example", 'L', STS_DNS_TEMPFAIL, NULL, 0);
+	mx = "10 mx1.bogustlsa.example";
+	secure("bogustlsa.example", 'M', &mx, 1);
+	dane_host("mx1.bogustlsa.example", "10.0.25.6", EE1);
+	fake_dns_set("_25._tcp.mx1.bogustlsa.example", 'L', STS_DNS_BOGUS, NULL, 0);
+	mx = "10 mx1.bogusaddr.example";
+	secure("bogusaddr.example", 'M', &mx, 1);
+	fake_dns_set("mx1.bogusaddr.example", 'A', STS_DNS_BOGUS, NULL, 0);
+	mx = "10 mx1.unusable.example";
+	secure("unusable.example", 'M', &mx, 1);
+	dane_host("mx1.unusable.example", "10.0.25.7", "1 1 1 0101");
+	mx = "10 mx1.notlsa.example";
+	secure("notlsa.example", 'M', &mx, 1);
+	dane_host("mx1.notlsa.example", "10.0.25.8", NULL);
+	mx = "10 mx1.insecuretlsa.example";
+	secure("insecuretlsa.example", 'M', &mx, 1);
+	dane_host("mx1.insecuretlsa.example", "10.0.25.9", EE1);
+	fake_dns_secure("_25._tcp.mx1.insecuretlsa.example", 'L', false);
+	/* cname.example: the MX host is an alias; TLSA at the target */
+	mx = "10 mx1.cname.example";
+	secure("cname.example", 'M', &mx, 1);
+	dane_host("mx1.cname.example", "10.0.25.10", NULL);
+	fake_dns_canon("mx1.cname.example", 'A', "real.cname.example");
+	dane_host("real.cname.example", "10.0.25.10", TA1);
+	/* cname2.example: nothing at the target, the alias's own TLSA */
+	mx = "10 mx1.cname2.example";
+	secure("cname2.example", 'M', &mx, 1);
+	dane_host("mx1.cname2.example", "10.0.25.11", EE1);
+	fake_dns_canon("mx1.cname2.example", 'A', "real.cname2.example");
+	secure("_25._tcp.real.cname2.example", 'L', NULL, 0);
+	/* nomx.example: a secure denial of MX; the domain is its own host */
+	secure("nomx.example", 'M', NULL, 0);
+	dane_host("nomx.example", "10.0.25.12", EE1);
+	mx = "0 ";
+	secure("nullmx.example", 'M', &mx, 1);
+	fake_dns_set("mxfail.example", 'M', STS_DNS_TEMPFAIL, NULL, 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dgot g;
+
+		print_message("case %s\n", cases[i].name);
+		g = dlookup(f, cases[i].domain, false);
+		assert_int_equal(g.a.dane_mode, STS_DANE_MODE_ON);
+		assert_non_null(g.st);
+		if (g.st->status != cases[i].status)
+			fail_msg("%s: status %s", cases[i].name,
+			         sts_dane_status_name(g.st->status));
+		assert_int_equal(g.st->n_host, cases[i].n_host);
+		if (cases[i].n_host > 0) {
+			const struct sts_dane_host *h = &g.st->host[0];
+
+			if (h->state != cases[i].host)
+				fail_msg("%s: host %s (%s)", cases[i].name,
+				         sts_dane_host_state_name(h->state), h->why);
+			assert_string_equal(h->base, cases[i].base);
+			assert_int_equal(h->problem, cases[i].problem);
+			assert_true(h->n_addr == 1 || h->state == STS_DANE_HOST_FAILED);
+			if (h->state == STS_DANE_HOST_USABLE) {
+				assert_int_equal(h->n_tlsa, 1);
+				assert_int_equal(h->tlsa[0].len, 32);
+			}
+			if (h->problem != STS_RESULT_OK)
+				assert_true(h->why[0] != '\0');
+		}
+		snprintf(buf, sizeof(buf), "_25._tcp.mx1.%s", cases[i].domain);
+		/* Section 2.2.2: no TLSA query for hosts of an insecure MX RRset or with
+		 * insecure addresses */
+		if (i == 1 || i == 2)
+			assert_int_equal(fake_dns_count(buf, 'L'), 0);
+		sts_dane_release(g.st);
+	}
+}
+
+/* The state stands for its TTL, shared by every lookup; a recheck asks again. */
+static void
+rfc7672_dane_state_cached_by_ttl(void **state)
+{
+	struct fx *f = *state;
+	const char *mx = "10 mx1.ee.example";
+	struct sts_answer now;
+	struct dgot g;
+
+	dane_on(f);
+	secure("ee.example", 'M', &mx, 1);
+	dane_host("mx1.ee.example", "10.0.25.2", EE1);
+	fake_dns_ttl("_25._tcp.mx1.ee.example", 'L', 2);
+	/* nothing known yet: the warm path cannot answer */
+	set_txt("ee.example", "v=spf1 -all");
+	assert_int_equal(sts_engine_lookup_now(f->e, "ee.example", NULL, &now), 0);
+	g = dlookup(f, "ee.example", false);
+	assert_int_equal(g.st->status, STS_DANE_HOSTS);
+	assert_false(g.a.rechecked == false && g.a.dane_mode == STS_DANE_MODE_OFF);
+	sts_dane_release(g.st);
+	assert_int_equal(fake_dns_count("_25._tcp.mx1.ee.example", 'L'), 1);
+	/* from memory now: the MTA-STS part (no record) and the DANE state */
+	assert_int_equal(sts_engine_lookup_now(f->e, "ee.example", NULL, &now), 1);
+	assert_non_null(now.dane);
+	assert_int_equal(now.dane->host[0].state, STS_DANE_HOST_USABLE);
+	g = dlookup(f, "ee.example", false);
+	sts_dane_release(g.st);
+	assert_int_equal(fake_dns_count("_25._tcp.mx1.ee.example", 'L'), 1);
+	/* a recheck asks the resolver */
+	g = dlookup(f, "ee.example", true);
+	assert_true(g.a.rechecked);
+	sts_dane_release(g.st);
+	assert_int_equal(fake_dns_count("_25._tcp.mx1.ee.example", 'L'), 2);
+	/* past the TLSA TTL (2 s, dane.ttl_min 1 s): asked again */
+	usleep(2100 * 1000);
+	run(f); /* the loop's clock */
+	assert_int_equal(sts_engine_lookup_now(f->e, "ee.example", NULL, &now), 0);
+	g = dlookup(f, "ee.example", false);
+	sts_dane_release(g.st);
+	assert_int_equal(fake_dns_count("_25._tcp.mx1.ee.example", 'L'), 3);
+}
+
+/* RFC 8767 section 5: a resolver that fails keeps the last state a while. */
+static void
+rfc7672_dane_tempfail_keeps_last_state(void **state)
+{
+	struct fx *f = *state;
+	const char *mx = "10 mx1.ee.example";
+	struct dgot g;
+
+	dane_on(f);
+	secure("ee.example", 'M', &mx, 1);
+	dane_host("mx1.ee.example", "10.0.25.2", EE1);
+	g = dlookup(f, "ee.example", false);
+	sts_dane_release(g.st);
+	fake_dns_set("ee.example", 'M', STS_DNS_TEMPFAIL, NULL, 0);
+	g = dlookup(f, "ee.example", true);
+	assert_int_equal(g.st->status, STS_DANE_HOSTS);
+	assert_int_equal(g.st->host[0].state, STS_DANE_HOST_USABLE);
+	sts_dane_release(g.st);
+	/* a bogus MX RRset is never covered */
+	fake_dns_set("ee.example", 'M', STS_DNS_BOGUS, NULL, 0);
+	g = dlookup(f, "ee.example", true);
+	assert_int_equal(g.st->status, STS_DANE_BOGUS);
+	sts_dane_release(g.st);
+}
+
+/* The operator's mode per domain; no trust anchor, no DANE lookups at all. */
+static void
+rfc7672_dane_modes(void **state)
+{
+	struct fx *f = *state;
+	struct conf_policy *cp = calloc(2, sizeof(*cp));
+	const char *mx = "10 mx1.ee.example";
+	struct dgot g;
+
+	assert_non_null(cp);
+	secure("ee.example", 'M', &mx, 1);
+	dane_host("mx1.ee.example", "10.0.25.2", EE1);
+	secure("off.example", 'M', &mx, 1);
+	/* without a trust anchor */
+	fx_engine(f);
+	g = dlookup(f, "ee.example", false);
+	assert_int_equal(g.a.dane_mode, STS_DANE_MODE_OFF);
+	assert_null(g.st);
+	assert_int_equal(fake_dns_count("_25._tcp.mx1.ee.example", 'L'), 0);
+	cp[0].domain = strdup("off.example");
+	cp[0].has_dane = true;
+	cp[0].dane = STS_DANE_MODE_OFF;
+	cp[1].domain = strdup("only.example");
+	cp[1].has_dane = true;
+	cp[1].dane = STS_DANE_MODE_ONLY;
+	f->conf->policies = cp;
+	f->conf->n_policies = 2;
+	/* "only" refuses without a trust anchor: the answer says so */
+	fx_engine(f);
+	g = dlookup(f, "only.example", false);
+	assert_int_equal(g.a.dane_mode, STS_DANE_MODE_ONLY);
+	assert_null(g.st);
+	dane_on(f);
+	g = dlookup(f, "off.example", false);
+	assert_int_equal(g.a.dane_mode, STS_DANE_MODE_OFF);
+	assert_null(g.st);
+	assert_int_equal(fake_dns_count("off.example", 'M'), 0);
+	g = dlookup(f, "only.example", false);
+	assert_int_equal(g.a.dane_mode, STS_DANE_MODE_ONLY);
+	assert_non_null(g.st);
+	sts_dane_release(g.st);
+	f->conf->dane.enabled = false;
+	fx_engine(f);
+	g = dlookup(f, "ee.example", false);
+	assert_int_equal(g.a.dane_mode, STS_DANE_MODE_OFF);
+	assert_null(g.st);
+}
+
+/* dane.insecure_mx: half-DANE, the TLSA of hosts named by an unsigned MX RRset. */
+static void
+rfc7672_2_2_1_half_dane(void **state)
+{
+	struct fx *f = *state;
+	const char *mx = "10 mx1.half.example";
+	struct dgot g;
+
+	fake_dns_set("half.example", 'M', STS_DNS_OK, &mx, 1);
+	dane_host("mx1.half.example", "10.0.25.2", EE1);
+	dane_on(f);
+	g = dlookup(f, "half.example", false);
+	assert_int_equal(g.st->status, STS_DANE_NONE);
+	assert_false(g.st->mx_secure);
+	sts_dane_release(g.st);
+	f->conf->dane.insecure_mx = true;
+	fx_engine(f);
+	g = dlookup(f, "half.example", true);
+	assert_int_equal(g.st->status, STS_DANE_HOSTS);
+	assert_false(g.st->mx_secure);
+	assert_int_equal(g.st->host[0].state, STS_DANE_HOST_USABLE);
+	sts_dane_release(g.st);
+}
+
 static void
 engine_source_names(void **state)
 {
@@ -1485,6 +1831,12 @@ main(void)
 {
 	const struct CMUnitTest engine[] = {
 	    cmocka_unit_test(engine_source_names),
+	    cmocka_unit_test_setup_teardown(rfc7672_2_2_dane_state_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc7672_dane_state_cached_by_ttl, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc7672_dane_tempfail_keeps_last_state, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rfc7672_dane_modes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc7672_2_2_1_half_dane, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_local_policy_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_local_policy_bad_pattern_refused, setup,
 	                                    teardown),

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -286,6 +287,55 @@ threads_share_one_table(void **state)
 	sts_seen_free(s);
 }
 
+/* A shared value (a DANE state, RFC 7672): referenced, fresh until its own time, kept
+ * when the MX set is replaced, released when replaced or forgotten. */
+static void
+rfc7672_shared_value_by_reference(void **state)
+{
+	struct sts_seen *s = sts_seen_new(0);
+	struct sts_seen_ref *v = calloc(1, sizeof(*v)), *w = calloc(1, sizeof(*w)), *got;
+	char mx[1][STS_SEEN_NAME_MAX] = {"mx.example"};
+	struct sockaddr_storage addr[1] = {{.ss_family = AF_INET}};
+	struct sts_seen_mx set = {.mx = mx, .n_mx = 1, .addr = addr, .n_addr = 1};
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(v);
+	assert_non_null(w);
+	atomic_init(&v->refs, 1);
+	atomic_init(&v->until, 100);
+	atomic_init(&w->refs, 1);
+	atomic_init(&w->until, 200);
+	assert_null(sts_seen_get_ref(s, "example.com", 11, 1));
+	assert_int_equal(sts_seen_put_ref(s, "example.com", v), 0);
+	assert_int_equal(atomic_load(&v->refs), 2);
+	/* fresh until its time, in any case; however old with now 0 */
+	assert_ptr_equal(got = sts_seen_get_ref(s, "Example.COM", 11, 99), v);
+	sts_seen_ref_release(got);
+	assert_null(sts_seen_get_ref(s, "example.com", 11, 100));
+	assert_ptr_equal(got = sts_seen_get_ref(s, "example.com", 11, 0), v);
+	sts_seen_ref_release(got);
+	/* a hold extends it; a new MX set keeps it */
+	sts_seen_hold(s, "example.com", STS_SEEN_REF, NULL, 150);
+	assert_int_equal(atomic_load(&v->until), 150);
+	sts_seen_hold(s, "example.com", STS_SEEN_REF, NULL, 120);
+	assert_int_equal(atomic_load(&v->until), 150);
+	assert_int_equal(sts_seen_put_mx(s, "example.com", "id1", &set, 1000), 0);
+	assert_ptr_equal(got = sts_seen_get_ref(s, "example.com", 11, 140), v);
+	sts_seen_ref_release(got);
+	/* replaced: the table's reference to the old one goes */
+	assert_int_equal(sts_seen_put_ref(s, "example.com", w), 0);
+	assert_int_equal(atomic_load(&v->refs), 1);
+	assert_ptr_equal(got = sts_seen_get_ref(s, "example.com", 11, 140), w);
+	sts_seen_ref_release(got);
+	assert_int_equal(sts_seen_put_ref(s, "", w), -1);
+	assert_int_equal(sts_seen_put_ref(s, "example.com", NULL), -1);
+	sts_seen_ref_release(v); /* the last reference frees it */
+	sts_seen_ref_release(w);
+	sts_seen_ref_release(NULL);
+	sts_seen_free(s); /* and the table's reference to w */
+}
+
 int
 main(void)
 {
@@ -296,6 +346,7 @@ main(void)
 	    cmocka_unit_test(invalid_arguments_refused),
 	    cmocka_unit_test(capacity_forgets_oldest),
 	    cmocka_unit_test(threads_share_one_table),
+	    cmocka_unit_test(rfc7672_shared_value_by_reference),
 	};
 
 	return cmocka_run_group_tests_name("sts_seen", tests, NULL, NULL) != 0;
