@@ -135,6 +135,8 @@ stats_sum(const struct daemon *d, struct session_stats *out)
 			ADD(recipients_blocked[k]);                                                \
 			ADD(recipients_reported[k]);                                               \
 		}                                                                                  \
+		for (size_t k = 0; k < STS_PTYPE_MAX * 3; k++)                                     \
+			ADD(recipients_by_policy[k / 3][k % 3]);                                   \
 	} while (0)
 	memcpy(&one, &d->retired, sizeof(one));
 	ADD_ALL();
@@ -180,6 +182,19 @@ collect(void *arg, struct metrics_writer *w)
 		metrics_counter(w, "stsproxy_recipients_reported_total",
 		                "Policy failures relayed and reported (testing, monitor).", l,
 		                atomic_load(&st.recipients_reported[r]));
+	}
+	for (int t = 0; t < STS_PTYPE_MAX; t++) {
+		static const char *const outcome[] = {"pass", "refused", "reported"};
+
+		for (int k = 0; k < 3; k++) {
+			const struct metrics_label l[] = {{"policy_type", sts_policy_type_name(t)},
+			                                  {"decision", outcome[k]},
+			                                  {NULL, NULL}};
+			metrics_counter(w, "stsproxy_recipients_total",
+			                "Recipient decisions, by the policy that decided (RFC 8460 "
+			                "policy-type).",
+			                l, atomic_load(&st.recipients_by_policy[t][k]));
+		}
 	}
 	metrics_counter(w, "stsproxy_upstream_tls_total",
 	                "Upstream connections that completed a TLS handshake.", NULL,
@@ -319,13 +334,17 @@ ctl_cache_refresh(void *arg, const char *domain, struct control_reply *r)
 	return 0;
 }
 
-/* report_one - "DOMAIN id=ID mode=MODE success=N failure=M", then its failure details. */
+/*
+ * report_one - "DOMAIN policy_type=TYPE id=ID mode=MODE success=N failure=M",
+ * then its failure details.
+ */
 static int
 report_one(void *arg, const struct sts_report_entry *e)
 {
 	struct control_reply *r = arg;
 
-	if (control_reply_line(r, "%s id=%s mode=%s success=%llu failure=%llu", e->domain,
+	if (control_reply_line(r, "%s policy_type=%s id=%s mode=%s success=%llu failure=%llu",
+	                       e->domain, sts_policy_type_name(e->type),
 	                       e->policy_id[0] != '\0' ? e->policy_id : "-", sts_mode_name(e->mode),
 	                       (unsigned long long)e->success, (unsigned long long)e->failure) < 0)
 		return 1;

@@ -1,6 +1,7 @@
 /*
- * sts_report.c - per policy domain TLS result counters of one UTC day
- * (RFC 8460 section 4), with the previous day kept for the report sender.
+ * sts_report.c - per policy domain and policy type TLS result counters of
+ * one UTC day (RFC 8460 section 4), with the previous day kept for the
+ * report sender.
  *
  * A day is a chained hash table of domains. Entries are allocated once, on
  * a domain's first count of the day, and never moved, so a count for a known
@@ -25,6 +26,7 @@
 struct rdomain {
 	struct rdomain *next;
 	char domain[STS_REPORT_DOMAIN_LEN];
+	enum sts_policy_type type;
 	char id[STS_REPORT_ID_LEN];
 	enum sts_mode mode;
 	uint64_t success;
@@ -163,16 +165,16 @@ roll_locked(struct sts_report *r, int64_t now)
 	return 1;
 }
 
-/* find_locked - the entry of domain (len octets) for today, created if needed. */
+/* find_locked - the entry of domain (len octets) and policy type for today, created if needed. */
 static struct rdomain *
-find_locked(struct sts_report *r, const char *domain, size_t len)
+find_locked(struct sts_report *r, const char *domain, size_t len, enum sts_policy_type type)
 {
 	struct rday *d = r->today;
-	uint32_t b = hash_domain(domain) & (BUCKETS - 1);
+	uint32_t b = (hash_domain(domain) + (uint32_t)type) & (BUCKETS - 1);
 	struct rdomain *e;
 
 	for (e = d->buckets[b]; e != NULL; e = e->next)
-		if (strcasecmp(e->domain, domain) == 0)
+		if (e->type == type && strcasecmp(e->domain, domain) == 0)
 			return e;
 	if (d->n_domains >= STS_REPORT_DOMAINS_MAX) {
 		if (!d->full_warned) {
@@ -190,6 +192,7 @@ find_locked(struct sts_report *r, const char *domain, size_t len)
 		return &d->other;
 	}
 	copy_lower(e->domain, domain, len);
+	e->type = type;
 	e->next = d->buckets[b];
 	d->buckets[b] = e;
 	d->n_domains++;
@@ -226,8 +229,8 @@ note_policy(struct rdomain *e, const char *policy_id, enum sts_mode mode)
 
 /* sts_report_success - see sts_report.h */
 int
-sts_report_success(struct sts_report *r, const char *domain, const char *policy_id,
-                   enum sts_mode mode, const char *mx_host, int64_t now)
+sts_report_success(struct sts_report *r, const char *domain, enum sts_policy_type type,
+                   const char *policy_id, enum sts_mode mode, const char *mx_host, int64_t now)
 {
 	size_t len = check_domain(domain);
 	struct rdomain *e;
@@ -238,7 +241,7 @@ sts_report_success(struct sts_report *r, const char *domain, const char *policy_
 	pthread_mutex_lock(&r->lock);
 	/* A count just after midnight belongs to the new day even before the timer's rollover. */
 	roll_locked(r, now);
-	e = find_locked(r, domain, len);
+	e = find_locked(r, domain, len, type);
 	note_policy(e, policy_id, mode);
 	e->success++;
 	pthread_mutex_unlock(&r->lock);
@@ -285,9 +288,9 @@ add_detail(struct rdomain *e, enum sts_result result, const char *mx_host, const
 
 /* sts_report_failure - see sts_report.h */
 int
-sts_report_failure(struct sts_report *r, const char *domain, const char *policy_id,
-                   enum sts_mode mode, enum sts_result result, const char *mx_host,
-                   const char *dest_ip, int64_t now)
+sts_report_failure(struct sts_report *r, const char *domain, enum sts_policy_type type,
+                   const char *policy_id, enum sts_mode mode, enum sts_result result,
+                   const char *mx_host, const char *dest_ip, int64_t now)
 {
 	size_t len = check_domain(domain);
 	struct rdomain *e;
@@ -296,7 +299,7 @@ sts_report_failure(struct sts_report *r, const char *domain, const char *policy_
 		return -1;
 	pthread_mutex_lock(&r->lock);
 	roll_locked(r, now);
-	e = find_locked(r, domain, len);
+	e = find_locked(r, domain, len, type);
 	note_policy(e, policy_id, mode);
 	e->failure++;
 	e->by_result[result]++;
@@ -311,6 +314,7 @@ show(const struct rday *d, const struct rdomain *e, sts_report_cb *cb, void *arg
 {
 	struct sts_report_entry v = {
 	    .domain = e->domain,
+	    .type = e->type,
 	    .policy_id = e->id,
 	    .mode = e->mode,
 	    .day = d->day,

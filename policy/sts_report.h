@@ -3,9 +3,11 @@
  * raw material of the daily TLS-RPT reports (RFC 8460 section 4) and of
  * "stsproxy ctl report".
  *
- * For every policy domain (a recipient domain with an MTA-STS policy in
- * mode testing or enforce) the table keeps the policy id and mode last
- * seen, the number of successful and failed sessions (section 4.4:
+ * For every policy domain and policy type (section 4.4 "policy-type": a
+ * recipient domain with an MTA-STS policy in mode testing or enforce,
+ * "sts", or with DANE TLSA records, "tlsa", RFC 7672) the table keeps the
+ * policy id and mode last seen (a TLSA policy has no id; its mode is
+ * enforce), the number of successful and failed sessions (section 4.4:
  * "total-successful-session-count", "total-failure-session-count"), the
  * failures by result type (section 4.3) and, bounded, the failures by
  * result type and receiving MX (section 4.4 "failure-details":
@@ -56,10 +58,11 @@ struct sts_report_detail {
 
 /* What sts_report_foreach() shows of one domain; valid only during the callback. */
 struct sts_report_entry {
-	const char *domain;    /* lower case; STS_REPORT_OTHER for the overflow bucket */
-	const char *policy_id; /* last seen; "" when none was given */
-	enum sts_mode mode;    /* last seen */
-	int64_t day;           /* the UTC day: unix seconds at 00:00:00 */
+	const char *domain;        /* lower case; STS_REPORT_OTHER for the overflow bucket */
+	enum sts_policy_type type; /* STS_PTYPE_STS or STS_PTYPE_TLSA */
+	const char *policy_id;     /* last seen; "" when none was given */
+	enum sts_mode mode;        /* last seen */
+	int64_t day;               /* the UTC day: unix seconds at 00:00:00 */
 	uint64_t success;
 	uint64_t failure;
 	uint64_t by_result[STS_RESULT_MAX]; /* failures; by_result[STS_RESULT_OK] stays 0 */
@@ -79,15 +82,16 @@ void sts_report_free(struct sts_report *r);
 
 /*
  * sts_report_success - one successful session (a message acknowledged by
- * the upstream over TLS that met the policy) for domain. policy_id may be
+ * the upstream over TLS that met the policy) for domain under its policy
+ * of type. policy_id may be
  * NULL. mx_host (may be NULL) is the MX that took it; it is not counted,
  * as the report details of section 4.4 describe failures only.
  * Returns 0; or -1 when domain is NULL, empty or longer than 253 octets
  * (nothing is counted). A new domain that finds the table full or no
  * memory is counted under STS_REPORT_OTHER, and that is still 0.
  */
-int sts_report_success(struct sts_report *r, const char *domain, const char *policy_id,
-                       enum sts_mode mode, const char *mx_host, int64_t now);
+int sts_report_success(struct sts_report *r, const char *domain, enum sts_policy_type type,
+                       const char *policy_id, enum sts_mode mode, const char *mx_host, int64_t now);
 
 /*
  * sts_report_failure - one failed session for domain with the TLS-RPT
@@ -95,9 +99,9 @@ int sts_report_success(struct sts_report *r, const char *domain, const char *pol
  * and address dest_ip (either may be NULL or ""). Returns as
  * sts_report_success(); -1 also for a result out of range.
  */
-int sts_report_failure(struct sts_report *r, const char *domain, const char *policy_id,
-                       enum sts_mode mode, enum sts_result result, const char *mx_host,
-                       const char *dest_ip, int64_t now);
+int sts_report_failure(struct sts_report *r, const char *domain, enum sts_policy_type type,
+                       const char *policy_id, enum sts_mode mode, enum sts_result result,
+                       const char *mx_host, const char *dest_ip, int64_t now);
 
 /*
  * sts_report_foreach - call cb for every domain of the current day, in no

@@ -250,21 +250,70 @@ decision_log(struct session *s, const char *domain, const struct sts_answer *a,
              const struct sts_decision *d, const char *outcome)
 {
 	/* A record without a usable policy still names what was wrong with it. */
-	enum sts_result result = d->result != STS_RESULT_OK ? d->result : a->problem;
+	enum sts_result result = d->result != STS_RESULT_OK   ? d->result
+	                         : d->report != STS_RESULT_OK ? d->report
+	                                                      : a->problem;
 
-	log_info("session=%s rcpt domain=%s policy=%s id=%s source=%s mx=%s leg=%s result=%s "
-	         "decision=%s",
-	         s->id, domain, a->status == STS_POLICY ? sts_mode_name(a->mode) : "none",
+	log_info("session=%s rcpt domain=%s policy_type=%s policy=%s id=%s source=%s mx=%s leg=%s "
+	         "result=%s decision=%s",
+	         s->id, domain, sts_policy_type_name(d->type),
+	         d->type == STS_PTYPE_TLSA ? "dane"
+	         : a->status == STS_POLICY ? sts_mode_name(a->mode)
+	                                   : "none",
 	         a->id[0] != '\0' ? a->id : "-", sts_source_name(a->source),
 	         d->matched[0] != '\0' ? d->matched : upstream_name(s->up), leg_security(s),
 	         sts_result_name(result), outcome);
 }
 
+/* count - one recipient decision of policy type type: 0 passed, 1 refused, 2 reported. */
+static void
+count(struct session *s, enum sts_policy_type type, int outcome)
+{
+	if ((unsigned)type < STS_PTYPE_MAX)
+		session_stat_add(&s->ctx->stats->recipients_by_policy[type][outcome], 1);
+}
+
+/*
+ * refusal - the 451 of a recipient whose policy the upstream leg does not
+ * meet (RFC 3463: 4.7.4 without STARTTLS, 4.7.5 for the certificate; 4.4.3
+ * when the resolver could not say what DANE requires).
+ */
+static void
+refusal(struct session *s, const char *domain, const struct sts_decision *d, const char *reason)
+{
+	struct verdict *v = &s->verdict;
+
+	if (d->type == STS_PTYPE_TLSA && d->dns_tempfail)
+		snprintf(v->reply, sizeof(v->reply),
+		         "451 4.4.3 %s: DANE TLSA lookup failed temporarily (%s)\r\n", domain,
+		         reason);
+	else if (d->type == STS_PTYPE_TLSA && d->result == STS_RESULT_STARTTLS_NOT_SUPPORTED)
+		snprintf(v->reply, sizeof(v->reply),
+		         "451 4.7.4 %s: MX %s does not offer STARTTLS (DANE TLSA records "
+		         "published; %s)\r\n",
+		         domain, s->dest, reason);
+	else if (d->type == STS_PTYPE_TLSA)
+		snprintf(v->reply, sizeof(v->reply),
+		         "451 4.7.5 %s: MX %s does not meet its DANE TLSA records (%s: %s)\r\n",
+		         domain, s->dest, sts_result_name(d->result), reason);
+	else if (d->result == STS_RESULT_STARTTLS_NOT_SUPPORTED)
+		snprintf(v->reply, sizeof(v->reply),
+		         "451 4.7.4 %s: MX %s does not offer STARTTLS "
+		         "(MTA-STS policy enforce; %s)\r\n",
+		         domain, s->dest, reason);
+	else
+		snprintf(v->reply, sizeof(v->reply),
+		         "451 4.7.5 %s: MX %s certificate does not meet the MTA-STS "
+		         "policy (%s: %s)\r\n",
+		         domain, s->dest, sts_result_name(d->result), reason);
+}
+
 /*
  * judge - turn a policy answer for the recipient domain into the verdict
- * for the RCPT at the head of the client input (RFC 8461 section 5).
- * Returns false when, instead, a recheck of the policy was started (the
- * verdict comes with its answer).
+ * for the RCPT at the head of the client input (RFC 8461 section 5, RFC
+ * 7672 section 2.2): DANE where it applies, else MTA-STS. Returns false
+ * when, instead, a recheck of the policy was started (the verdict comes
+ * with its answer).
  */
 static bool
 judge(struct session *s, const char *domain, const struct sts_answer *a, bool rechecked)
@@ -281,13 +330,16 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 	ev.domain = domain;
 	ev.answer = a;
 	ev.facts = upstream_tls(s->up);
-	if (a->status == STS_DEFER) {
+	leg_decide(s, a, &d);
+	/* RFC 8461 section 2: DANE decides even when MTA-STS has no answer now. */
+	if (a->status == STS_DEFER && d.type != STS_PTYPE_TLSA) {
 		/* No answer now and nothing cached: the mailer retries (section 5). */
 		v->ready = true;
 		snprintf(v->reply, sizeof(v->reply),
 		         "451 4.4.3 %s: MTA-STS policy lookup failed temporarily\r\n", domain);
 		log_info("session=%s rcpt domain=%s policy=unknown result=%s decision=deferred",
 		         s->id, domain, sts_result_name(a->problem));
+		count(s, STS_PTYPE_STS, 1);
 		ev.kind = RELAY_EV_POLICY_DEFER;
 		ev.result = a->problem;
 		ev.reason = a->reason;
@@ -295,9 +347,9 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		session_event(s, &ev);
 		return true;
 	}
-	leg_decide(s, a, &d);
 	refuse = !d.pass && d.mode == STS_MODE_ENFORCE && s->conf->mode == CONF_PROXY_ENFORCE;
-	/* RFC 8461 section 5.1: a refusal rests on the policy the domain has now. */
+	/* RFC 8461 section 5.1: a refusal rests on the policy the domain has now (and
+	 * on the DANE state it publishes now). */
 	if (refuse && !rechecked && !a->rechecked && start_lookup(s, domain, true))
 		return false;
 	v->ready = true;
@@ -308,17 +360,38 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		ev.reason = a->reason;
 		ev.action = "reported";
 		session_event(s, &ev);
-		txn_report_failure(s->ctx->report, domain, a->id, a->mode, a->problem, NULL,
-		                   upstream_name(s->up), (const struct sockaddr *)&s->dst);
+		txn_report_failure(s->ctx->report, domain, STS_PTYPE_STS, a->id, a->mode,
+		                   a->problem, NULL, upstream_name(s->up),
+		                   (const struct sockaddr *)&s->dst);
 	}
 	v->mode = d.mode;
+	v->type = d.type;
+	if (d.pass && d.report != STS_RESULT_OK) {
+		/* RFC 7672 section 2.2: TLSA records, none usable: relayed over TLS
+		 * without authentication, and reported (tlsa-invalid). */
+		v->forward = true;
+		ev.kind = RELAY_EV_POLICY_FAILURE;
+		ev.decision = &d;
+		ev.result = d.report;
+		ev.action = "reported";
+		session_stat_add(&s->ctx->stats->recipients_reported[d.report], 1);
+		count(s, d.type, 2);
+		decision_log(s, domain, a, &d, "reported");
+		txn_report_failure(s->ctx->report, domain, d.type, a->id, d.mode, d.report,
+		                   d.matched, upstream_name(s->up),
+		                   (const struct sockaddr *)&s->dst);
+		session_event(s, &ev);
+		return true;
+	}
 	if (d.pass) {
 		v->forward = true;
 		/* Verified TLS to a policy domain: a success once the message is taken. */
 		if (d.mode != STS_MODE_NONE) {
 			v->counted = true;
-			snprintf(v->policy_id, sizeof(v->policy_id), "%s", a->id);
+			snprintf(v->policy_id, sizeof(v->policy_id), "%s",
+			         d.type == STS_PTYPE_TLSA ? "" : a->id);
 		}
+		count(s, d.type, 0);
 		decision_log(s, domain, a, &d, "pass");
 		return true;
 	}
@@ -328,17 +401,9 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		ev.facts = upstream_fallback_cause(s->up);
 	sts_printable(reason, sizeof(reason), d.reason, strnlen(d.reason, sizeof(d.reason)));
 	if (refuse) {
-		/* Section 5: never deliver to a failing host; 4xx so that the mailer retries. */
-		if (d.result == STS_RESULT_STARTTLS_NOT_SUPPORTED)
-			snprintf(v->reply, sizeof(v->reply),
-			         "451 4.7.4 %s: MX %s does not offer STARTTLS "
-			         "(MTA-STS policy enforce; %s)\r\n",
-			         domain, s->dest, reason);
-		else
-			snprintf(v->reply, sizeof(v->reply),
-			         "451 4.7.5 %s: MX %s certificate does not meet the MTA-STS "
-			         "policy (%s: %s)\r\n",
-			         domain, s->dest, sts_result_name(d.result), reason);
+		/* Section 5, RFC 7672 section 2.2: never deliver to a failing host; 4xx
+		 * so that the mailer retries. */
+		refusal(s, domain, &d, reason);
 		ev.action = "blocked";
 		if ((unsigned)d.result < STS_RESULT_MAX)
 			session_stat_add(&s->ctx->stats->recipients_blocked[d.result], 1);
@@ -349,8 +414,9 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		if ((unsigned)d.result < STS_RESULT_MAX)
 			session_stat_add(&s->ctx->stats->recipients_reported[d.result], 1);
 	}
+	count(s, d.type, refuse ? 1 : 2);
 	decision_log(s, domain, a, &d, refuse ? "refused" : "reported");
-	txn_report_failure(s->ctx->report, domain, a->id, d.mode, d.result, d.matched,
+	txn_report_failure(s->ctx->report, domain, d.type, a->id, d.mode, d.result, d.matched,
 	                   upstream_name(s->up), (const struct sockaddr *)&s->dst);
 	session_event(s, &ev);
 	return true;
@@ -615,8 +681,8 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 		return -1;
 	p->mode = s->verdict.mode;
 	if (s->verdict.counted)
-		p->tdom = txn_report_add(&s->tdoms, s->ctx->report, c->domain, s->verdict.policy_id,
-		                         s->verdict.mode);
+		p->tdom = txn_report_add(&s->tdoms, s->ctx->report, c->domain, s->verdict.type,
+		                         s->verdict.policy_id, s->verdict.mode);
 	s->verdict.ready = false;
 	s->n_rcpt++;
 	return CMD_CONSUME;

@@ -74,6 +74,20 @@ add_facts(json_t *o, const struct tls_facts *f)
 	return json_object_set_new(o, "tls", t);
 }
 
+/*
+ * policy_type - the RFC 8460 policy type of the event: the decision's, or
+ * for a deferred MTA-STS lookup "sts"; NULL for session-level events.
+ */
+static const char *
+policy_type(const struct relay_event *ev)
+{
+	if (ev->decision != NULL)
+		return sts_policy_type_name(ev->decision->type);
+	if (ev->kind == RELAY_EV_POLICY_DEFER || ev->kind == RELAY_EV_POLICY_FAILURE)
+		return sts_policy_type_name(STS_PTYPE_STS);
+	return NULL;
+}
+
 /* build - the JSON object of ev, or NULL when out of memory. */
 static json_t *
 build(const struct relay_event *ev, enum sts_result result, const char *reason)
@@ -89,6 +103,7 @@ build(const struct relay_event *ev, enum sts_result result, const char *reason)
 	    set_str(o, "session", ev->session) < 0 || set_str(o, "client", ev->client) < 0 ||
 	    set_str(o, "dest", ev->dest) < 0 || set_str(o, "domain", ev->domain) < 0 ||
 	    set_str(o, "result_type", sts_result_name(result)) < 0 ||
+	    set_str(o, "policy_type", policy_type(ev)) < 0 ||
 	    set_str(o, "action", ev->action) < 0 || set_str(o, "reason", reason) < 0)
 		goto fail;
 	if (a != NULL) {
@@ -118,16 +133,20 @@ int
 relay_event_emit(const struct relay_event *ev)
 {
 	const struct sts_answer *a = ev->answer;
-	enum sts_result result = ev->decision != NULL ? ev->decision->result : ev->result;
+	enum sts_result result = ev->decision != NULL && ev->decision->result != STS_RESULT_OK
+	                             ? ev->decision->result
+	                             : ev->result;
 	const char *reason = ev->decision != NULL ? ev->decision->reason : ev->reason;
 	char r_buf[320], s_buf[160], sub_buf[160];
 	json_t *o;
 	int rc = -1;
 
-	log_notice("session=%s event=%s client=%s dest=%s domain=%s mode=%s policy_id=%s "
-	           "policy_source=%s result=%s action=%s reason=\"%s\" seen=\"%s\" cert=\"%s\"",
+	log_notice("session=%s event=%s client=%s dest=%s domain=%s policy_type=%s mode=%s "
+	           "policy_id=%s policy_source=%s result=%s action=%s reason=\"%s\" seen=\"%s\" "
+	           "cert=\"%s\"",
 	           ev->session, relay_event_kind_name(ev->kind), ev->client ? ev->client : "-",
 	           ev->dest ? ev->dest : "-", ev->domain ? ev->domain : "-",
+	           policy_type(ev) != NULL ? policy_type(ev) : "-",
 	           a ? sts_mode_name(a->mode) : "-", a && a->id[0] ? a->id : "-",
 	           a ? sts_source_name(a->source) : "-", sts_result_name(result),
 	           ev->action ? ev->action : "-",

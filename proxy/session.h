@@ -32,6 +32,8 @@ struct session_stats {
 	_Atomic uint64_t messages_relayed[3]; /* by policy mode: none, testing, enforce */
 	_Atomic uint64_t recipients_blocked[STS_RESULT_MAX]; /* by result type */
 	_Atomic uint64_t recipients_reported[STS_RESULT_MAX];
+	/* by the policy that decided (sts, tlsa, none): passed, refused, reported */
+	_Atomic uint64_t recipients_by_policy[STS_PTYPE_MAX][3];
 	_Atomic uint64_t tls_upstream;         /* sessions upgraded upstream */
 	_Atomic uint64_t tls_upstream_resumed; /* ... of which resumed a cached TLS session */
 };

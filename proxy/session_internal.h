@@ -83,6 +83,7 @@ struct verdict {
 	unsigned conn; /* the upstream connection it was made on (upstream_conn_id) */
 	bool forward;
 	enum sts_mode mode;
+	enum sts_policy_type type;         /* the policy that decided */
 	bool counted;                      /* a passing policy domain: count its deliveries */
 	char policy_id[STS_REPORT_ID_LEN]; /* ... under this policy id */
 	char reply[480];                   /* the local 451 when not forwarded */

@@ -12,14 +12,14 @@
 
 unsigned
 txn_report_add(struct txn_report *t, const struct sts_report *rep, const char *domain,
-               const char *id, enum sts_mode mode)
+               enum sts_policy_type type, const char *id, enum sts_mode mode)
 {
 	struct txn_dom *d;
 
 	if (rep == NULL || domain[0] == '\0')
 		return 0;
 	for (unsigned i = 0; i < t->n; i++)
-		if (strcmp(t->doms[i].domain, domain) == 0)
+		if (t->doms[i].type == type && strcmp(t->doms[i].domain, domain) == 0)
 			return i + 1;
 	if (t->n == t->cap) {
 		unsigned cap = t->cap == 0 ? 4 : t->cap * 2;
@@ -32,6 +32,7 @@ txn_report_add(struct txn_report *t, const struct sts_report *rep, const char *d
 	d = &t->doms[t->n++];
 	memset(d, 0, sizeof(*d));
 	sts_strlcpy(d->domain, domain, sizeof(d->domain));
+	d->type = type;
 	sts_strlcpy(d->id, id, sizeof(d->id));
 	d->mode = mode;
 	return t->n;
@@ -61,8 +62,8 @@ txn_report_delivered(const struct txn_report *t, struct sts_report *rep, const c
 		return;
 	for (unsigned i = 0; i < t->n; i++)
 		if (t->doms[i].accepted)
-			sts_report_success(rep, t->doms[i].domain, t->doms[i].id, t->doms[i].mode,
-			                   mx, now);
+			sts_report_success(rep, t->doms[i].domain, t->doms[i].type, t->doms[i].id,
+			                   t->doms[i].mode, mx, now);
 }
 
 void
@@ -73,9 +74,9 @@ txn_report_clear(struct txn_report *t)
 }
 
 void
-txn_report_failure(struct sts_report *rep, const char *domain, const char *policy_id,
-                   enum sts_mode mode, enum sts_result result, const char *matched,
-                   const char *mx_name, const struct sockaddr *dst)
+txn_report_failure(struct sts_report *rep, const char *domain, enum sts_policy_type type,
+                   const char *policy_id, enum sts_mode mode, enum sts_result result,
+                   const char *matched, const char *mx_name, const struct sockaddr *dst)
 {
 	char ip[INET6_ADDRSTRLEN];
 	const char *mx = matched != NULL && matched[0] != '\0' ? matched : mx_name;
@@ -83,5 +84,5 @@ txn_report_failure(struct sts_report *rep, const char *domain, const char *polic
 	if (rep == NULL || result == STS_RESULT_OK)
 		return;
 	sts_addr_text(dst, ip, sizeof(ip), NULL, 0);
-	sts_report_failure(rep, domain, policy_id, mode, result, mx, ip, time(NULL));
+	sts_report_failure(rep, domain, type, policy_id, mode, result, mx, ip, time(NULL));
 }

@@ -19,9 +19,10 @@
 #include "policy/sts_report.h"
 #include "proxy/smtp_cmd.h"
 
-/* A policy domain (mode testing or enforce) that passed for a recipient. */
+/* A policy domain (MTA-STS mode testing or enforce, or DANE) that passed for a recipient. */
 struct txn_dom {
 	char domain[SMTP_DOMAIN_MAX + 1];
+	enum sts_policy_type type;
 	char id[STS_REPORT_ID_LEN];
 	enum sts_mode mode;
 	bool accepted; /* the upstream took at least one of its recipients */
@@ -34,12 +35,12 @@ struct txn_report {
 };
 
 /*
- * txn_report_add - remember domain (policy id, mode) as passing in t, once.
+ * txn_report_add - remember domain (policy type, id, mode) as passing in t, once.
  * Returns its handle for txn_report_accepted() (1 + index), or 0 when not
  * counted (rep is NULL, no domain, no memory).
  */
 unsigned txn_report_add(struct txn_report *t, const struct sts_report *rep, const char *domain,
-                        const char *id, enum sts_mode mode);
+                        enum sts_policy_type type, const char *id, enum sts_mode mode);
 
 /* txn_report_accepted - the upstream took a recipient of handle h (0 is ignored). */
 void txn_report_accepted(struct txn_report *t, unsigned h);
@@ -57,12 +58,13 @@ void txn_report_delivered(const struct txn_report *t, struct sts_report *rep, co
 void txn_report_clear(struct txn_report *t);
 
 /*
- * txn_report_failure - count a failed session for domain at destination
+ * txn_report_failure - count a failed session for domain under its policy
+ * of type at destination
  * dst: the receiving MX is matched (the candidate the certificate was valid
  * for) when set, else mx_name. No-op when rep is NULL or result is OK.
  */
-void txn_report_failure(struct sts_report *rep, const char *domain, const char *policy_id,
-                        enum sts_mode mode, enum sts_result result, const char *matched,
-                        const char *mx_name, const struct sockaddr *dst);
+void txn_report_failure(struct sts_report *rep, const char *domain, enum sts_policy_type type,
+                        const char *policy_id, enum sts_mode mode, enum sts_result result,
+                        const char *matched, const char *mx_name, const struct sockaddr *dst);
 
 #endif

@@ -519,5 +519,8 @@ worker_stats_add(const struct worker *w, struct session_stats *sum)
 		ADD(recipients_blocked[i]);
 		ADD(recipients_reported[i]);
 	}
+	for (size_t i = 0; i < STS_PTYPE_MAX; i++)
+		for (size_t k = 0; k < 3; k++)
+			ADD(recipients_by_policy[i][k]);
 #undef ADD
 }

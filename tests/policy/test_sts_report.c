@@ -29,6 +29,7 @@ struct seen {
 		char domain[STS_REPORT_DOMAIN_LEN];
 		char id[STS_REPORT_ID_LEN];
 		enum sts_mode mode;
+		enum sts_policy_type type;
 		int64_t day;
 		uint64_t success, failure, detail_other;
 		uint64_t by_result[STS_RESULT_MAX];
@@ -49,6 +50,7 @@ collect(void *arg, const struct sts_report_entry *e)
 		snprintf(s->d[s->n].domain, sizeof(s->d[s->n].domain), "%s", e->domain);
 		snprintf(s->d[s->n].id, sizeof(s->d[s->n].id), "%s", e->policy_id);
 		s->d[s->n].mode = e->mode;
+		s->d[s->n].type = e->type;
 		s->d[s->n].day = e->day;
 		s->d[s->n].success = e->success;
 		s->d[s->n].failure = e->failure;
@@ -87,16 +89,17 @@ rfc8460_4_4_success_and_failure_counts(void **state)
 
 	(void)state;
 	assert_non_null(r);
-	assert_int_equal(
-	    sts_report_success(r, "example.com", "id1", STS_MODE_ENFORCE, "mx1.example.com", T0),
-	    0);
-	assert_int_equal(
-	    sts_report_success(r, "Example.COM", "id2", STS_MODE_TESTING, NULL, T0 + 1), 0);
-	assert_int_equal(sts_report_failure(r, "example.com", "id2", STS_MODE_TESTING,
-	                                    STS_RESULT_STARTTLS_NOT_SUPPORTED, "mx1.example.com",
-	                                    "198.51.100.7", T0 + 2),
+	assert_int_equal(sts_report_success(r, "example.com", STS_PTYPE_STS, "id1",
+	                                    STS_MODE_ENFORCE, "mx1.example.com", T0),
 	                 0);
-	assert_int_equal(sts_report_failure(r, "example.org", NULL, STS_MODE_ENFORCE,
+	assert_int_equal(sts_report_success(r, "Example.COM", STS_PTYPE_STS, "id2",
+	                                    STS_MODE_TESTING, NULL, T0 + 1),
+	                 0);
+	assert_int_equal(sts_report_failure(r, "example.com", STS_PTYPE_STS, "id2",
+	                                    STS_MODE_TESTING, STS_RESULT_STARTTLS_NOT_SUPPORTED,
+	                                    "mx1.example.com", "198.51.100.7", T0 + 2),
+	                 0);
+	assert_int_equal(sts_report_failure(r, "example.org", STS_PTYPE_STS, NULL, STS_MODE_ENFORCE,
 	                                    STS_RESULT_CERT_EXPIRED, NULL, NULL, T0 + 3),
 	                 0);
 	assert_int_equal(sts_report_foreach(r, collect, &s), 2);
@@ -137,16 +140,16 @@ rfc8460_4_4_details_by_result_and_mx(void **state)
 	assert_non_null(r);
 	/* Same (result, MX, address) three times, in two spellings of the MX name. */
 	for (int k = 0; k < 3; k++)
-		assert_int_equal(sts_report_failure(r, "example.net", "a", STS_MODE_ENFORCE,
-		                                    STS_RESULT_CERT_HOST_MISMATCH,
+		assert_int_equal(sts_report_failure(r, "example.net", STS_PTYPE_STS, "a",
+		                                    STS_MODE_ENFORCE, STS_RESULT_CERT_HOST_MISMATCH,
 		                                    k == 1 ? "MX1.example.net" : "mx1.example.net",
 		                                    "198.51.100.1", T0),
 		                 0);
 	/* Another result at the same MX, and the same result at another MX. */
-	sts_report_failure(r, "example.net", "a", STS_MODE_ENFORCE, STS_RESULT_CERT_NOT_TRUSTED,
-	                   "mx1.example.net", "198.51.100.1", T0);
-	sts_report_failure(r, "example.net", "a", STS_MODE_ENFORCE, STS_RESULT_CERT_HOST_MISMATCH,
-	                   "mx2.example.net", "198.51.100.2", T0);
+	sts_report_failure(r, "example.net", STS_PTYPE_STS, "a", STS_MODE_ENFORCE,
+	                   STS_RESULT_CERT_NOT_TRUSTED, "mx1.example.net", "198.51.100.1", T0);
+	sts_report_failure(r, "example.net", STS_PTYPE_STS, "a", STS_MODE_ENFORCE,
+	                   STS_RESULT_CERT_HOST_MISMATCH, "mx2.example.net", "198.51.100.2", T0);
 	sts_report_foreach(r, collect, &s);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.d[0].failure, 5);
@@ -172,13 +175,14 @@ rfc8460_4_4_details_bounded(void **state)
 	assert_non_null(r);
 	for (int k = 0; k < STS_REPORT_DETAILS_MAX + 5; k++) {
 		snprintf(mx, sizeof(mx), "mx%d.example.com", k);
-		assert_int_equal(sts_report_failure(r, "example.com", "a", STS_MODE_ENFORCE,
-		                                    STS_RESULT_VALIDATION_FAILURE, mx, NULL, T0),
+		assert_int_equal(sts_report_failure(r, "example.com", STS_PTYPE_STS, "a",
+		                                    STS_MODE_ENFORCE, STS_RESULT_VALIDATION_FAILURE,
+		                                    mx, NULL, T0),
 		                 0);
 	}
 	/* A known row still counts once the table of rows is full. */
-	sts_report_failure(r, "example.com", "a", STS_MODE_ENFORCE, STS_RESULT_VALIDATION_FAILURE,
-	                   "mx0.example.com", NULL, T0);
+	sts_report_failure(r, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE,
+	                   STS_RESULT_VALIDATION_FAILURE, "mx0.example.com", NULL, T0);
 	sts_report_foreach(r, collect, &s);
 	assert_int_equal(s.d[0].n_details, STS_REPORT_DETAILS_MAX);
 	assert_int_equal(s.d[0].detail_other, 5);
@@ -201,11 +205,13 @@ rfc8460_4_domains_bounded_other_bucket(void **state)
 	assert_non_null(r);
 	for (int k = 0; k < STS_REPORT_DOMAINS_MAX + 3; k++) {
 		snprintf(name, sizeof(name), "d%d.example", k);
-		assert_int_equal(sts_report_success(r, name, "x", STS_MODE_TESTING, NULL, T0), 0);
+		assert_int_equal(
+		    sts_report_success(r, name, STS_PTYPE_STS, "x", STS_MODE_TESTING, NULL, T0), 0);
 	}
 	/* A domain already in the table is still counted under its own name. */
-	assert_int_equal(sts_report_success(r, "d0.example", "x", STS_MODE_TESTING, NULL, T0), 0);
-	assert_int_equal(sts_report_failure(r, "late.example", "y", STS_MODE_ENFORCE,
+	assert_int_equal(
+	    sts_report_success(r, "d0.example", STS_PTYPE_STS, "x", STS_MODE_TESTING, NULL, T0), 0);
+	assert_int_equal(sts_report_failure(r, "late.example", STS_PTYPE_STS, "y", STS_MODE_ENFORCE,
 	                                    STS_RESULT_DANE_REQUIRED, "mx.late.example", NULL, T0),
 	                 0);
 	n = sts_report_foreach(r, collect, &s);
@@ -231,11 +237,11 @@ rfc8460_4_other_bucket_contents(void **state)
 	assert_non_null(r);
 	for (int k = 0; k < STS_REPORT_DOMAINS_MAX; k++) {
 		snprintf(name, sizeof(name), "d%d.example", k);
-		sts_report_success(r, name, "x", STS_MODE_TESTING, NULL, T0);
+		sts_report_success(r, name, STS_PTYPE_STS, "x", STS_MODE_TESTING, NULL, T0);
 	}
-	sts_report_failure(r, "late.example", "y", STS_MODE_ENFORCE, STS_RESULT_DANE_REQUIRED,
-	                   "mx.late.example", NULL, T0);
-	sts_report_success(r, "later.example", "z", STS_MODE_ENFORCE, NULL, T0);
+	sts_report_failure(r, "late.example", STS_PTYPE_STS, "y", STS_MODE_ENFORCE,
+	                   STS_RESULT_DANE_REQUIRED, "mx.late.example", NULL, T0);
+	sts_report_success(r, "later.example", STS_PTYPE_STS, "z", STS_MODE_ENFORCE, NULL, T0);
 	sts_report_foreach(r, collect, &s);
 	assert_int_equal(s.n, STS_REPORT_DOMAINS_MAX + 1);
 	assert_int_equal(s.other_success, 1);
@@ -244,7 +250,8 @@ rfc8460_4_other_bucket_contents(void **state)
 	/* A new day starts with room again. */
 	assert_int_equal(sts_report_rollover(r, T0 + 86400), 1);
 	memset(&s, 0, sizeof(s));
-	sts_report_success(r, "later.example", "z", STS_MODE_ENFORCE, NULL, T0 + 86400);
+	sts_report_success(r, "later.example", STS_PTYPE_STS, "z", STS_MODE_ENFORCE, NULL,
+	                   T0 + 86400);
 	assert_int_equal(sts_report_foreach(r, collect, &s), 1);
 	assert_string_equal(s.d[0].domain, "later.example");
 	assert_int_equal(s.other_success, 0);
@@ -262,21 +269,26 @@ rfc8460_4_invalid_arguments(void **state)
 	assert_non_null(r);
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
-	assert_int_equal(sts_report_success(r, NULL, "a", STS_MODE_ENFORCE, NULL, T0), -1);
-	assert_int_equal(sts_report_success(r, "", "a", STS_MODE_ENFORCE, NULL, T0), -1);
-	assert_int_equal(sts_report_success(r, long_name, "a", STS_MODE_ENFORCE, NULL, T0), -1);
+	assert_int_equal(
+	    sts_report_success(r, NULL, STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL, T0), -1);
+	assert_int_equal(sts_report_success(r, "", STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL, T0),
+	                 -1);
+	assert_int_equal(
+	    sts_report_success(r, long_name, STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL, T0), -1);
 	long_name[253] = '\0';
-	assert_int_equal(sts_report_success(r, long_name, "a", STS_MODE_ENFORCE, NULL, T0), 0);
-	assert_int_equal(sts_report_failure(r, "example.com", "a", STS_MODE_ENFORCE, STS_RESULT_OK,
-	                                    NULL, NULL, T0),
+	assert_int_equal(
+	    sts_report_success(r, long_name, STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL, T0), 0);
+	assert_int_equal(sts_report_failure(r, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE,
+	                                    STS_RESULT_OK, NULL, NULL, T0),
 	                 -1);
-	assert_int_equal(sts_report_failure(r, "example.com", "a", STS_MODE_ENFORCE, STS_RESULT_MAX,
-	                                    NULL, NULL, T0),
+	assert_int_equal(sts_report_failure(r, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE,
+	                                    STS_RESULT_MAX, NULL, NULL, T0),
 	                 -1);
-	assert_int_equal(sts_report_success(NULL, "example.com", "a", STS_MODE_ENFORCE, NULL, T0),
-	                 -1);
+	assert_int_equal(
+	    sts_report_success(NULL, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL, T0),
+	    -1);
 	/* An over-long id is cut to the 32 characters RFC 8461 section 3.1 allows. */
-	assert_int_equal(sts_report_success(r, "example.com",
+	assert_int_equal(sts_report_success(r, "example.com", STS_PTYPE_STS,
 	                                    "0123456789012345678901234567890123456789",
 	                                    STS_MODE_ENFORCE, NULL, T0),
 	                 0);
@@ -300,7 +312,8 @@ rfc8460_4_rollover_at_utc_midnight(void **state)
 	assert_int_equal(sts_report_day_of(-1), -86400);
 	assert_int_equal(sts_report_day(r), MIDNIGHT - 86400);
 
-	sts_report_success(r, "example.com", "a", STS_MODE_ENFORCE, NULL, MIDNIGHT - 5);
+	sts_report_success(r, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL,
+	                   MIDNIGHT - 5);
 	assert_int_equal(sts_report_rollover(r, MIDNIGHT - 1), 0);
 	assert_int_equal(sts_report_foreach_yesterday(r, collect, &s), 0);
 	assert_int_equal(sts_report_rollover(r, MIDNIGHT), 1);
@@ -313,14 +326,15 @@ rfc8460_4_rollover_at_utc_midnight(void **state)
 	assert_int_equal(s.d[0].day, MIDNIGHT - 86400);
 
 	/* A clock stepped back counts into the current day, never into a new one. */
-	sts_report_success(r, "example.com", "a", STS_MODE_ENFORCE, NULL, MIDNIGHT - 100);
+	sts_report_success(r, "example.com", STS_PTYPE_STS, "a", STS_MODE_ENFORCE, NULL,
+	                   MIDNIGHT - 100);
 	assert_int_equal(sts_report_rollover(r, MIDNIGHT - 100), 0);
 	assert_int_equal(sts_report_day(r), MIDNIGHT);
 
 	/* A count after the next midnight starts the new day by itself; the
 	 * day before yesterday is dropped. */
-	sts_report_failure(r, "example.org", "b", STS_MODE_ENFORCE, STS_RESULT_CERT_EXPIRED, NULL,
-	                   NULL, MIDNIGHT + 86400 + 1);
+	sts_report_failure(r, "example.org", STS_PTYPE_STS, "b", STS_MODE_ENFORCE,
+	                   STS_RESULT_CERT_EXPIRED, NULL, NULL, MIDNIGHT + 86400 + 1);
 	assert_int_equal(sts_report_day(r), MIDNIGHT + 86400);
 	memset(&s, 0, sizeof(s));
 	assert_int_equal(sts_report_foreach_yesterday(r, collect, &s), 1);
@@ -355,9 +369,10 @@ count_thread(void *p)
 	for (int k = 0; k < THREAD_COUNTS; k++) {
 		snprintf(name, sizeof(name), "d%d.example", k % 50);
 		if (a->which == 0)
-			sts_report_success(a->r, name, "t", STS_MODE_ENFORCE, NULL, T0);
+			sts_report_success(a->r, name, STS_PTYPE_STS, "t", STS_MODE_ENFORCE, NULL,
+			                   T0);
 		else
-			sts_report_failure(a->r, name, "t", STS_MODE_ENFORCE,
+			sts_report_failure(a->r, name, STS_PTYPE_STS, "t", STS_MODE_ENFORCE,
 			                   STS_RESULT_CERT_NOT_TRUSTED, "mx.example", "10.0.0.1",
 			                   T0);
 	}
@@ -391,6 +406,45 @@ rfc8460_4_two_threads_count_concurrently(void **state)
 	sts_report_free(r);
 }
 
+/* RFC 8460 section 4.4: one domain, two policy types (MTA-STS and DANE), counted apart. */
+static void
+rfc8460_4_4_policy_types_apart(void **state)
+{
+	struct sts_report *r = sts_report_new(T0);
+	struct seen s = {0};
+	int sts = -1, tlsa = -1;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(
+	    sts_report_success(r, "example.com", STS_PTYPE_STS, "id1", STS_MODE_ENFORCE, NULL, T0),
+	    0);
+	assert_int_equal(sts_report_success(r, "example.com", STS_PTYPE_TLSA, "", STS_MODE_ENFORCE,
+	                                    "mx1.example.com", T0),
+	                 0);
+	assert_int_equal(sts_report_failure(r, "Example.com", STS_PTYPE_TLSA, NULL,
+	                                    STS_MODE_ENFORCE, STS_RESULT_TLSA_INVALID,
+	                                    "mx1.example.com", "10.0.25.2", T0),
+	                 0);
+	assert_int_equal(sts_report_foreach(r, collect, &s), 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(s.d[i].domain, "example.com");
+		if (s.d[i].type == STS_PTYPE_STS)
+			sts = (int)i;
+		else if (s.d[i].type == STS_PTYPE_TLSA)
+			tlsa = (int)i;
+	}
+	assert_true(sts >= 0 && tlsa >= 0);
+	assert_int_equal(s.d[sts].success, 1);
+	assert_int_equal(s.d[sts].failure, 0);
+	assert_string_equal(s.d[sts].id, "id1");
+	assert_int_equal(s.d[tlsa].success, 1);
+	assert_int_equal(s.d[tlsa].failure, 1);
+	assert_int_equal(s.d[tlsa].by_result[STS_RESULT_TLSA_INVALID], 1);
+	assert_string_equal(s.d[tlsa].id, "");
+	sts_report_free(r);
+}
+
 int
 main(void)
 {
@@ -403,6 +457,7 @@ main(void)
 	    cmocka_unit_test(rfc8460_4_invalid_arguments),
 	    cmocka_unit_test(rfc8460_4_rollover_at_utc_midnight),
 	    cmocka_unit_test(rfc8460_4_two_threads_count_concurrently),
+	    cmocka_unit_test(rfc8460_4_4_policy_types_apart),
 	};
 
 	log_set_level(LOG_LVL_ERR);

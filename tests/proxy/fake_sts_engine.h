@@ -7,7 +7,9 @@
  * inside sts_engine_lookup(). sts_decide() here passes a session with a
  * policy when TLS completed and the certificate is valid (tls_check_names)
  * for one of the rule's MX names; a plaintext session fails with
- * starttls-not-supported.
+ * starttls-not-supported. It is a weak symbol: a test that links
+ * policy/sts_decide.c judges the scripted answers (DANE states included)
+ * with the real one.
  */
 #ifndef STS_FAKE_STS_ENGINE_H
 #define STS_FAKE_STS_ENGINE_H
@@ -42,5 +44,13 @@ void fake_sts_set_recheck(const struct fake_sts_rule *rules, size_t n);
 
 /* fake_sts_recheck_count - rechecks started since the last fake_sts_set(). */
 unsigned fake_sts_recheck_count(void);
+
+/*
+ * fake_sts_set_dane - answers for domain carry DANE mode mode and state st
+ * (RFC 7672; not owned, must outlive its use), until the next
+ * fake_sts_set(). Without it an answer's DANE mode is off.
+ */
+void fake_sts_set_dane(const char *domain, enum sts_dane_mode mode,
+                       const struct sts_dane_state *st);
 
 #endif
