@@ -16,8 +16,8 @@
 #   f  block mode, every flow a first contact: each RCPT is held until its
 #      lookup answers "no policy" (the driver answers at once and forgets,
 #      so what is measured is the hold itself, not a resolver)
-#   o  with NFQ_BASELINE_SRC=DIR (a source tree of another revision): its
-#      nfq_driver, action log, as b
+#   o  with NFQ_BASELINE_SRC=DIR (a source tree of another revision, named
+#      NFQ_BASELINE_NAME in the report): its nfq_driver, action log, as b
 # Traffic: smtp-source (client) to smtp-sink (server), cleartext SMTP, so
 # the inspector parses every packet it is given:
 #   short  many short sessions (1 KiB message, one per session)
@@ -388,14 +388,14 @@ label() {
 	echo "- **c** the same in block mode: the packet with the RCPT is judged at once, nothing"
 	echo "  is held (the cost of holding for known domains)."
 	[ -n "${NFQ_BASELINE_SRC:-}" ] &&
-		echo "- **o** the inspector of another revision (NFQ_BASELINE_SRC), action log, as b."
+		echo "- **o** the inspector of ${NFQ_BASELINE_NAME:-$NFQ_BASELINE_SRC} (NFQ_BASELINE_SRC), action log, as b."
 	echo
-	echo "Rule sets: **every packet** removes the CONNMARK release from the template, so a"
-	echo "and b are given the same packets (the fair packets/s figure); **release** is the"
+	echo "Rule sets: **every packet** removes the CONNMARK release from the template, so the"
+	echo "programs are given the same packets (the fair packets/s figure); **release** is the"
 	echo "deployed template, where b stops queueing a flow at DATA (354) or TLS and a never"
 	echo "releases. Packets are the NFQUEUE rule's counter; CPU is utime+stime of the"
 	echo "program (/proc/PID/stat) over the run, as a share of one core. Each figure is the"
-	echo "median of $REPS run(s); a and b alternate in order. 2-core machines share the"
+	echo "median of $REPS run(s); the programs rotate in order. 2-core machines share the"
 	echo "cores between client, server, kernel forwarding and the program, so pps is the"
 	echo "whole path's; CPU us/packet is the program's own cost."
 	echo
@@ -419,9 +419,12 @@ label() {
 			echo "| $(label "$w") | $r | $pr | $g | $(ratio "$(stat "$w" "$r" b msgs)" "$(stat "$w" "$r" a msgs)") | $(ratio "$(stat "$w" "$r" b us)" "$(stat "$w" "$r" a us)") | $(ratio "$(stat "$w" "$r" c pps)" "$(stat "$w" "$r" b pps)") | $(ratio "$(stat "$w" "$r" c us)" "$(stat "$w" "$r" b us)") |"
 		done
 	done
+	echo
+	echo "With release, b/a pps compares different packet counts (b queues only the"
+	echo "envelope of each flow); msg/s is the figure that matters there."
 	if [ -n "${NFQ_BASELINE_SRC:-}" ]; then
 		echo
-		echo "Against the inspector of $(cd "$NFQ_BASELINE_SRC" && git rev-parse --short HEAD 2>/dev/null || echo "$NFQ_BASELINE_SRC") (program o), same run:"
+		echo "Against the inspector of ${NFQ_BASELINE_NAME:-$NFQ_BASELINE_SRC} (program o), same run:"
 		echo
 		echo "| workload | rules | b/o pps | b/o CPU us/packet | c/o pps | c/o CPU us/packet |"
 		echo "|---|---|---|---|---|---|"
@@ -450,9 +453,6 @@ label() {
 	echo "| | f/c latency median | f - c latency median, ms | f/c p90 | f/c msg/s (1) | f/c msg/s (10) | c/a latency median |"
 	echo "|---|---|---|---|---|---|---|"
 	echo "| first contact | $(ratio "$(latstat f 1 5)" "$(latstat c 1 5)") | $(awk -v a="$(latstat f 1 5)" -v b="$(latstat c 1 5)" 'BEGIN { printf "%.3f", a - b }') | $(ratio "$(latstat f 1 6)" "$(latstat c 1 6)") | $(ratio "$(latstat f 1 4)" "$(latstat c 1 4)") | $(ratio "$(latstat f 10 4)" "$(latstat c 10 4)") | $(ratio "$(latstat c 1 5)" "$(latstat a 1 5)") |"
-	echo
-	echo "With release, b/a pps compares different packet counts (b queues only the"
-	echo "envelope of each flow); msg/s is the figure that matters there."
 	echo
 	echo "Reproduce: \`sudo bash bench/suite_nfq.sh $MODE out.md\`. Each run is"
 	echo "\`smtp-source -s S -m N -l SIZE -f sender@client.example -t rcpt@bench.example"
