@@ -141,6 +141,14 @@ held() {
 		grep -o '"held_ms":[0-9]*' | awk -F: -v ms="$3" '$2 >= ms { ok = 1 } END { exit !ok }'
 }
 stored() { ls "$DIR"/mail/new/*.json 2>/dev/null | wc -l; }
+# timed CMD... - run CMD; its status in rc, its milliseconds in ms.
+timed() {
+	local t0
+	t0=$(date +%s%N)
+	"$@"
+	rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
 
 sleep 0.5
 inspector log || { nok "inspector starts"; exit 1; }
@@ -188,10 +196,7 @@ check "server never saw the recipient" "! grep -rq 'enforce.example' '$DIR/mail'
 
 # 3b. Block mode over IPv6: dropped, and reset through the IPv6 raw socket.
 before=$(ls "$DIR"/mail/new/*.json | wc -l)
-t0=$(date +%s%N)
-send6 b@enforce6.example
-rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
+timed send6 b@enforce6.example
 check "ipv6: client sees a broken connection" "[ $rc -eq 2 ] && ! grep -q '^S: 354' '$DIR/swaks.out'"
 # A dropped RCPT without the reset would leave the client to its 10 s timeout.
 check "ipv6: the reset reaches the client (${ms} ms)" "[ $ms -lt 5000 ]"
@@ -217,29 +222,20 @@ rc=$?
 check "ipv6: first contact blocked after the lookup" "[ $rc -eq 2 ] && held cleartext_rcpt first6.example 300 && ! grep -rq 'first6.example' '$DIR/mail' '$DIR/sink.log'"
 check "ipv6: the reset came from the IPv6 raw socket" "! grep -q 'rst_failed' '$DIR/driver.log'"
 attacker pass
-t0=$(date +%s%N)
-send b@plain.example
-rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
+timed send b@plain.example
 check "first contact without a policy: delivered in cleartext after the lookup (${ms} ms)" "[ $rc -eq 0 ] && [ $ms -ge 300 ] && grep -rq 'plain.example' '$DIR/mail'"
 check "first contact without a policy: no event" "! grep -q 'plain.example' '$DIR/events.json'"
 before=$(stored)
 send b@down.example
 check "resolver failure: hold_timeout_action block, policy_unknown tempfail" "[ \$(stored) -eq $before ] && events policy_unknown 198.51.100.66 | grep '\"domain\":\"down.example\"' | grep '\"reason\":\"tempfail\"' | grep -q '\"action\":\"block\"'"
-t0=$(date +%s%N)
-send b@silent.example
-rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
+timed send b@silent.example
 check "no answer: blocked at hold_timeout (${ms} ms)" "[ $rc -ne 0 ] && [ $ms -ge 1900 ] && events policy_unknown 198.51.100.66 | grep '\"domain\":\"silent.example\"' | grep '\"reason\":\"timeout\"' | grep -q '\"action\":\"block\"'"
 check "no answer: server never saw the recipient" "! grep -rq 'silent.example' '$DIR/mail' '$DIR/sink.log'"
 
 # 5. The same with hold_timeout_action = "pass": delivered once the hold ends, and reported.
 NFQ_EXTRA='hold_timeout = 2; hold_timeout_action = "pass";'
 inspector block || nok "inspector restarts"
-t0=$(date +%s%N)
-send b@silent2.example
-rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
+timed send b@silent2.example
 check "no answer, pass: delivered after hold_timeout (${ms} ms)" "[ $rc -eq 0 ] && [ $ms -ge 1900 ] && grep -rq 'silent2.example' '$DIR/mail'"
 check "no answer, pass: policy_unknown event names the domain" "events policy_unknown 198.51.100.66 | grep '\"domain\":\"silent2.example\"' | grep -q '\"action\":\"pass\"'"
 

@@ -102,54 +102,47 @@ on_verdict(void *arg, uint64_t cookie, const struct nfq_pkt *p, struct detect_re
 	later.p = *p;
 }
 
+/* detector - a detector with p's settings and this file's callbacks; the observations reset. */
+static struct detect *
+detector(struct detect_params *p)
+{
+	char err[256];
+	struct detect *d;
+
+	memset(&seen, 0, sizeof(seen));
+	memset(&later, 0, sizeof(later));
+	now_ms = 0;
+	p->policy = policy;
+	p->lookup = lookup;
+	p->on_event = on_event;
+	p->on_verdict = on_verdict;
+	if ((d = detect_new(p, err, sizeof(err))) == NULL)
+		fail_msg("detect_new: %s", err);
+	return d;
+}
+
 /* A detector holding up to hold_max verdicts for 3 s (0: nothing waits). */
 static struct detect *
 new_hold(enum conf_nfq_action action, enum conf_nfq_hold_action on_timeout, size_t hold_max,
          size_t max_flows)
 {
-	struct detect_params p = {0};
-	char err[256];
-	struct detect *d;
+	struct detect_params p = {.action = action,
+	                          .idle_ms = 1000000,
+	                          .max_flows = max_flows,
+	                          .hold_max = hold_max,
+	                          .hold_ms = 3000,
+	                          .hold_action = on_timeout};
 
-	memset(&seen, 0, sizeof(seen));
-	memset(&later, 0, sizeof(later));
-	now_ms = 0;
-	p.action = action;
-	p.policy = policy;
-	p.lookup = lookup;
-	p.on_event = on_event;
-	p.on_verdict = on_verdict;
-	p.idle_ms = 1000000;
-	p.max_flows = max_flows;
-	p.hold_max = hold_max;
-	p.hold_ms = 3000;
-	p.hold_action = on_timeout;
-	d = detect_new(&p, err, sizeof(err));
-	if (d == NULL)
-		fail_msg("detect_new: %s", err);
-	return d;
+	return detector(&p);
 }
 
+/* A detector that never holds, its server memory in dir (NULL: none). */
 static struct detect *
 new_detect(enum conf_nfq_action action, const char *dir)
 {
-	struct detect_params p = {0};
-	char err[256];
-	struct detect *d;
+	struct detect_params p = {.action = action, .state_dir = dir, .idle_ms = 1000};
 
-	memset(&seen, 0, sizeof(seen));
-	memset(&later, 0, sizeof(later));
-	now_ms = 0;
-	p.action = action;
-	p.state_dir = dir;
-	p.policy = policy;
-	p.lookup = lookup;
-	p.on_event = on_event;
-	p.idle_ms = 1000;
-	d = detect_new(&p, err, sizeof(err));
-	if (d == NULL)
-		fail_msg("detect_new: %s", err);
-	return d;
+	return detector(&p);
 }
 
 /* One end of a scripted connection: sequence numbers per side. */
