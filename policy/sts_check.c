@@ -1,24 +1,29 @@
 /*
  * sts_check.c - "stsproxy check": the parsers of sts_txt.c, sts_policy.c
- * and sts_mx.c exposed to the command line, with the same verdicts the
- * proxy reaches, so an operator can see why a domain's policy is refused.
+ * and sts_mx.c, and the TLSA match of tls/tls_dane.c, exposed to the
+ * command line, with the same verdicts the proxy reaches, so an operator
+ * can see why a domain's policy is refused.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include "policy/sts_check.h"
 #include "policy/sts_mx.h"
 #include "policy/sts_policy.h"
+#include "policy/sts_tlsa.h"
 #include "policy/sts_txt.h"
 
 #define EXIT_USAGE 2
 /* The normal form of the largest policy the parser accepts. */
 #define JSON_MAX (STS_POLICY_MAX_MX * (STS_HOSTNAME_MAX + 3) + 128)
 
-static const char usage_line[] =
-    "usage: stsproxy check txt RECORD... | policy FILE | mx PATTERN HOST\n";
+static const char usage_line[] = "usage: stsproxy check txt RECORD... | policy FILE | "
+                                 "mx PATTERN HOST | tlsa RECORD CERTFILE [HOST]\n";
 
 static int
 usage(void)
@@ -162,6 +167,86 @@ check_mx(const char *pattern, const char *host)
 	return 1;
 }
 
+/* read_chain - the PEM certificates of path, in order; NULL with a line on stderr. */
+static STACK_OF(X509) * read_chain(const char *path)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (f == NULL || sk == NULL) {
+		fprintf(stderr, "%s: %s\n", path, f == NULL ? strerror(errno) : "out of memory");
+		goto fail;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		if (sk_X509_push(sk, x) <= 0) {
+			X509_free(x);
+			goto fail;
+		}
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		fprintf(stderr, "%s: no PEM certificate\n", path);
+		goto fail;
+	}
+	fclose(f);
+	return sk;
+fail:
+	if (f != NULL)
+		fclose(f);
+	sk_X509_pop_free(sk, X509_free);
+	return NULL;
+}
+
+/*
+ * check_tlsa - RFC 7672 section 3: does record match the chain in path
+ * (the server's certificate first), as the proxy would judge it? A DANE-TA
+ * record needs host, the name the certificate must be valid for.
+ */
+static int
+check_tlsa(const char *record, const char *path, const char *host)
+{
+	static uint8_t data[STS_TLSA_DATA_MAX];
+	struct tls_facts f = {0};
+	struct tls_dane_match m;
+	struct tls_tlsa rr;
+	STACK_OF(X509) * chain;
+	const char *why = NULL;
+	char reason[512];
+	enum sts_result r;
+
+	if (sts_tlsa_text(record, data, sizeof(data), &rr, reason, sizeof(reason)) < 0) {
+		fprintf(stderr, "invalid record: %s\n", reason);
+		return EXIT_USAGE;
+	}
+	if (!tls_tlsa_usable(&rr, &why)) {
+		printf("unusable: %s\n", why);
+		return 1;
+	}
+	if (rr.usage == TLS_TLSA_DANE_TA && host == NULL) {
+		fprintf(stderr, "a DANE-TA record needs HOST: the certificate is checked for it\n");
+		return EXIT_USAGE;
+	}
+	if ((chain = read_chain(path)) == NULL)
+		return 1;
+	/* The facts of a completed handshake that presented this chain. */
+	f.starttls_offered = f.handshake_done = true;
+	tls_facts_set_cert(&f, sk_X509_value(chain, 0), chain);
+	sk_X509_pop_free(chain, X509_free);
+	if (f.n_digests == 0) {
+		fprintf(stderr, "%s: cannot read the certificates\n", path);
+		tls_facts_clear(&f);
+		return 1;
+	}
+	r = tls_dane_check(&f, &rr, 1, &host, host != NULL ? 1 : 0, &m, reason, sizeof(reason));
+	tls_facts_clear(&f);
+	if (r == STS_RESULT_OK) {
+		printf("match: %s\n", reason);
+		return 0;
+	}
+	printf("no match: %s: %s\n", sts_result_name(r), reason);
+	return 1;
+}
+
 /* sts_check_main - see sts_check.h */
 int
 sts_check_main(int argc, char **argv)
@@ -181,6 +266,8 @@ sts_check_main(int argc, char **argv)
 		rc = check_policy(argv[2]);
 	else if (strcmp(argv[1], "mx") == 0 && argc == 4)
 		rc = check_mx(argv[2], argv[3]);
+	else if (strcmp(argv[1], "tlsa") == 0 && (argc == 4 || argc == 5))
+		rc = check_tlsa(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	else
 		return usage();
 	if (fflush(stdout) != 0 && rc == 0)

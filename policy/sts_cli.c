@@ -2,7 +2,8 @@
  * sts_cli.c - "stsproxy policy DOMAIN": one full policy lookup through the
  * same engine, resolver, fetcher and persistent cache the daemon uses, for
  * an operator asking "what would stsproxy enforce for this domain, and
- * why?". The engine's trace hook shows what was seen on the wire.
+ * why?": the MTA-STS policy and the DANE state of each MX host. The
+ * engine's trace hook shows what was seen on the wire.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "policy/sts_cache.h"
 #include "policy/sts_cli.h"
 #include "policy/sts_engine.h"
+#include "policy/sts_tlsa.h"
 
 #define DEFAULT_CONF      "/etc/stsproxy/stsproxy.conf"
 #define DEFAULT_STATE_DIR "/var/lib/stsproxy"
@@ -114,6 +116,111 @@ status_name(enum sts_status s)
 	return s == STS_POLICY ? "policy" : s == STS_DEFER ? "defer" : "none";
 }
 
+/* dane_applies - DANE binds at least one MX host: TLSA records, usable or not. */
+static bool
+dane_applies(const struct sts_answer *a)
+{
+	const struct sts_dane_state *st = a->dane;
+
+	for (size_t i = 0; st != NULL && st->status == STS_DANE_HOSTS && i < st->n_host; i++)
+		if (st->host[i].state == STS_DANE_HOST_USABLE ||
+		    st->host[i].state == STS_DANE_HOST_UNUSABLE)
+			return true;
+	return false;
+}
+
+/* dane_json - the DANE state (RFC 7672) of the domain's MX hosts; null when DANE is off. */
+static json_t *
+dane_json(const struct sts_answer *a)
+{
+	const struct sts_dane_state *st = a->dane;
+	json_t *o, *hosts;
+	char buf[STS_TLSA_DATA_MAX * 2 + 16];
+
+	if (a->dane_mode == STS_DANE_MODE_OFF)
+		return json_null();
+	o = json_object();
+	hosts = json_array();
+	json_object_set_new(o, "mode", json_string(sts_dane_mode_name(a->dane_mode)));
+	json_object_set_new(
+	    o, "status", st != NULL ? json_string(sts_dane_status_name(st->status)) : json_null());
+	json_object_set_new(o, "mx_secure", json_boolean(st != NULL && st->mx_secure));
+	json_object_set_new(
+	    o, "reason",
+	    st != NULL && st->why[0] != '\0' &&
+	            (st->status == STS_DANE_BOGUS || st->status == STS_DANE_TEMPFAIL)
+	        ? json_string(st->why)
+	        : json_null());
+	for (size_t i = 0; st != NULL && i < st->n_host; i++) {
+		const struct sts_dane_host *h = &st->host[i];
+		json_t *ho = json_object(), *addrs = json_array(), *recs = json_array();
+
+		json_object_set_new(ho, "name", json_string(h->name));
+		json_object_set_new(ho, "base", json_string(h->base));
+		json_object_set_new(ho, "state", json_string(sts_dane_host_state_name(h->state)));
+		for (size_t k = 0; k < h->n_addr; k++) {
+			addr_text(&h->addr[k], buf, sizeof(buf));
+			json_array_append_new(addrs, json_string(buf));
+		}
+		for (size_t k = 0; k < h->n_tlsa; k++) {
+			sts_tlsa_format(&h->tlsa[k], buf, sizeof(buf));
+			json_array_append_new(recs, json_string(buf));
+		}
+		json_object_set_new(ho, "addresses", addrs);
+		json_object_set_new(ho, "tlsa", recs);
+		json_object_set_new(ho, "problem",
+		                    h->problem != STS_RESULT_OK
+		                        ? json_string(sts_result_name(h->problem))
+		                        : json_null());
+		json_object_set_new(ho, "reason",
+		                    h->why[0] != '\0' ? json_string(h->why) : json_null());
+		json_array_append_new(hosts, ho);
+	}
+	json_object_set_new(o, "hosts", hosts);
+	return o;
+}
+
+/* print_dane - the DANE state as lines of text. */
+static void
+print_dane(const struct sts_answer *a)
+{
+	const struct sts_dane_state *st = a->dane;
+	char buf[160];
+
+	if (a->dane_mode == STS_DANE_MODE_OFF) {
+		printf("dane: off\n");
+		return;
+	}
+	if (st == NULL) {
+		printf("dane: %s, no DNSSEC validation (dns.trust_anchor_file)\n",
+		       sts_dane_mode_name(a->dane_mode));
+		return;
+	}
+	printf("dane: %s, %s, MX RRset %s\n", sts_dane_mode_name(a->dane_mode),
+	       sts_dane_status_name(st->status), st->mx_secure ? "secure" : "insecure");
+	if (st->status == STS_DANE_BOGUS || st->status == STS_DANE_TEMPFAIL)
+		printf("dane-problem: %s\n", st->why);
+	for (size_t i = 0; i < st->n_host; i++) {
+		const struct sts_dane_host *h = &st->host[i];
+
+		printf("dane-mx: %s %s", h->name, sts_dane_host_state_name(h->state));
+		if (strcmp(h->base, h->name) != 0)
+			printf(" base=%s", h->base);
+		for (size_t k = 0; k < h->n_addr; k++) {
+			addr_text(&h->addr[k], buf, sizeof(buf));
+			printf(" %s", buf);
+		}
+		if (h->why[0] != '\0')
+			printf(" (%s)", h->why);
+		printf("\n");
+		/* digests in full; a full certificate is cut */
+		for (size_t k = 0; k < h->n_tlsa; k++) {
+			sts_tlsa_format(&h->tlsa[k], buf, sizeof(buf));
+			printf("dane-tlsa: %s %s\n", h->name, buf);
+		}
+	}
+}
+
 static json_t *
 answer_json(const struct cli *c, const struct sts_answer *a)
 {
@@ -161,6 +268,7 @@ answer_json(const struct cli *c, const struct sts_answer *a)
 	                    c->resolver[0] != '\0' ? json_string(c->resolver)
 	                    : a->reason[0] != '\0' ? json_string(a->reason)
 	                                           : json_null());
+	json_object_set_new(o, "dane", dane_json(a));
 	return o;
 }
 
@@ -206,6 +314,7 @@ print_text(const struct cli *c, const struct sts_answer *a)
 	}
 	if (a->status == STS_POLICY && a->mode != STS_MODE_NONE && a->n_mx == 0)
 		printf("note: no MX host of %s matches the policy\n", a->domain);
+	print_dane(a);
 	if (c->resolver[0] != '\0')
 		printf("problem: %s\n", c->resolver);
 	else if (a->problem != STS_RESULT_OK)
@@ -218,7 +327,7 @@ on_answer(void *arg, const struct sts_answer *a)
 	struct cli *c = arg;
 
 	c->done = true;
-	c->rc = a->status == STS_POLICY ? 0 : 1;
+	c->rc = a->status == STS_POLICY || dane_applies(a) ? 0 : 1;
 	/* A DNS failure: tell a resolver that does not answer from a domain's servers. */
 	if (strcmp(c->txt_status, "tempfail") == 0 || strcmp(c->mx_status, "tempfail") == 0) {
 		struct dnsprobe_params dp = {.servers = c->conf->dns.forwarders,

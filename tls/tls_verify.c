@@ -339,11 +339,31 @@ fail:
 	return -1;
 }
 
+/* tls_facts_set_cert - what a server certificate and its chain show */
+void
+tls_facts_set_cert(struct tls_facts *f, X509 *cert, STACK_OF(X509) * chain)
+{
+	if (cert == NULL || X509_up_ref(cert) != 1)
+		return;
+	X509_free(f->cert);
+	f->cert = cert;
+	name_str(f->subject, sizeof(f->subject), X509_get_subject_name(cert));
+	name_str(f->issuer, sizeof(f->issuer), X509_get_issuer_name(cert));
+	sans_str(f->sans, sizeof(f->sans), cert);
+	(void)tls_facts_index_names(f); /* on failure the slower check still applies */
+	time_str(f->not_after, sizeof(f->not_after), X509_get0_notAfter(cert));
+	/* A chain that does not begin with the leaf is not the one it came in. */
+	if (chain != NULL && sk_X509_num(chain) > 0 && X509_cmp(sk_X509_value(chain, 0), cert) == 0)
+		(void)tls_facts_index_chain(f, chain);
+	else
+		(void)tls_facts_index_chain(f, NULL);
+}
+
 /* tls_facts_from_ssl - collect what the handshake showed */
 void
 tls_facts_from_ssl(struct tls_facts *f, SSL *ssl)
 {
-	const char *cipher;
+	X509 *cert;
 
 	tls_facts_clear(f);
 	f->starttls_offered = true;
@@ -355,23 +375,12 @@ tls_facts_from_ssl(struct tls_facts *f, SSL *ssl)
 		return;
 	f->verify_result = SSL_get_verify_result(ssl);
 	copy_str(f->version, sizeof(f->version), SSL_get_version(ssl));
-	cipher = SSL_get_cipher_name(ssl);
-	copy_str(f->cipher, sizeof(f->cipher), cipher);
-	if ((f->cert = SSL_get1_peer_certificate(ssl)) == NULL)
+	copy_str(f->cipher, sizeof(f->cipher), SSL_get_cipher_name(ssl));
+	/* On the client side the peer's chain holds its leaf first. */
+	if ((cert = SSL_get1_peer_certificate(ssl)) == NULL)
 		return;
-	name_str(f->subject, sizeof(f->subject), X509_get_subject_name(f->cert));
-	name_str(f->issuer, sizeof(f->issuer), X509_get_issuer_name(f->cert));
-	sans_str(f->sans, sizeof(f->sans), f->cert);
-	(void)tls_facts_index_names(f); /* on failure the slower check still applies */
-	time_str(f->not_after, sizeof(f->not_after), X509_get0_notAfter(f->cert));
-	/* On the client side the peer's chain holds its leaf first. A chain that
-	 * does not begin with the leaf is not the one the handshake verified. */
-	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-	if (chain != NULL && sk_X509_num(chain) > 0 &&
-	    X509_cmp(sk_X509_value(chain, 0), f->cert) == 0)
-		(void)tls_facts_index_chain(f, chain);
-	else
-		(void)tls_facts_index_chain(f, NULL);
+	tls_facts_set_cert(f, cert, SSL_get_peer_cert_chain(ssl));
+	X509_free(cert);
 }
 
 /* tls_facts_clear - release the certificates and zero the facts */

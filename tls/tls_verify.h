@@ -107,6 +107,16 @@ int tls_facts_index_names(struct tls_facts *f);
 bool tls_dns_id_match(const char *id, size_t idlen, const char *host, size_t hostlen);
 
 /*
+ * tls_facts_set_cert - f's server certificate is cert (referenced; the one
+ * f held is released), presented with chain (leaf first; NULL: the leaf
+ * alone): the subject, issuer, names and expiry are read from it, its
+ * DNS-IDs and the chain indexed, as after a handshake. For facts made by
+ * hand (the "check tlsa" command, tests); the session fields are the
+ * caller's.
+ */
+void tls_facts_set_cert(struct tls_facts *f, X509 *cert, STACK_OF(X509) * chain);
+
+/*
  * tls_facts_index_chain - keep chain (leaf first; NULL: the leaf f->cert
  * alone) as f's presented chain, referencing at most TLS_FACTS_CHAIN_MAX
  * certificates, and compute their digests. For facts made by hand; what f
