@@ -288,8 +288,13 @@ else
 	notok "the proxy starts under ulimit -Sn 1024" "$(cat "$LAB_DIR/logs/gw.log")"
 fi
 
-# Memory after a burst of 500 sessions, with every session gone.
-if start_proxy gwmem gw "$W/gw.conf" "-n $HARD"; then
+# Memory after a burst of 500 sessions, with every session gone. What is
+# given back is glibc's: a sanitizer build allocates through ASan, which
+# keeps freed memory in its quarantine, so there the plain build's run of
+# this suite is the check.
+if ldd "$STSPROXY" 2>/dev/null | grep -q libasan; then
+	ok "memory goes back after a burst # SKIP sanitizer build: ASan's allocator, not glibc's; the plain build checks it"
+elif start_proxy gwmem gw "$W/gw.conf" "-n $HARD"; then
 	lab_wait_port gw 10.0.1.1 10025 || true
 	# One session first: the policy, MX set and TLS contexts are then warm.
 	lab_exec cli "$PY" "$BENCH_TOOL" latency --host 10.0.25.2 --port 25 --count 1 \
