@@ -123,6 +123,34 @@ void sts_decide(const struct sts_answer *a, const struct sockaddr *dest, const s
                 struct sts_decision *out);
 
 /*
+ * sts_answer_tls_mode - for a caller that only asks whether a domain's mail
+ * must go over TLS (the NFQUEUE inspector, which has no TLS facts):
+ * STS_MODE_ENFORCE when DANE applies to one of its MX hosts (RFC 7672
+ * section 2.2: a secure TLSA RRset, usable or not, or one that could not
+ * be had), when its DANE lookup failed, or when its DANE mode is "only";
+ * else the mode of its MTA-STS policy (STS_MODE_NONE without one); -1 when
+ * the answer defers (no answer now).
+ */
+static inline int
+sts_answer_tls_mode(const struct sts_answer *a)
+{
+	const struct sts_dane_state *st = a->dane;
+
+	if (a->dane_mode == STS_DANE_MODE_ONLY)
+		return STS_MODE_ENFORCE;
+	if (a->dane_mode != STS_DANE_MODE_OFF && st != NULL) {
+		if (st->status == STS_DANE_BOGUS || st->status == STS_DANE_TEMPFAIL)
+			return STS_MODE_ENFORCE;
+		for (size_t i = 0; st->status == STS_DANE_HOSTS && i < st->n_host; i++)
+			if (st->host[i].state != STS_DANE_HOST_NONE)
+				return STS_MODE_ENFORCE;
+	}
+	if (a->status == STS_DEFER)
+		return -1;
+	return a->status == STS_POLICY ? (int)a->mode : (int)STS_MODE_NONE;
+}
+
+/*
  * sts_addr_equal - the same address (AF_INET or AF_INET6), with the same
  * port when with_port. Addresses of other families are never equal.
  */

@@ -483,6 +483,51 @@ rfc8460_4_3_1_dane_required_without_dnssec(void **state)
 	assert_int_equal(d.type, STS_PTYPE_NONE);
 }
 
+/* What the NFQUEUE inspector is told of a domain: a DANE domain requires TLS. */
+static void
+rfc7672_answer_tls_mode(void **state)
+{
+	static const struct host_spec usable[] = {
+	    {"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_USABLE, R_EE}};
+	static const struct host_spec none[] = {
+	    {"mx1.example.com", NULL, "10.0.25.2", STS_DANE_HOST_NONE, R_NONE}};
+	struct sts_dane_state *st_usable, *st_none, *st_bogus;
+	struct sts_answer a;
+	struct tls_facts tf;
+
+	(void)state;
+	facts_chain(&tf, "tlsmode", "mx1.example.com", 0);
+	st_usable = dane_state(STS_DANE_HOSTS, usable, 1, &tf);
+	st_none = dane_state(STS_DANE_HOSTS, none, 1, &tf);
+	st_bogus = dane_state(STS_DANE_BOGUS, NULL, 0, &tf);
+	answer(&a, STS_MODE_TESTING, 1);
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_TESTING);
+	a.dane = st_usable;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_ENFORCE);
+	a.dane_mode = STS_DANE_MODE_OFF;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_TESTING);
+	a.dane_mode = STS_DANE_MODE_ON;
+	a.dane = st_none;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_TESTING);
+	a.dane = st_bogus;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_ENFORCE);
+	a.status = STS_NO_POLICY;
+	a.dane = st_none;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_NONE);
+	a.dane = st_usable;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_ENFORCE);
+	a.status = STS_DEFER;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_ENFORCE);
+	a.dane = NULL;
+	assert_int_equal(sts_answer_tls_mode(&a), -1);
+	a.dane_mode = STS_DANE_MODE_ONLY;
+	assert_int_equal(sts_answer_tls_mode(&a), STS_MODE_ENFORCE);
+	sts_dane_release(st_usable);
+	sts_dane_release(st_none);
+	sts_dane_release(st_bogus);
+	tls_facts_clear(&tf);
+}
+
 int
 main(void)
 {
@@ -491,6 +536,7 @@ main(void)
 	    cmocka_unit_test(rfc8461_5_decide_without_policy),
 	    cmocka_unit_test(rfc7672_decide_table),
 	    cmocka_unit_test(rfc8460_4_3_1_dane_required_without_dnssec),
+	    cmocka_unit_test(rfc7672_answer_tls_mode),
 	};
 
 	return cmocka_run_group_tests_name("sts_decide", decide, certs_setup, certs_teardown) != 0;
