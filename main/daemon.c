@@ -607,8 +607,9 @@ nfq_policy(void *arg, const char *domain)
 	struct sts_answer a;
 	int mode = -1;
 
+	/* A DANE domain requires TLS as an enforce policy does (RFC 7672 section 2.2). */
 	if (sts_engine_lookup_now(d->engine, domain, NULL, &a) == 1)
-		return a.status == STS_POLICY ? (int)a.mode : (int)STS_MODE_NONE;
+		return sts_answer_tls_mode(&a);
 	if ((e = sts_cache_get(d->cache, domain)) != NULL) {
 		if (e->expires_at > (int64_t)time(NULL))
 			mode = (int)e->policy.mode;

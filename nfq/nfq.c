@@ -494,16 +494,16 @@ nfq_holds(const struct nfq *n)
 	return detect_holds(n->det);
 }
 
-/* nfq_answer - a lookup ended: judge what waited for it. */
+/*
+ * nfq_answer - a lookup ended: judge what waited for it. A domain with DANE
+ * (RFC 7672 section 2.2) requires TLS as an enforce policy does; without
+ * a policy, as if none (RFC 8461 section 5); -1 when the answer defers.
+ */
 void
 nfq_answer(struct nfq *n, const struct sts_answer *a)
 {
-	int mode = -1; /* STS_DEFER: no answer now */
+	int mode = sts_answer_tls_mode(a);
 
-	if (a->status == STS_POLICY)
-		mode = (int)a->mode;
-	else if (a->status == STS_NO_POLICY)
-		mode = STS_MODE_NONE; /* RFC 8461 section 5: as if no policy */
 	detect_answer(n->det, a->domain, mode, loop_now_ms(n->loop));
 	arm_holds(n);
 }
