@@ -433,11 +433,11 @@ e2e_nfq_start() {
 		cat "$LAB_DIR/proxy/check.out" >&2
 		return 1
 	}
-	before=$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)
+	before=$(grep -c 'event=start version=' "$E2E_PROXY_LOG" 2>/dev/null || true)
 	lab__start stsproxy gw "$STSPROXY" -c "$conf" || return 1
 	for _ in $(seq 1 100); do
-		if [ "$(grep -c 'event=start ' "$E2E_PROXY_LOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then
-			grep 'event=start ' "$E2E_PROXY_LOG" | tail -n 1
+		if [ "$(grep -c 'event=start version=' "$E2E_PROXY_LOG" 2>/dev/null || true)" -gt "${before:-0}" ]; then
+			grep 'event=start version=' "$E2E_PROXY_LOG" | tail -n 1
 			return 0
 		fi
 		lab__alive stsproxy || break

@@ -79,7 +79,7 @@ expect_dirs "--check-config names a path that cannot be a directory" "$tmp/file/
 printf 'listen = [ "127.0.0.1:10025" ];\nstate_dir = "%s";\nlog = { events = "%s/events.json"; };\n' "$tmp" "$tmp" >"$tmp/run.conf"
 "$STSPROXY" -c "$tmp/run.conf" 2>"$tmp/stderr" &
 pid=$!
-for _ in $(seq 50); do grep -q "event=start" "$tmp/stderr" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q "event=start version=" "$tmp/stderr" && break; sleep 0.1; done
 check "daemon starts in the foreground" kill -0 "$pid"
 kill -TERM "$pid"
 wait "$pid"

@@ -119,11 +119,11 @@ PROXY_PID=""
 # proxy_start - start the daemon and wait for event=start (new log lines only).
 proxy_start() {
 	local before
-	before=$(grep -c 'event=start' "$PLOG" 2>/dev/null || true)
+	before=$(grep -c 'event=start version=' "$PLOG" 2>/dev/null || true)
 	lab__start stsproxy inet "$STSPROXY" -c "$LAB_DIR/stsproxy.conf"
 	PROXY_PID=$(cat "$LAB_DIR/run/stsproxy.pid")
 	for _ in $(seq 1 100); do
-		[ "$(grep -c 'event=start' "$PLOG" 2>/dev/null || true)" -gt "${before:-0}" ] && return 0
+		[ "$(grep -c 'event=start version=' "$PLOG" 2>/dev/null || true)" -gt "${before:-0}" ] && return 0
 		kill -0 "$PROXY_PID" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -273,9 +273,9 @@ check "sigkill_mid_data: the mailer sees the connection drop, never 250" \
 [ "$(delivered killed)" = "$before" ] && ok "sigkill_mid_data: nothing delivered" ||
 	notok "sigkill_mid_data: nothing delivered" "$(cat "$LAB_DIR/mx.log" | tail -n 20)"
 proxy_start
-grep 'event=start' "$PLOG" | tail -n 1 | grep -Eq 'cached_policies=[1-9]' &&
-	ok "sigkill_restart: the policy cache survived ($(grep 'event=start' "$PLOG" | tail -n 1 | grep -o 'cached_policies=[0-9]*'))" ||
-	notok "sigkill_restart: the policy cache survived" "$(grep 'event=start' "$PLOG" | tail -n 1)"
+grep 'event=start version=' "$PLOG" | tail -n 1 | grep -Eq 'cached_policies=[1-9]' &&
+	ok "sigkill_restart: the policy cache survived ($(grep 'event=start version=' "$PLOG" | tail -n 1 | grep -o 'cached_policies=[0-9]*'))" ||
+	notok "sigkill_restart: the policy cache survived" "$(grep 'event=start version=' "$PLOG" | tail -n 1)"
 lab_dns_servfail _mta-sts.cached.example
 lab_dns_reload
 out=$(send cached.example killed)

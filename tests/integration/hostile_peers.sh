@@ -84,11 +84,11 @@ EOF
 lab__start stsproxy inet "$STSPROXY" -c "$LAB_DIR/stsproxy.conf"
 PROXY_PID=$(cat "$LAB_DIR/run/stsproxy.pid")
 for _ in $(seq 1 100); do
-	grep -q "event=start" "$PLOG" 2>/dev/null && break
+	grep -q "event=start version=" "$PLOG" 2>/dev/null && break
 	kill -0 "$PROXY_PID" 2>/dev/null || break
 	sleep 0.1
 done
-grep -q "event=start" "$PLOG" || {
+grep -q "event=start version=" "$PLOG" || {
 	echo "# stsproxy did not start" >&2
 	exit 1
 }

@@ -152,7 +152,7 @@ EOF
 ip netns exec "$GW" "$STSPROXY" -c "$DIR/stsproxy.conf" >"$DIR/proxy.log" 2>&1 &
 PROXY_PID=$!
 for i in $(seq 1 50); do
-	grep -q "event=start" "$DIR/proxy.log" && break
+	grep -q "event=start version=" "$DIR/proxy.log" && break
 	kill -0 "$PROXY_PID" 2>/dev/null || break
 	sleep 0.1
 done

@@ -176,7 +176,7 @@ EOF
 	ip netns exec "$1" "$STSPROXY" -c "$conf" >"$LOG" 2>&1 &
 	PROXY_PID=$!
 	for _ in $(seq 1 50); do
-		grep -q "event=start" "$LOG" && return 0
+		grep -q "event=start version=" "$LOG" && return 0
 		kill -0 "$PROXY_PID" 2>/dev/null || return 1
 		sleep 0.1
 	done
