@@ -1,9 +1,9 @@
 /*
  * sts_dane.c - DANE states of recipient domains (see sts_dane.h).
  *
- * A state is one allocation: the struct, then the addresses, the record
- * structs, their association data and the strings, freed with free() by
- * the last reference (policy/sts_seen.c).
+ * A state is one allocation: the struct and its hosts, then the addresses,
+ * the record structs, their association data and the strings, freed with
+ * free() by the last reference (policy/sts_seen.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +26,10 @@ state_size(const struct sts_dane_build *b, size_t *strings)
 		for (size_t k = 0; k < b->host[i].n_tlsa; k++)
 			data += b->host[i].tlsa[k].len;
 	}
+	n += strlen(b->domain) + strlen(b->why) + 2;
 	*strings = n;
-	return sizeof(struct sts_dane_state) + addrs * sizeof(struct sockaddr_storage) +
-	       recs * sizeof(struct tls_tlsa) + data + n;
+	return sizeof(struct sts_dane_state) + b->n_host * sizeof(struct sts_dane_host) +
+	       addrs * sizeof(struct sockaddr_storage) + recs * sizeof(struct tls_tlsa) + data + n;
 }
 
 /* put_str - copy s to *p, return where it went. */
@@ -62,15 +63,13 @@ sts_dane_state_new(const struct sts_dane_build *b, uint64_t until)
 		addrs += b->host[i].n_addr;
 		recs += b->host[i].n_tlsa;
 	}
-	addr = (struct sockaddr_storage *)(void *)(st + 1);
+	addr = (struct sockaddr_storage *)(void *)(st->host + b->n_host);
 	rec = (struct tls_tlsa *)(void *)(addr + addrs);
 	data = (uint8_t *)(rec + recs);
 	atomic_init(&st->ref.refs, 1);
 	atomic_init(&st->ref.until, until);
 	st->status = b->status;
 	st->mx_secure = b->mx_secure;
-	memcpy(st->domain, b->domain, sizeof(st->domain));
-	memcpy(st->why, b->why, sizeof(st->why));
 	st->n_host = b->n_host;
 	for (size_t i = 0; i < b->n_host; i++) {
 		struct sts_dane_host *h = &st->host[i];
@@ -93,6 +92,8 @@ sts_dane_state_new(const struct sts_dane_build *b, uint64_t until)
 		rec += nr;
 	}
 	str = (char *)data;
+	st->domain = put_str(&str, b->domain);
+	st->why = put_str(&str, b->why);
 	for (size_t i = 0; i < b->n_host; i++) {
 		st->host[i].name = put_str(&str, b->host[i].name);
 		st->host[i].base = put_str(&str, b->host[i].base);

@@ -63,14 +63,19 @@ struct sts_dane_host {
 	const struct tls_tlsa *tlsa;
 };
 
+/*
+ * What a decision reads comes first, and the hosts' addresses and records
+ * right behind the n_host hosts, so that a decision touches a few
+ * adjacent cache lines.
+ */
 struct sts_dane_state {
 	struct sts_seen_ref ref; /* first: references, and fresh while now < ref.until */
 	enum sts_dane_status status;
 	bool mx_secure;
-	char domain[254];
-	char why[STS_DANE_WHY_MAX]; /* BOGUS, TEMPFAIL: what the resolver said */
 	size_t n_host;
-	struct sts_dane_host host[STS_DANE_MAX_HOSTS];
+	const char *domain;
+	const char *why;              /* BOGUS, TEMPFAIL: what the resolver said; else "" */
+	struct sts_dane_host host[]; /* n_host of them */
 };
 
 /*

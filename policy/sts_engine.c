@@ -911,7 +911,8 @@ mx_remembered(struct resolution *r, uint64_t now)
 {
 	struct sts_seen_mx set = mx_set(r);
 
-	if ((sts_seen_get(r->e->seen, r->domain, strlen(r->domain), now, NULL, mx_key(r), &set) &
+	if ((sts_seen_get(r->e->seen, r->domain, strlen(r->domain), now, NULL, mx_key(r), &set,
+	                  NULL) &
 	     STS_SEEN_MX) == 0)
 		return false;
 	r->n_mx = set.n_mx;
@@ -1388,7 +1389,7 @@ sts_engine_free(struct sts_engine *e)
  */
 static int
 sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
-        struct sts_answer *out)
+        struct sts_answer *out, struct sts_seen_ref **ref)
 {
 	const struct local_policy *lp;
 	const struct sts_cache_entry *ce;
@@ -1413,8 +1414,9 @@ sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
 	set = (struct sts_seen_mx){.mx = out->mx, .addr = out->addr};
 	if ((lp = local_find(e, domain)) != NULL) {
 		need_mx = lp->policy.mode != STS_MODE_NONE;
-		if (need_mx && (sts_seen_get(e->seen, domain, dlen, now_ms, NULL, lp->key, &set) &
-		                STS_SEEN_MX) == 0)
+		if (need_mx &&
+		    (sts_seen_get(e->seen, domain, dlen, now_ms, NULL, lp->key, &set, ref) &
+		     STS_SEEN_MX) == 0)
 			return 0;
 		answer_policy(out, STS_SOURCE_LOCAL, &lp->policy, "", 0);
 		if (need_mx) {
@@ -1429,7 +1431,7 @@ sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
 	if (ce == NULL || !entry_valid(ce, wall_now())) {
 		/* Nothing usable cached: "no policy" while the domain publishes no record. */
 		sts_cache_release(ce);
-		seen = sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, NULL, NULL);
+		seen = sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, NULL, NULL, ref);
 		return (seen & STS_SEEN_TXT) != 0 && txt_id[0] == '\0';
 	}
 	/*
@@ -1439,7 +1441,8 @@ sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
 	 * for the resolver: a new id is fetched before the answer.
 	 */
 	need_mx = ce->policy.mode != STS_MODE_NONE;
-	seen = sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, need_mx ? ce->id : NULL, &set);
+	seen =
+	    sts_seen_get(e->seen, domain, dlen, now_ms, txt_id, need_mx ? ce->id : NULL, &set, ref);
 	if ((seen & STS_SEEN_TXT) == 0 || (txt_id[0] != '\0' && strcmp(txt_id, ce->id) != 0) ||
 	    (need_mx && (seen & STS_SEEN_MX) == 0)) {
 		sts_cache_release(ce);
@@ -1457,30 +1460,40 @@ sts_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
 }
 
 /*
- * sts_engine_lookup_now - the MTA-STS answer from memory, then the DANE
- * state from the table of recent answers (one more hash lookup and a
- * reference).
+ * sts_engine_lookup_now - the MTA-STS answer from memory and the DANE
+ * state with it: a reference taken under the same lock of the table of
+ * recent answers that gave the TXT answer and the MX set.
  */
 int
 sts_engine_lookup_now(struct sts_engine *e, const char *domain, const struct sockaddr *dest,
                       struct sts_answer *out)
 {
-	const struct sts_dane_state *st;
+	struct sts_seen_ref *ref = NULL;
+	enum sts_dane_mode mode;
+	bool want;
 
 	sts_dane_release(e->held_dane);
 	e->held_dane = NULL;
-	if (sts_now(e, domain, dest, out) == 0)
+	if (domain == NULL)
 		return 0;
-	if (out->source == STS_SOURCE_SMARTHOST)
-		return 1;
-	out->dane_mode = dane_mode_of(e, out->domain);
-	if (out->dane_mode == STS_DANE_MODE_OFF || e->dane_dns == NULL)
-		return 1;
-	st = (const struct sts_dane_state *)(void *)sts_seen_get_ref(
-	    e->seen, out->domain, strlen(out->domain), loop_now_ms(e->loop));
-	if (st == NULL)
+	mode = dane_mode_of(e, domain);
+	want = mode != STS_DANE_MODE_OFF && e->dane_dns != NULL;
+	if (sts_now(e, domain, dest, out, want ? &ref : NULL) == 0) {
+		sts_seen_ref_release(ref);
 		return 0;
-	out->dane = e->held_dane = st;
+	}
+	if (out->source == STS_SOURCE_SMARTHOST) {
+		sts_seen_ref_release(ref);
+		return 1;
+	}
+	out->dane_mode = mode;
+	if (!want)
+		return 1;
+	/* an answer that did not consult the table (an operator policy of mode none) */
+	if (ref == NULL &&
+	    (ref = sts_seen_get_ref(e->seen, domain, strlen(domain), loop_now_ms(e->loop))) == NULL)
+		return 0;
+	out->dane = e->held_dane = (const struct sts_dane_state *)(void *)ref;
 	return 1;
 }
 

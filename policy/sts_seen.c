@@ -525,7 +525,8 @@ sts_seen_get_ref(struct sts_seen *s, const char *domain, size_t dlen, uint64_t n
 
 unsigned
 sts_seen_get(struct sts_seen *s, const char *domain, size_t dlen, uint64_t now,
-             char txt_id[STS_SEEN_KEY_MAX], const char *mx_key, struct sts_seen_mx *set)
+             char txt_id[STS_SEEN_KEY_MAX], const char *mx_key, struct sts_seen_mx *set,
+             struct sts_seen_ref **ref)
 {
 	struct shard *sh;
 	struct node *n;
@@ -555,6 +556,12 @@ sts_seen_get(struct sts_seen *s, const char *domain, size_t dlen, uint64_t now,
 		if (n->n_addr > 0)
 			memcpy(set->addr, node_addr(n), n->n_addr * sizeof(set->addr[0]));
 		set->n_addr = n->n_addr;
+	}
+	if (ref != NULL && n->ref != NULL &&
+	    (now == 0 || now < atomic_load_explicit(&n->ref->until, memory_order_relaxed))) {
+		found |= STS_SEEN_REF;
+		*ref = n->ref;
+		sts_seen_ref_take(n->ref);
 	}
 out:
 	pthread_rwlock_unlock(&sh->lock);

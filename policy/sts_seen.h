@@ -38,7 +38,7 @@
 /* What sts_seen_get() found fresh (or at all, with now 0). */
 #define STS_SEEN_TXT 1u
 #define STS_SEEN_MX  2u
-#define STS_SEEN_REF 4u /* sts_seen_hold() only: the shared value */
+#define STS_SEEN_REF 4u /* the shared value */
 
 struct sts_seen;
 
@@ -134,9 +134,12 @@ struct sts_seen_ref *sts_seen_get_ref(struct sts_seen *s, const char *domain, si
  * ignored) and fresh at now; now 0 takes it however old. Returns a mask:
  * STS_SEEN_TXT when the TXT answer is, its id copied into txt_id (unless
  * NULL); STS_SEEN_MX when mx_key is not NULL and the domain's MX set has
- * that key and is, copied into *set.
+ * that key and is, copied into *set; STS_SEEN_REF when ref is not NULL and
+ * the domain's shared value is, with a reference in *ref (the same as
+ * sts_seen_get_ref(), under the same lock).
  */
 unsigned sts_seen_get(struct sts_seen *s, const char *domain, size_t dlen, uint64_t now,
-                      char txt_id[STS_SEEN_KEY_MAX], const char *mx_key, struct sts_seen_mx *set);
+                      char txt_id[STS_SEEN_KEY_MAX], const char *mx_key, struct sts_seen_mx *set,
+                      struct sts_seen_ref **ref);
 
 #endif

@@ -57,7 +57,7 @@ get(struct sts_seen *s, const char *domain, uint64_t now, char *txt, const char 
     struct buf *out)
 {
 	buf_init(out);
-	return sts_seen_get(s, domain, strlen(domain), now, txt, key, &out->set);
+	return sts_seen_get(s, domain, strlen(domain), now, txt, key, &out->set, NULL);
 }
 
 /* RFC 8461 section 3.1: a TXT answer is fresh while now < until; now 0 takes it however old. */
@@ -181,7 +181,7 @@ invalid_arguments_refused(void **state)
 	assert_int_equal(sts_seen_put_mx(s, "example.com", "id1", NULL, 10), -1);
 	assert_int_equal(sts_seen_put_mx(NULL, "example.com", "id1", &in.set, 10), -1);
 	assert_int_equal(get(s, long_name, 0, NULL, "id1", &out), 0);
-	assert_int_equal(sts_seen_get(NULL, "example.com", 11, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(sts_seen_get(NULL, "example.com", 11, 0, NULL, NULL, NULL, NULL), 0);
 	sts_seen_hold(NULL, "example.com", STS_SEEN_TXT, NULL, 10);
 	sts_seen_free(NULL);
 	sts_seen_free(s);
@@ -323,6 +323,16 @@ rfc7672_shared_value_by_reference(void **state)
 	assert_int_equal(sts_seen_put_mx(s, "example.com", "id1", &set, 1000), 0);
 	assert_ptr_equal(got = sts_seen_get_ref(s, "example.com", 11, 140), v);
 	sts_seen_ref_release(got);
+	/* the same with the TXT answer and the MX set, under one lock */
+	got = NULL;
+	assert_int_equal(sts_seen_get(s, "example.com", 11, 140, NULL, "id1", &set, &got),
+	                 STS_SEEN_MX | STS_SEEN_REF);
+	assert_ptr_equal(got, v);
+	sts_seen_ref_release(got);
+	got = NULL;
+	assert_int_equal(sts_seen_get(s, "example.com", 11, 160, NULL, "id1", &set, &got),
+	                 STS_SEEN_MX);
+	assert_null(got);
 	/* replaced: the table's reference to the old one goes */
 	assert_int_equal(sts_seen_put_ref(s, "example.com", w), 0);
 	assert_int_equal(atomic_load(&v->refs), 1);
