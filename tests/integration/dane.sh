@@ -24,7 +24,9 @@
 # the stripped DANE domain and delivers the clean one. Every check looks at
 # what the receiving server stored, at the mailer's side and at stsproxy's
 # event file. Then "stsproxy policy" and "stsproxy check tlsa" on the same
-# zones and certificates.
+# zones and certificates. Last, the cross-check: the same Postfix, now
+# itself a DANE client (smtp_tls_security_level = dane, behind a validating
+# unbound) and without stsproxy in the path, reaches the same verdicts.
 #
 # Needs root, nsd, ldnsutils and the lab's packages; STSPROXY names the
 # binary. Prints "ok N - ..." lines; exits 1 if any failed.
@@ -295,5 +297,80 @@ lab_check "check_tlsa: DANE-TA of the private CA matches the chain for mx.ta.tes
 lab_check "check_tlsa: another key does not match (exit 1)" \
 	eval "! \"$STSPROXY\" check tlsa '3 1 1 $(spki_sha256 "$EE_CRT")' '$STRIP_CRT'"
 
+# --- the cross-check: Postfix itself as a DANE client, the same verdicts ------------
+#
+# A validating unbound (the zones' KSKs as trust anchors, the zones from
+# nsd) answers a Postfix with smtp_tls_security_level = dane and
+# smtp_dns_support_level = dnssec, on the same LAN, now without stsproxy
+# in the path (no redirect), through the same stripper.
+
+lab_host vres 10.0.54.2/24
+mkdir -p "$LAB_DIR/vres"
+{
+	echo "server:"
+	echo "  interface: 10.0.54.2"
+	echo "  port: 53"
+	echo "  access-control: 0.0.0.0/0 allow"
+	echo "  do-not-query-localhost: no"
+	echo "  do-daemonize: no"
+	echo '  chroot: ""'
+	echo '  username: ""'
+	echo "  directory: \"$LAB_DIR/vres\""
+	echo "  pidfile: \"$LAB_DIR/vres/unbound.pid\""
+	echo "  use-syslog: no"
+	echo '  logfile: ""'
+	echo "  module-config: \"validator iterator\""
+	echo "  trust-anchor-file: \"$ANCHOR\""
+	echo '  local-zone: "test." nodefault'
+	echo "  val-log-level: 2"
+	for z in $ZONE_LIST; do
+		echo "stub-zone:"
+		echo "  name: \"$z\""
+		echo "  stub-addr: $DNS_IP"
+	done
+} >"$LAB_DIR/vres/unbound.conf"
+lab_check "setup: the validating resolver's configuration" \
+	unbound-checkconf "$LAB_DIR/vres/unbound.conf"
+lab__start vres vres unbound -d -c "$LAB_DIR/vres/unbound.conf"
+lab_wait_port vres 10.0.54.2 53 || true
+
+# Postfix asks the validating resolver and trusts its AD bit.
+e2e_postfix_stop
+e2e_redirect del
+lab_resolvconf lan 10.0.54.2
+echo "options edns0 trust-ad" >>"/etc/netns/$(lab_nsname lan)/resolv.conf"
+lab_exec lan postsuper -c "$E2E_PF/conf" -d ALL >/dev/null 2>&1 || true
+lab_exec lan postconf -c "$E2E_PF/conf" -e "smtp_tls_security_level = dane" \
+	"smtp_dns_support_level = dnssec"
+lab_exec lan postfix -c "$E2E_PF/conf" start >/dev/null 2>&1
+E2E_POSTFIX_UP=1
+
+for d in ee.test ta.test wrong.test mismatch.test strip.test bogus.test unsigned.test \
+	pkix.test; do
+	e2e_message "$M/px-$d" "Postfix with DANE to $d"
+	e2e_sendmail sender@corp.example "px@$d" <"$M/px-$d"
+done
+for d in ee.test ta.test wrong.test unsigned.test; do
+	lab_check "postfix_dane_crosscheck: $d sent, as through stsproxy" \
+		e2e_wait_status "px@$d" sent
+done
+for d in mismatch.test strip.test bogus.test pkix.test; do
+	lab_check "postfix_dane_crosscheck: $d deferred, as through stsproxy" \
+		e2e_wait_status "px@$d" deferred
+done
+lab_check "postfix_dane_crosscheck: mismatch.test, Postfix's reason is its DANE check" \
+	e2e_queue_has px@mismatch.test 'Server certificate not verified'
+lab_check "postfix_dane_crosscheck: strip.test and pkix.test, TLS required" \
+	eval "e2e_queue_has px@strip.test 'TLS is required' && e2e_queue_has px@pkix.test 'TLS is required'"
+lab_check "postfix_dane_crosscheck: bogus.test, the TLSA lookup failed" \
+	e2e_queue_has px@bogus.test 'TLSA lookup error'
+lab_check "postfix_dane_crosscheck: Postfix verified the DANE-EE MX" \
+	e2e_grep "$E2E_POSTFIX_LOG" 'Verified TLS connection established to mx\.ee\.test'
+lab_check "postfix_dane_crosscheck: Postfix verified the DANE-TA MX" \
+	e2e_grep "$E2E_POSTFIX_LOG" 'Verified TLS connection established to mx\.ta\.test'
+lab_check "postfix_dane_crosscheck: the deferred MX hosts got nothing from Postfix" \
+	eval 'e2e_sink_is mx.mismatch.test px@mismatch.test 0 && e2e_sink_is mx.strip.test px@strip.test 0 && e2e_sink_is mx.bogus.test px@bogus.test 0 && e2e_sink_is mx.pkix.test px@pkix.test 0'
+
+lab__stop vres
 nsd_stop
 lab_done
