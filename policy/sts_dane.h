@@ -74,7 +74,7 @@ struct sts_dane_state {
 	bool mx_secure;
 	size_t n_host;
 	const char *domain;
-	const char *why;              /* BOGUS, TEMPFAIL: what the resolver said; else "" */
+	const char *why;             /* BOGUS, TEMPFAIL: what the resolver said; else "" */
 	struct sts_dane_host host[]; /* n_host of them */
 };
 
