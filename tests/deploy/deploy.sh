@@ -60,8 +60,9 @@ root_boot "$R"
 root_exec systemctl --version | head -n 1
 
 root_step "apt-get install ./$PKG.deb under a running systemd"
-root_exec sh -c "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/$PKG.deb" |
-	grep -Ev '^(Get|Selecting|Preparing|Unpacking|Reading|Building|Fetched|\(Reading)' || true
+root_wait root_exec sh -c "apt-get update -q >/dev/null &&
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/$PKG.deb" >"$ROOT_DIR/apt.log" 2>&1 || true
+grep -Ev '^(Get|Selecting|Preparing|Unpacking|Reading|Building|Fetched|\(Reading)' "$ROOT_DIR/apt.log" || true
 rm -f "$R/root/$PKG.deb"
 
 root_check "package installed" root_exec dpkg-query -W -f='${db:Status-Status}\n' "$PKG"
@@ -105,7 +106,8 @@ root_check "stsproxy-rules refuses to start before LAN_IF is set" rules_refused
 root_exec systemctl reset-failed stsproxy-rules.service 2>/dev/null || true
 
 root_step "scripts/deps.sh lab under a running systemd"
-root_exec sh /root/deps.sh lab | grep '^deps:' || true
+root_wait root_exec sh /root/deps.sh lab >"$ROOT_DIR/deps.log" 2>&1 || true
+grep '^deps:' "$ROOT_DIR/deps.log" || tail -n 20 "$ROOT_DIR/deps.log"
 for u in unbound nsd nginx postfix; do
 	root_check "deps.sh: $u installed, stopped and disabled at boot" unit_state "$u.service" disabled inactive
 done

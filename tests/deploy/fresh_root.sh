@@ -59,7 +59,7 @@ root_mount "$R"
 
 # dev_run CMD - a login-like shell of user dev in the root, in the clone.
 dev_run() {
-	root_chroot "$R" /usr/sbin/runuser -u dev -- /usr/bin/env -i HOME=/home/dev USER=dev \
+	root_wait root_chroot "$R" /usr/sbin/runuser -u dev -- /usr/bin/env -i HOME=/home/dev USER=dev \
 		LOGNAME=dev SHELL=/bin/bash LANG=C.UTF-8 TERM=dumb \
 		PATH=/usr/local/bin:/usr/bin:/bin:/usr/games \
 		/bin/bash -c "cd ~/stsproxy 2>/dev/null || cd; $1"

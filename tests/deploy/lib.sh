@@ -42,6 +42,14 @@ root_check() {
 	fi
 }
 
+# root_wait CMD... - run CMD in the background and wait for it: bash runs a
+# trap only once the foreground command is over, so a long command (a
+# test suite in the root) would hold off the cleanup of a stopped run.
+root_wait() {
+	"$@" &
+	wait "$!"
+}
+
 # root_new NAME - a work directory under /var/tmp (not /tmp: a root is a
 # few hundred MB, and mmdebstrap's root must not be on a noexec tmpfs).
 root_new() {
