@@ -65,7 +65,7 @@ all: $(BIN)
 help:
 	@echo "stsproxy $(VERSION) - targets:"
 	@echo "  make              build $(BUILD)/stsproxy"
-	@echo "  make deps         install every Debian package: build, run, lab, test, dev, deb (root)"
+	@echo "  make deps         install every set of packages of scripts/deps.sh (root)"
 	@echo "  make test         install deps if missing, build, run unit and integration tests (root)"
 	@echo "  make test SAN=1   the same, built with ASan+UBSan (in build/san/)"
 	@echo "  make unit         build and run the cmocka unit tests only"
