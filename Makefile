@@ -12,7 +12,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 VERSION   := 0.1.0
 
-PKGS      := openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2
+PKGS      := openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2 zlib hiredis
 
 # pkg-config runs when a compile or a link first needs its answer (once),
 # not when the Makefile is read: `make deps` and `make help` work before

@@ -24,10 +24,12 @@ set -eu
 # libunbound's pkg-config file requires hogweed (nettle-dev) and libevent.
 set_build="make gcc libc6-dev pkg-config
 libssl-dev libunbound-dev nettle-dev libevent-dev libconfig-dev libnetfilter-queue-dev libmnl-dev
-libcurl4-openssl-dev libsqlite3-dev libjansson-dev libsystemd-dev libidn2-dev"
+libcurl4-openssl-dev libsqlite3-dev libjansson-dev libsystemd-dev libidn2-dev zlib1g-dev
+libhiredis-dev"
 set_runtime="ca-certificates dns-root-data openssl iproute2 iptables nftables"
 set_lab="unbound nsd ldnsutils nginx-light postfix swaks libnet-ssleay-perl python3
-python3-aiosmtpd iproute2 iptables nftables socat curl sqlite3 procps psmisc openssl"
+python3-aiosmtpd iproute2 iptables nftables socat curl sqlite3 procps psmisc openssl
+redis-server redis-sentinel"
 set_test="libcmocka-dev systemd man-db"
 set_dev="clang llvm libclang-rt-14-dev valgrind cppcheck clang-format"
 set_deb="dpkg-dev debhelper lintian"
