@@ -10,8 +10,11 @@
  * enforce), the number of successful and failed sessions (section 4.4:
  * "total-successful-session-count", "total-failure-session-count"), the
  * failures by result type (section 4.3) and, bounded, the failures by
- * result type and receiving MX (section 4.4 "failure-details":
- * "receiving-mx-hostname", "receiving-ip").
+ * result type, sending address and receiving MX (section 4.4
+ * "failure-details": "sending-mta-ip", "receiving-mx-hostname",
+ * "receiving-mx-helo", "receiving-ip"), and the policy last seen
+ * ("policy-string", "mx-host"). Sessions to domains without any policy are
+ * counted under policy type STS_PTYPE_NONE ("no-policy-found").
  *
  * Successes are counted, never logged: at one per delivered message an
  * event each would drown the log.
@@ -24,8 +27,12 @@
  *
  * Days: a table covers one UTC day. sts_report_rollover() (and any count
  * whose time falls on a later day) starts a new table; the finished one is
- * kept as "yesterday" until the next rollover, for the report sender, then
+ * kept as "yesterday" until the next rollover or sts_report_take(), then
  * dropped.
+ *
+ * Durability: the table holds the counts since the last
+ * sts_report_take(); policy/report_store.h writes them to disk and
+ * keeps a batch it could not write for the next attempt.
  *
  * Threading: every function is safe from any thread (one mutex; these run
  * once per recipient or message, not per packet). A count for a domain
@@ -45,14 +52,21 @@
 #define STS_REPORT_ID_LEN      33      /* RFC 8461 section 3.1: 1-32 characters, and the NUL */
 #define STS_REPORT_IP_LEN      46      /* INET6_ADDRSTRLEN */
 #define STS_REPORT_OTHER       "other" /* the bucket for domains beyond the bound */
+#define STS_REPORT_POLICY_MAX  64      /* policy strings (and mx patterns) kept a domain */
+#define STS_REPORT_STRING_LEN  512     /* one policy string, truncated, and the NUL */
 
 struct sts_report;
+struct sts_report_batch;
+struct sts_policy;
+struct sts_dane_state;
 
-/* One failure detail: a result type at one receiving MX. */
+/* One failure detail: a result type from one sending address at one receiving MX. */
 struct sts_report_detail {
 	enum sts_result result;
-	char mx_host[STS_REPORT_DOMAIN_LEN]; /* "" when unknown */
-	char ip[STS_REPORT_IP_LEN];          /* "" when unknown */
+	char mx_host[STS_REPORT_DOMAIN_LEN]; /* "receiving-mx-hostname"; "" when unknown */
+	char ip[STS_REPORT_IP_LEN];          /* "receiving-ip"; "" when unknown */
+	char sending_ip[STS_REPORT_IP_LEN];  /* "sending-mta-ip"; "" when unknown */
+	char mx_helo[STS_REPORT_DOMAIN_LEN]; /* "receiving-mx-helo"; "" when unknown */
 	uint64_t count;
 };
 
@@ -69,6 +83,30 @@ struct sts_report_entry {
 	size_t n_details;
 	const struct sts_report_detail *details; /* in order of first appearance */
 	uint64_t detail_other;                   /* failures beyond STS_REPORT_DETAILS_MAX rows */
+	size_t n_policy;                         /* "policy-string": 0 when not (yet) known */
+	const char *const *policy;
+	size_t n_mx; /* "mx-host": the mx patterns of an sts policy */
+	const char *const *mx;
+};
+
+/*
+ * One session's result for one policy domain, for sts_report_count(). Only
+ * domain is required; every other pointer may be NULL.
+ */
+struct sts_report_count {
+	const char *domain;        /* the policy domain (the recipient domain) */
+	enum sts_policy_type type; /* STS_PTYPE_NONE: "no-policy-found" */
+	const char *policy_id;     /* sts: the policy id */
+	enum sts_mode mode;
+	enum sts_result result; /* STS_RESULT_OK: a success; else a failure of this type */
+	const char *mx_host;    /* the receiving MX (failures only) */
+	const char *mx_helo;    /* its banner/EHLO name (failures only) */
+	const char *dest_ip;    /* its address (failures only) */
+	const char *sending_ip; /* the local address of the upstream connection (failures) */
+	/* The policy, rendered into policy strings when the domain has none in the
+	 * table yet or its policy id changed: an sts policy or a DANE state. */
+	const struct sts_policy *sts_policy;
+	const struct sts_dane_state *dane;
 };
 
 /* sts_report_cb - one domain; return 0 to go on, anything else to stop the walk. */
@@ -104,6 +142,22 @@ int sts_report_failure(struct sts_report *r, const char *domain, enum sts_policy
                        const char *mx_host, const char *dest_ip, int64_t now);
 
 /*
+ * sts_report_count - count c (a success when c->result is STS_RESULT_OK,
+ * else a failure) at time now. Returns as sts_report_success(); -1 also
+ * for a result out of range. The strings are copied.
+ */
+int sts_report_count(struct sts_report *r, const struct sts_report_count *c, int64_t now);
+
+/*
+ * sts_report_note_policy - remember c's policy (c->sts_policy or c->dane,
+ * id, mode) for c->domain and c->type without counting anything: a passing
+ * recipient's success is counted only when the message is taken, when the
+ * policy is no longer at hand. Cheap when the table has it already.
+ * Returns as sts_report_count().
+ */
+int sts_report_note_policy(struct sts_report *r, const struct sts_report_count *c, int64_t now);
+
+/*
  * sts_report_foreach - call cb for every domain of the current day, in no
  * particular order, the STS_REPORT_OTHER bucket last if it was used. Runs
  * under the table's lock: cb must not call into r. Returns the number of
@@ -123,6 +177,32 @@ size_t sts_report_foreach_yesterday(struct sts_report *r, sts_report_cb *cb, voi
  * memory (the current table is kept and counting goes on).
  */
 int sts_report_rollover(struct sts_report *r, int64_t now);
+
+/*
+ * sts_report_take - take every count out of r (both days) into a batch,
+ * leaving r empty but for the policy strings, which stay for the next
+ * counts. Short: swaps tables under the lock. Returns NULL without memory
+ * (nothing taken) and an empty batch when there was nothing to take.
+ */
+struct sts_report_batch *sts_report_take(struct sts_report *r);
+
+/* sts_report_batch_foreach - call cb for every entry of b (any day); returns their number. */
+size_t sts_report_batch_foreach(const struct sts_report_batch *b, sts_report_cb *cb, void *arg);
+
+/* sts_report_batch_empty - b holds no entry. */
+int sts_report_batch_empty(const struct sts_report_batch *b);
+
+/*
+ * sts_report_batch_merge - add every count of from into into (by day,
+ * domain and type; the policy strings of from win) and free from: a
+ * batch that could not be written waits, merged with the next one.
+ * Returns 0, or -1 without memory (then the entries that did not fit are
+ * counted under STS_REPORT_OTHER of their day, as in the table).
+ */
+int sts_report_batch_merge(struct sts_report_batch *into, struct sts_report_batch *from);
+
+/* sts_report_batch_free - free b; NULL is a no-op. */
+void sts_report_batch_free(struct sts_report_batch *b);
 
 /* sts_report_day - the UTC day (unix seconds at midnight) of the current table. */
 int64_t sts_report_day(struct sts_report *r);

@@ -1,0 +1,181 @@
+/*
+ * report_store.h - the durable TLS-RPT results (RFC 8460 section 4): the
+ * daily per policy domain counts of this gateway and of any other whose
+ * rows were added, the failure details, the policy strings, and the state
+ * of each day's report delivery. SQLite, in report.db of the state
+ * directory (beside the policy cache, in a file of its own: see
+ * docs/DESIGN.md "TLS-RPT results").
+ *
+ * Writers: the workers count into memory (policy/sts_report.h); every
+ * report.flush_interval, on reload and before exit the daemon calls
+ * report_store_flush(), which takes the deltas out of the table and adds
+ * them to the store in one transaction. The store holds totals, the table
+ * the counts since the last flush: for exact numbers, flush, then read.
+ *
+ * Several gateways: every row carries the gateway id; readers SUM over
+ * gateways, so the rows of several gateways in one file (or one shared
+ * database later) make one report.
+ *
+ * Threading: one handle may be used from any thread; calls are serialised
+ * on an internal mutex. Callbacks run under it: they must not call into the
+ * store.
+ *
+ * Return convention: 0 (or a count) on success, -1 on error with a
+ * message in err when err is not NULL. No call exits the process.
+ */
+#ifndef STS_REPORT_STORE_H
+#define STS_REPORT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/types.h"
+#include "policy/sts_report.h"
+
+#define REPORT_STORE_FILE          "report.db"
+#define REPORT_STORE_GATEWAY_LEN   65 /* a host name label or configured id, and the NUL */
+#define REPORT_STORE_ERROR_LEN     256
+#define REPORT_STORE_KEEP_DAYS_MIN 2 /* the report of a day is sent the day after */
+
+struct report_store;
+
+struct report_store_params {
+	const char *state_dir;  /* the directory of report.db; created by the caller */
+	const char *gateway_id; /* this gateway's rows; NULL or "": the host name */
+	unsigned keep_days;     /* days kept, today included; below KEEP_DAYS_MIN: that */
+};
+
+/*
+ * report_store_open - open (create, upgrade) state_dir/report.db. Returns
+ * NULL and a message in err when the file cannot be opened, is not a
+ * database, or has a schema newer than this program knows ("report store
+ * <path>: ..."). The daemon then goes on counting in memory only and says
+ * so; it never deletes or rewrites a file it cannot read.
+ */
+struct report_store *report_store_open(const struct report_store_params *p, char *err,
+                                       size_t errlen);
+
+/* report_store_close - close; NULL is a no-op. Flush first: counts not yet written are lost. */
+void report_store_close(struct report_store *s);
+
+/* report_store_gateway - the gateway id the rows of this handle carry; never NULL. */
+const char *report_store_gateway(const struct report_store *s);
+
+/*
+ * report_store_flush - move every count of rep into the store, in one
+ * transaction, and delete the days older than keep_days before now (unix
+ * seconds). On failure (disk full, locked, I/O error) the store keeps the
+ * counts and writes them with the next flush, and -1 is returned: no
+ * count is lost nor counted twice. rep may be NULL (retention and pending
+ * counts only). Returns the number of (day, domain, type) rows
+ * written.
+ */
+int report_store_flush(struct report_store *s, struct sts_report *rep, int64_t now, char *err,
+                       size_t errlen);
+
+/* One failure detail of a day, summed over gateways (RFC 8460 section 4.4 "failure-details"). */
+struct report_store_detail {
+	enum sts_result result;
+	const char *sending_ip;   /* "sending-mta-ip"; "" when unknown */
+	const char *mx_host;      /* "receiving-mx-hostname"; "" when unknown */
+	const char *mx_helo;      /* "receiving-mx-helo"; "" when unknown */
+	const char *receiving_ip; /* "receiving-ip"; "" when unknown */
+	uint64_t count;           /* "failed-session-count" */
+};
+
+/*
+ * The results of one policy domain and policy type on one day, summed over
+ * gateways; valid only during the callback.
+ */
+struct report_store_entry {
+	int64_t day;               /* unix seconds at 00:00:00 UTC */
+	const char *domain;        /* "policy-domain", lower case; STS_REPORT_OTHER possible */
+	enum sts_policy_type type; /* "policy-type": sts, tlsa or no-policy-found */
+	const char *policy_id;     /* the last seen, over all gateways; "" when none */
+	enum sts_mode mode;        /* the last seen */
+	uint64_t success;          /* "total-successful-session-count" */
+	uint64_t failure;          /* "total-failure-session-count" */
+	uint64_t by_result[STS_RESULT_MAX]; /* failures by result type */
+	/* "policy-string": the last seen policy (sts: the policy file's lines; tlsa:
+	 * the TLSA records in presentation form); none for no-policy-found. */
+	size_t n_policy;
+	const char *const *policy;
+	size_t n_mx; /* "mx-host": the policy's mx patterns (sts only) */
+	const char *const *mx;
+	size_t n_details; /* ordered by result, then count (largest first) */
+	const struct report_store_detail *details;
+	uint64_t detail_other; /* failures beyond the detail rows memory kept */
+	unsigned n_gateways;   /* how many gateways' rows were summed */
+};
+
+/* report_store_cb - one entry; 0 to go on, anything else stops the walk. */
+typedef int report_store_cb(void *arg, const struct report_store_entry *e);
+
+/*
+ * report_store_foreach_day - call cb for every (domain, type) with results
+ * on the UTC day day (any time within the day is rounded down), ordered by
+ * domain, then type: the entries of one report are adjacent. Reads the
+ * store only: flush first to include memory. Returns the number of entries
+ * shown, or -1 on a database error.
+ */
+int report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *cb, void *arg,
+                             char *err, size_t errlen);
+
+/* report_store_day_cb - one day with results and how many policy domains it has. */
+typedef int report_store_day_cb(void *arg, int64_t day, unsigned n_domains);
+
+/* report_store_days - the days with results, oldest first; count or -1. */
+int report_store_days(struct report_store *s, report_store_day_cb *cb, void *arg, char *err,
+                      size_t errlen);
+
+/* --- report delivery state -------------------------------------------------- */
+
+/* The delivery of the report of one policy domain for one day. */
+enum report_state {
+	REPORT_STATE_PENDING = 0, /* not sent yet; retry at next_try */
+	REPORT_STATE_SENT,        /* delivered (to at least one rua): never again */
+	REPORT_STATE_FAILED,      /* given up after the sender's attempts */
+	REPORT_STATE_SKIPPED, /* nothing to send: no TLS-RPT record, or not reported by choice */
+	REPORT_STATE_MAX
+};
+
+struct report_delivery {
+	int64_t day;                             /* UTC day of the report */
+	char domain[STS_REPORT_DOMAIN_LEN];      /* the policy domain */
+	enum report_state state;                 /* PENDING when never recorded */
+	unsigned attempts;                       /* attempts so far */
+	int64_t next_try;                        /* unix seconds; 0: at once */
+	char last_error[REPORT_STORE_ERROR_LEN]; /* "" when none */
+	char report_id[REPORT_STORE_ERROR_LEN];  /* the Report-ID once chosen, "" before */
+};
+
+/* report_state_name - "pending", "sent", "failed", "skipped"; never NULL. */
+const char *report_state_name(enum report_state state);
+
+/*
+ * report_store_delivery_get - the delivery state of (day, domain) into
+ * *out. Returns 1 when recorded, 0 when not (then *out holds day, domain,
+ * PENDING, 0 attempts, next_try 0), -1 on error.
+ */
+int report_store_delivery_get(struct report_store *s, int64_t day, const char *domain,
+                              struct report_delivery *out, char *err, size_t errlen);
+
+/*
+ * report_store_delivery_put - record *d (insert or replace), durably
+ * (committed before it returns): a sender that records SENT before it
+ * forgets a report never sends it twice after a restart. Returns 0 or -1.
+ */
+int report_store_delivery_put(struct report_store *s, const struct report_delivery *d, char *err,
+                              size_t errlen);
+
+/* report_store_delivery_cb - one recorded delivery; 0 to go on. */
+typedef int report_store_delivery_cb(void *arg, const struct report_delivery *d);
+
+/*
+ * report_store_deliveries_due - every recorded delivery in state PENDING
+ * with next_try <= now, oldest day first. Returns the count shown or -1.
+ */
+int report_store_deliveries_due(struct report_store *s, int64_t now, report_store_delivery_cb *cb,
+                                void *arg, char *err, size_t errlen);
+
+#endif
