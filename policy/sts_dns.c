@@ -605,6 +605,79 @@ sts_dns_cancel(struct sts_dns *d, uint64_t id)
 	}
 }
 
+/* sts_dns_context - see sts_dns.h; the one place the resolver's options are chosen. */
+struct ub_ctx *
+sts_dns_context(const struct sts_dns_params *p, char *err, size_t errlen)
+{
+	struct ub_ctx *ctx;
+	int r;
+
+	if (p == NULL) {
+		set_err(err, errlen, "%s%s", "dns: no parameters", "");
+		return NULL;
+	}
+	ctx = ub_ctx_create();
+	if (ctx == NULL) {
+		set_err(err, errlen, "%s%s", "dns: cannot create the resolver context", "");
+		return NULL;
+	}
+	/*
+	 * An expired answer is never served in place of a fresh one: a TLSA or
+	 * MX RRset past its TTL may have been withdrawn, and RFC 7672 decisions
+	 * (and MTA-STS ones) rest on what the domain publishes now. It is
+	 * libunbound's default; it is said here so that it stays so.
+	 */
+	if ((r = ub_ctx_set_option(ctx, "serve-expired:", "no")) != 0) {
+		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
+	/* Forwarders are the operator's choice; a local resolver is a normal one. */
+	if ((r = ub_ctx_set_option(ctx, "do-not-query-localhost:", "no")) != 0) {
+		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
+	/*
+	 * libunbound answers the special-use "test." domain (RFC 6761) itself
+	 * with NXDOMAIN. With forwarders configured, the operator's resolver
+	 * decides: staging networks and our own lab publish policies there.
+	 */
+	if (p->n_forwarders > 0 &&
+	    (r = ub_ctx_set_option(ctx, "local-zone:", "test. transparent")) != 0) {
+		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
+	for (size_t i = 0; i < p->n_forwarders; i++) {
+		if (p->forwarders == NULL || p->forwarders[i] == NULL ||
+		    (r = ub_ctx_set_fwd(ctx, p->forwarders[i])) != 0) {
+			set_err(err, errlen, "dns: bad forwarder \"%s\"%s",
+			        p->forwarders && p->forwarders[i] ? p->forwarders[i] : "(null)",
+			        "");
+			goto fail;
+		}
+	}
+	if (p->n_forwarders == 0 && (r = ub_ctx_resolvconf(ctx, NULL)) != 0) {
+		set_err(err, errlen, "dns: /etc/resolv.conf: %s%s", ub_strerror(r), "");
+		goto fail;
+	}
+	if (p->trust_anchor_file != NULL) {
+		/* libunbound reads the file only when it starts resolving: check it now. */
+		if (access(p->trust_anchor_file, R_OK) != 0) {
+			set_err(err, errlen, "dns: trust anchor %s: %s", p->trust_anchor_file,
+			        strerror(errno));
+			goto fail;
+		}
+		if ((r = ub_ctx_add_ta_file(ctx, p->trust_anchor_file)) != 0) {
+			set_err(err, errlen, "dns: trust anchor %s: %s", p->trust_anchor_file,
+			        ub_strerror(r));
+			goto fail;
+		}
+	}
+	return ctx;
+fail:
+	ub_ctx_delete(ctx);
+	return NULL;
+}
+
 /* sts_dns_new - a libunbound context wired into loop. */
 struct sts_dns *
 sts_dns_new(struct loop *loop, const struct sts_dns_params *p, char *err, size_t errlen)
@@ -624,66 +697,13 @@ sts_dns_new(struct loop *loop, const struct sts_dns_params *p, char *err, size_t
 	d->loop = loop;
 	d->fd = -1;
 	d->timeout_ms = p->timeout_ms ? p->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
-	d->ctx = ub_ctx_create();
-	if (d->ctx == NULL) {
-		set_err(err, errlen, "%s%s", "dns: cannot create the resolver context", "");
+	d->ctx = sts_dns_context(p, err, errlen);
+	if (d->ctx == NULL)
 		goto fail;
-	}
 	/* A thread, not a process: answers come back through ub_fd() all the same. */
 	if ((r = ub_ctx_async(d->ctx, 1)) != 0) {
 		set_err(err, errlen, "dns: async: %s%s", ub_strerror(r), "");
 		goto fail;
-	}
-	/*
-	 * An expired answer is never served in place of a fresh one: a TLSA or
-	 * MX RRset past its TTL may have been withdrawn, and RFC 7672 decisions
-	 * (and MTA-STS ones) rest on what the domain publishes now. It is
-	 * libunbound's default; it is said here so that it stays so.
-	 */
-	if ((r = ub_ctx_set_option(d->ctx, "serve-expired:", "no")) != 0) {
-		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
-		goto fail;
-	}
-	/* Forwarders are the operator's choice; a local resolver is a normal one. */
-	if ((r = ub_ctx_set_option(d->ctx, "do-not-query-localhost:", "no")) != 0) {
-		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
-		goto fail;
-	}
-	/*
-	 * libunbound answers the special-use "test." domain (RFC 6761) itself
-	 * with NXDOMAIN. With forwarders configured, the operator's resolver
-	 * decides: staging networks and our own lab publish policies there.
-	 */
-	if (p->n_forwarders > 0 &&
-	    (r = ub_ctx_set_option(d->ctx, "local-zone:", "test. transparent")) != 0) {
-		set_err(err, errlen, "dns: option: %s%s", ub_strerror(r), "");
-		goto fail;
-	}
-	for (size_t i = 0; i < p->n_forwarders; i++) {
-		if (p->forwarders == NULL || p->forwarders[i] == NULL ||
-		    (r = ub_ctx_set_fwd(d->ctx, p->forwarders[i])) != 0) {
-			set_err(err, errlen, "dns: bad forwarder \"%s\"%s",
-			        p->forwarders && p->forwarders[i] ? p->forwarders[i] : "(null)",
-			        "");
-			goto fail;
-		}
-	}
-	if (p->n_forwarders == 0 && (r = ub_ctx_resolvconf(d->ctx, NULL)) != 0) {
-		set_err(err, errlen, "dns: /etc/resolv.conf: %s%s", ub_strerror(r), "");
-		goto fail;
-	}
-	if (p->trust_anchor_file != NULL) {
-		/* libunbound reads the file only when it starts resolving: check it now. */
-		if (access(p->trust_anchor_file, R_OK) != 0) {
-			set_err(err, errlen, "dns: trust anchor %s: %s", p->trust_anchor_file,
-			        strerror(errno));
-			goto fail;
-		}
-		if ((r = ub_ctx_add_ta_file(d->ctx, p->trust_anchor_file)) != 0) {
-			set_err(err, errlen, "dns: trust anchor %s: %s", p->trust_anchor_file,
-			        ub_strerror(r));
-			goto fail;
-		}
 	}
 	d->fd = ub_fd(d->ctx);
 	if (d->fd < 0 || loop_fd_add(loop, d->fd, LOOP_READ, on_ub_fd, d) < 0) {

@@ -22,6 +22,7 @@
 #define STS_DNS_MAX_RECORDS 64 /* records kept per answer */
 
 struct sts_dns;
+struct ub_ctx;
 
 struct sts_dns_params {
 	const char *const *forwarders; /* "10.0.0.53" or "10.0.0.53@5353"; none: /etc/resolv.conf */
@@ -122,6 +123,15 @@ uint64_t sts_dns_tlsa(struct sts_dns *d, const char *name, sts_dns_cb *cb, void 
 /* sts_dns_cancel - forget a pending lookup; its callback never runs. 0 and unknown ids are ignored.
  */
 void sts_dns_cancel(struct sts_dns *d, uint64_t id);
+
+/*
+ * sts_dns_context - a libunbound context configured from p exactly as
+ * sts_dns_new() configures its own (forwarders or /etc/resolv.conf, trust
+ * anchor, options), but not threaded and not on a loop: for synchronous
+ * ub_resolve() from a thread of its own (the report sender). Returns NULL
+ * and writes a reason into err on failure; free with ub_ctx_delete().
+ */
+struct ub_ctx *sts_dns_context(const struct sts_dns_params *p, char *err, size_t errlen);
 
 /* sts_dns_status_name - "ok", "nxdomain", ...; never NULL. */
 const char *sts_dns_status_name(enum sts_dns_status status);
