@@ -420,14 +420,116 @@ load_smarthosts(struct cx *x, const config_setting_t *root, struct conf *c)
 	return 0;
 }
 
+/* check_prefix - a key prefix: printable, no space, at most 64 octets. */
+static bool
+check_prefix(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (const char *p = v; *p != '\0'; p++)
+		if (*p <= ' ' || *p > '~')
+			return false;
+	return true;
+}
+
+/* load_shared - the shared group: one Redis, or Sentinels and a master name. */
+static int
+load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const keys[] = {
+	    "redis",  "sentinels",       "master",          "user",     "password",
+	    "prefix", "connect_timeout", "command_timeout", "wait_max", NULL};
+	const config_setting_t *g;
+	char *redis = NULL, **strs = NULL;
+	size_t nstrs = 0;
+
+	if (get_group(x, root, "shared", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	c->shared.enabled = true;
+	if (check_keys(x, g, "shared", keys) < 0 || get_str(x, g, "shared", "redis", &redis) < 0)
+		return -1;
+	if (redis != NULL && redis[0] == '/') {
+		c->shared.redis_path = redis;
+	} else if (redis != NULL) {
+		if ((c->shared.redis = calloc(1, sizeof(*c->shared.redis))) == NULL) {
+			free(redis);
+			return bad(x, g, "shared.redis", "out of memory");
+		}
+		c->shared.redis->text = redis;
+		if (conf_parse_addr(redis, c->shared.redis) < 0)
+			return bad(x, config_setting_get_member(g, "redis"), "shared.redis",
+			           "\"%s\": expected ADDRESS:PORT with a numeric address, or the "
+			           "path of a unix socket",
+			           redis);
+	}
+	if (get_strings(x, g, "shared", "sentinels", &strs, &nstrs, check_addr) < 0) {
+		free_strings(strs, nstrs);
+		return -1;
+	}
+	if (strings_to_addrs(strs, nstrs, &c->shared.sentinels) < 0) {
+		free_strings(strs, nstrs);
+		return bad(x, g, "shared.sentinels", "out of memory");
+	}
+	c->shared.n_sentinels = nstrs;
+	free(strs);
+	if (get_str(x, g, "shared", "master", &c->shared.master) < 0 ||
+	    get_str(x, g, "shared", "user", &c->shared.user) < 0 ||
+	    get_str(x, g, "shared", "password", &c->shared.password) < 0 ||
+	    get_str(x, g, "shared", "prefix", &c->shared.prefix) < 0 ||
+	    get_uint(x, g, "shared", "connect_timeout", 10, 60000, &c->shared.connect_timeout) <
+	        0 ||
+	    get_uint(x, g, "shared", "command_timeout", 10, 60000, &c->shared.command_timeout) <
+	        0 ||
+	    get_uint(x, g, "shared", "wait_max", 1, 5000, &c->shared.wait_max) < 0)
+		return -1;
+	if (redis == NULL && c->shared.n_sentinels == 0)
+		return bad(x, g, "shared", "set \"redis\" or \"sentinels\"");
+	if (redis != NULL && c->shared.n_sentinels > 0)
+		return bad(x, g, "shared", "\"redis\" and \"sentinels\" exclude each other");
+	if (c->shared.n_sentinels > 0 && c->shared.master == NULL)
+		return bad(x, g, "shared.master", "sentinels need the master's name");
+	if (c->shared.n_sentinels == 0 && c->shared.master != NULL)
+		return bad(x, config_setting_get_member(g, "master"), "shared.master",
+		           "only with \"sentinels\"");
+	if (c->shared.user != NULL && c->shared.password == NULL)
+		return bad(x, config_setting_get_member(g, "user"), "shared.user",
+		           "an ACL user needs \"password\"");
+	if (!check_prefix(c->shared.prefix))
+		return bad(x, config_setting_get_member(g, "prefix"), "shared.prefix",
+		           "\"%s\": 1 to 64 printable characters, no space", c->shared.prefix);
+	return 0;
+}
+
 static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
-	static const char *const top[] = {
-	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
-	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
-	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
-	    "metrics",       "control",      "dane",    NULL};
+	static const char *const top[] = {"state_dir",
+	                                  "user",
+	                                  "mode",
+	                                  "listen",
+	                                  "interception",
+	                                  "clients",
+	                                  "upstream_mark",
+	                                  "max_sessions",
+	                                  "workers",
+	                                  "max_line",
+	                                  "timeouts",
+	                                  "log",
+	                                  "dns",
+	                                  "tls",
+	                                  "sts",
+	                                  "policies",
+	                                  "smarthosts",
+	                                  "nfq",
+	                                  "metrics",
+	                                  "control",
+	                                  "dane",
+	                                  "shared",
+	                                  NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
@@ -651,6 +753,9 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	                  get_str(x, g, "control", "socket", &c->control.socket) < 0))
 		return -1;
 
+	if (load_shared(x, root, c) < 0)
+		return -1;
+
 	if (c->n_listen == 0 && !c->nfq.enabled)
 		return bad(x, root, "listen", "nothing to do: set \"listen\" or an \"nfq\" group");
 	return 0;
@@ -699,6 +804,11 @@ conf_defaults(struct conf *c)
 	c->nfq.hold_timeout = 5;
 	c->nfq.hold_max = 1024;
 	c->nfq.hold_timeout_action = CONF_NFQ_HOLD_BLOCK;
+	c->shared.connect_timeout = 1000;
+	c->shared.command_timeout = 500;
+	c->shared.wait_max = 50;
+	if ((c->shared.prefix = strdup("stsproxy:")) == NULL)
+		return -1;
 	if ((c->nfq.queues = calloc(1, sizeof(unsigned))) == NULL)
 		return -1;
 	c->nfq.n_queues = 1;
@@ -798,6 +908,17 @@ conf_free(struct conf *c)
 	free(c->nfq.queues);
 	if (c->metrics.listen != NULL)
 		free(c->metrics.listen->text);
+	if (c->shared.redis != NULL)
+		free(c->shared.redis->text);
+	free(c->shared.redis);
+	free(c->shared.redis_path);
+	for (size_t i = 0; i < c->shared.n_sentinels; i++)
+		free(c->shared.sentinels[i].text);
+	free(c->shared.sentinels);
+	free(c->shared.master);
+	free(c->shared.user);
+	free(c->shared.password);
+	free(c->shared.prefix);
 	free(c->metrics.listen);
 	free(c->control.socket);
 	free(c);

@@ -167,6 +167,26 @@ struct conf {
 	struct {
 		char *socket; /* NULL: no control socket */
 	} control;
+
+	/*
+	 * State shared with other gateways through Redis (policy/shared_state.h).
+	 * Off unless a shared group is present; then exactly one of redis,
+	 * redis_path and sentinels is set.
+	 */
+	struct {
+		bool enabled;
+		struct conf_addr *redis; /* "host:port", numeric; NULL: see below */
+		char *redis_path;        /* a unix socket ("/run/redis/redis.sock") */
+		struct conf_addr *sentinels;
+		size_t n_sentinels;
+		char *master;             /* the Sentinel master name, with sentinels */
+		char *user;               /* ACL user; NULL: AUTH with password only */
+		char *password;           /* NULL: no AUTH */
+		char *prefix;             /* of every key and channel: "stsproxy:" */
+		unsigned connect_timeout; /* ms */
+		unsigned command_timeout; /* ms */
+		unsigned wait_max;        /* ms a lookup waits for Redis before its own fetch */
+	} shared;
 };
 
 /*
