@@ -397,6 +397,7 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	struct control *ctl = NULL;
 	bool bound = false;
 	mode_t old_mask;
+	struct stat st;
 	int rc;
 
 	if (p == NULL || p->loop == NULL || p->path == NULL || p->ops == NULL) {
@@ -435,7 +436,12 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 		goto fail;
 	}
 	bound = true;
-	if (chown(p->path, (uid_t)-1, ctl->group) < 0 || chmod(p->path, 0660) < 0) {
+	/* The socket is born with the process's group (or a setgid directory's):
+	 * chown only when that is not the group asked for, so that the service
+	 * runs without the chown() family of system calls. */
+	if (stat(p->path, &st) < 0 ||
+	    (st.st_gid != ctl->group && chown(p->path, (uid_t)-1, ctl->group) < 0) ||
+	    chmod(p->path, 0660) < 0) {
 		snprintf(err, errlen, "control: %s: %s", p->path, strerror(errno));
 		goto fail;
 	}

@@ -56,6 +56,14 @@ if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s < 3.0) }'; then
 else
 	notok "systemd-analyze security exposure '${score:-none}' < 3.0"
 fi
+# The README states the figure; it must be the one of the unit as shipped.
+said=$(sed -n 's/.*`systemd-analyze security`[^0-9]*exposure \([0-9.]*\)).*/\1/p' README.md)
+[ -z "$said" ] && said=$(tr '\n' ' ' <README.md | sed -n 's/.*`systemd-analyze security` *exposure \([0-9.]*\)).*/\1/p')
+if [ -n "$score" ] && [ "$said" = "$score" ]; then
+	ok "the README's exposure figure ($said) is the unit's"
+else
+	notok "the README says exposure '${said:-nothing}', the unit scores '${score:-none}'"
+fi
 check "unit is Type=notify with a watchdog" bash -c "grep -q '^Type=notify' systemd/stsproxy.service && grep -q '^WatchdogSec=' systemd/stsproxy.service"
 check "unit keeps only CAP_NET_ADMIN and CAP_NET_RAW" grep -qx "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW" systemd/stsproxy.service
 exit $((fails > 0))
