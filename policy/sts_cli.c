@@ -5,10 +5,8 @@
  * why?": the MTA-STS policy and the DANE state of each MX host. The
  * engine's trace hook shows what was seen on the wire.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,18 +96,6 @@ rfc3339(int64_t t, char *buf, size_t len)
 		sts_strlcpy(buf, "", len);
 }
 
-static void
-addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const void *src =
-	    ss->ss_family == AF_INET
-	        ? (const void *)&((const struct sockaddr_in *)(const void *)ss)->sin_addr
-	        : (const void *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
-
-	if (inet_ntop(ss->ss_family, src, buf, (socklen_t)len) == NULL)
-		sts_strlcpy(buf, "?", len);
-}
-
 static const char *
 status_name(enum sts_status s)
 {
@@ -159,7 +145,8 @@ dane_json(const struct sts_answer *a)
 		json_object_set_new(ho, "base", json_string(h->base));
 		json_object_set_new(ho, "state", json_string(sts_dane_host_state_name(h->state)));
 		for (size_t k = 0; k < h->n_addr; k++) {
-			addr_text(&h->addr[k], buf, sizeof(buf));
+			sts_addr_text((const struct sockaddr *)&h->addr[k], buf, sizeof(buf), NULL,
+			              0);
 			json_array_append_new(addrs, json_string(buf));
 		}
 		for (size_t k = 0; k < h->n_tlsa; k++) {
@@ -207,7 +194,8 @@ print_dane(const struct sts_answer *a)
 		if (strcmp(h->base, h->name) != 0)
 			printf(" base=%s", h->base);
 		for (size_t k = 0; k < h->n_addr; k++) {
-			addr_text(&h->addr[k], buf, sizeof(buf));
+			sts_addr_text((const struct sockaddr *)&h->addr[k], buf, sizeof(buf), NULL,
+			              0);
 			printf(" %s", buf);
 		}
 		if (h->why[0] != '\0')
@@ -256,7 +244,7 @@ answer_json(const struct cli *c, const struct sts_answer *a)
 	for (size_t i = 0; i < a->n_mx; i++)
 		json_array_append_new(cand, json_string(a->mx[i]));
 	for (size_t i = 0; i < a->n_addr; i++) {
-		addr_text(&a->addr[i], buf, sizeof(buf));
+		sts_addr_text((const struct sockaddr *)&a->addr[i], buf, sizeof(buf), NULL, 0);
 		json_array_append_new(addrs, json_string(buf));
 	}
 	json_object_set_new(o, "candidates", cand);
@@ -309,7 +297,7 @@ print_text(const struct cli *c, const struct sts_answer *a)
 	for (i = 0; i < a->n_mx; i++)
 		printf("candidate: %s\n", a->mx[i]);
 	for (i = 0; i < a->n_addr; i++) {
-		addr_text(&a->addr[i], buf, sizeof(buf));
+		sts_addr_text((const struct sockaddr *)&a->addr[i], buf, sizeof(buf), NULL, 0);
 		printf("address: %s\n", buf);
 	}
 	if (a->status == STS_POLICY && a->mode != STS_MODE_NONE && a->n_mx == 0)
