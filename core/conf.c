@@ -240,6 +240,16 @@ check_addr(const char *v)
 	return conf_parse_addr(v, &a) < 0 ? "expected ADDRESS:PORT with a numeric address" : NULL;
 }
 
+/* check_smap_addr - ADDRESS:PORT, or unix:/absolute/path (it must fit in sun_path) */
+static const char *
+check_smap_addr(const char *v)
+{
+	if (strncmp(v, "unix:", 5) == 0)
+		return v[5] == '/' && strlen(v + 5) < 108 ? NULL
+		                                          : "expected unix:/absolute/path (107 octets)";
+	return check_addr(v);
+}
+
 static const char *
 check_net(const char *v)
 {
@@ -529,6 +539,7 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	                                  "control",
 	                                  "dane",
 	                                  "shared",
+	                                  "socketmap",
 	                                  NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
@@ -544,6 +555,9 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	                                   NULL};
 	static const char *const metk[] = {"listen", NULL};
 	static const char *const ctlk[] = {"socket", NULL};
+	static const char *const smapk[] = {"listen",      "max_connections", "idle_timeout",
+	                                    "max_request", "testing_secure",  "tlsrpt",
+	                                    NULL};
 	const config_setting_t *g, *l;
 	char **strs = NULL;
 	size_t nstrs = 0;
@@ -756,8 +770,25 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	if (load_shared(x, root, c) < 0)
 		return -1;
 
-	if (c->n_listen == 0 && !c->nfq.enabled)
-		return bad(x, root, "listen", "nothing to do: set \"listen\" or an \"nfq\" group");
+	if (get_group(x, root, "socketmap", &g) < 0)
+		return -1;
+	if (g != NULL && (check_keys(x, g, "socketmap", smapk) < 0 ||
+	                  get_strings(x, g, "socketmap", "listen", &c->socketmap.listen,
+	                              &c->socketmap.n_listen, check_smap_addr) < 0 ||
+	                  get_uint(x, g, "socketmap", "max_connections", 1, 1000000,
+	                           &c->socketmap.max_connections) < 0 ||
+	                  get_uint(x, g, "socketmap", "idle_timeout", 1, 3600,
+	                           &c->socketmap.idle_timeout) < 0 ||
+	                  get_uint(x, g, "socketmap", "max_request", 256, 65536,
+	                           &c->socketmap.max_request) < 0 ||
+	                  get_bool(x, g, "socketmap", "testing_secure",
+	                           &c->socketmap.testing_secure) < 0 ||
+	                  get_bool(x, g, "socketmap", "tlsrpt", &c->socketmap.tlsrpt) < 0))
+		return -1;
+
+	if (c->n_listen == 0 && !c->nfq.enabled && c->socketmap.n_listen == 0)
+		return bad(x, root, "listen",
+		           "nothing to do: set \"listen\", an \"nfq\" group or socketmap.listen");
 	return 0;
 fail:
 	free_strings(strs, nstrs);
@@ -809,6 +840,9 @@ conf_defaults(struct conf *c)
 	c->shared.wait_max = 50;
 	if ((c->shared.prefix = strdup("stsproxy:")) == NULL)
 		return -1;
+	c->socketmap.max_connections = 1024;
+	c->socketmap.idle_timeout = 60; /* Postfix closes its own after 10 s */
+	c->socketmap.max_request = 1024;
 	if ((c->nfq.queues = calloc(1, sizeof(unsigned))) == NULL)
 		return -1;
 	c->nfq.n_queues = 1;
@@ -921,6 +955,7 @@ conf_free(struct conf *c)
 	free(c->shared.prefix);
 	free(c->metrics.listen);
 	free(c->control.socket);
+	free_strings(c->socketmap.listen, c->socketmap.n_listen);
 	free(c);
 }
 

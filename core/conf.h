@@ -187,6 +187,17 @@ struct conf {
 		unsigned command_timeout; /* ms */
 		unsigned wait_max;        /* ms a lookup waits for Redis before its own fetch */
 	} shared;
+
+	/* The socketmap server for Postfix's smtp_tls_policy_maps (proxy/socketmap.h). */
+	struct {
+		char **listen; /* "host:port", "[v6]:port" or "unix:/path"; empty: none */
+		size_t n_listen;
+		unsigned max_connections; /* open at once, all workers */
+		unsigned idle_timeout;    /* seconds without a request before closing */
+		unsigned max_request;     /* longest request data, octets */
+		bool testing_secure;      /* answer a testing policy as enforce */
+		bool tlsrpt;              /* TLSRPT attributes for every NAME (Postfix >= 3.10) */
+	} socketmap;
 };
 
 /*

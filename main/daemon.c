@@ -152,6 +152,40 @@ stats_sum(const struct daemon *d, struct session_stats *out)
 #undef ADD
 }
 
+/* collect_socketmap - the socketmap server's families (docs/METRICS.md). */
+static void
+collect_socketmap(const struct daemon *d, struct metrics_writer *w)
+{
+	const struct smap_stats *ss;
+	unsigned active = 0;
+
+	if (d->proxy == NULL || d->conf->socketmap.n_listen == 0)
+		return;
+	ss = proxy_smap_stats(d->proxy);
+	for (size_t i = 0; i < d->n_retiring; i++)
+		active += atomic_load(&proxy_smap_stats(d->retiring[i].proxy)->active);
+	for (int k = 0; k < SMAP_KIND_MAX; k++) {
+		const struct metrics_label l[] = {{"reply", smap_kind_name(k)}, {NULL, NULL}};
+		metrics_counter(w, "stsproxy_socketmap_replies_total",
+		                "Socketmap replies sent, by status.", l,
+		                atomic_load(&ss->replies[k]));
+	}
+	metrics_counter(w, "stsproxy_socketmap_lookups_async_total",
+	                "Socketmap requests that waited for a policy lookup.", NULL,
+	                atomic_load(&ss->lookups_async));
+	metrics_counter(w, "stsproxy_socketmap_connections_total",
+	                "Socketmap connections accepted.", NULL,
+	                atomic_load(&ss->connections_total));
+	metrics_counter(w, "stsproxy_socketmap_connections_refused_total",
+	                "Socketmap connections closed at once: max_connections.", NULL,
+	                atomic_load(&ss->connections_refused));
+	metrics_counter(w, "stsproxy_socketmap_errors_total",
+	                "Malformed or oversized socketmap requests and I/O errors.", NULL,
+	                atomic_load(&ss->errors));
+	metrics_gauge(w, "stsproxy_socketmap_connections_active", "Socketmap connections open now.",
+	              NULL, (double)(active + atomic_load(&ss->active)));
+}
+
 /* collect - the metrics of docs/METRICS.md, one family at a time. */
 static void
 collect(void *arg, struct metrics_writer *w)
@@ -212,6 +246,7 @@ collect(void *arg, struct metrics_writer *w)
 	metrics_counter(w, "stsproxy_policy_fetch_errors_total",
 	                "HTTPS policy fetches that failed.", NULL,
 	                atomic_load(&d->estats.fetch_errors));
+	collect_socketmap(d, w);
 	if (d->nfq != NULL) {
 		struct detect_stats ns;
 		const struct metrics_label acc[] = {{"verdict", "accept"}, {NULL, NULL}};
@@ -545,7 +580,8 @@ reload(struct daemon *d)
 		goto done;
 	}
 	fit_open_files(nc, "reload");
-	if (nc->n_listen > 0 && (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err,
+	if ((nc->n_listen > 0 || nc->socketmap.n_listen > 0) &&
+	    (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err,
 	                                        sizeof(err))) == NULL) {
 		log_err("event=reload status=refused error=\"%s\"", err);
 		goto done;
@@ -717,7 +753,8 @@ daemon_run(struct conf *c)
 			goto fail;
 		}
 	}
-	if (c->n_listen > 0 && (d.proxy = proxy_new(c, d.cache, &d.estats, d.report, NULL, err,
+	if ((c->n_listen > 0 || c->socketmap.n_listen > 0) &&
+	    (d.proxy = proxy_new(c, d.cache, &d.estats, d.report, NULL, err,
 	                                            sizeof(err))) == NULL) {
 		log_err("event=start error=\"%s\"", err);
 		goto fail;

@@ -7,6 +7,7 @@
  * half running.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,7 +28,58 @@ struct proxy {
 	size_t n_workers;
 	atomic_uint active;
 	bool draining; /* proxy_drain() was called */
+	int *smap_fds; /* conf->socketmap.listen order; each worker serves a dup */
+	size_t n_smap_fds;
+	struct smap_stats smap_stats;
 };
+
+#define SMAP_BACKLOG 1024
+
+/*
+ * smap_listeners - the socketmap listening sockets: taken over (dup) from
+ * prev for an address it already listens on, bound otherwise. 0, or -1
+ * with err set.
+ */
+static int
+smap_listeners(struct proxy *p, const struct proxy *prev, char *err, size_t errlen)
+{
+	const struct conf *c = p->conf;
+
+	if (c->socketmap.n_listen == 0)
+		return 0;
+	if ((p->smap_fds = calloc(c->socketmap.n_listen, sizeof(*p->smap_fds))) == NULL) {
+		snprintf(err, errlen, "socketmap: out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < c->socketmap.n_listen; i++) {
+		const char *text = c->socketmap.listen[i];
+		int fd = -1;
+
+		for (size_t k = 0; prev != NULL && k < prev->n_smap_fds; k++)
+			if (strcmp(prev->conf->socketmap.listen[k], text) == 0 &&
+			    (fd = fcntl(prev->smap_fds[k], F_DUPFD_CLOEXEC, 0)) < 0) {
+				snprintf(err, errlen, "socketmap %s: dup: %s", text,
+				         strerror(errno));
+				return -1;
+			}
+		if (fd < 0 && (fd = smap_listen(text, SMAP_BACKLOG, err, errlen)) < 0)
+			return -1;
+		p->smap_fds[p->n_smap_fds++] = fd;
+	}
+	/* Counters go on across a reload. */
+	for (size_t k = 0; prev != NULL && k < SMAP_KIND_MAX; k++)
+		atomic_store(&p->smap_stats.replies[k], atomic_load(&prev->smap_stats.replies[k]));
+	if (prev != NULL) {
+		atomic_store(&p->smap_stats.lookups_async,
+		             atomic_load(&prev->smap_stats.lookups_async));
+		atomic_store(&p->smap_stats.connections_total,
+		             atomic_load(&prev->smap_stats.connections_total));
+		atomic_store(&p->smap_stats.connections_refused,
+		             atomic_load(&prev->smap_stats.connections_refused));
+		atomic_store(&p->smap_stats.errors, atomic_load(&prev->smap_stats.errors));
+	}
+	return 0;
+}
 
 /* client_tls_new - the STARTTLS context offered to mailers; NULL and *err "" when not offered. */
 static int
@@ -67,6 +119,8 @@ proxy_new(const struct conf *c, struct sts_cache *cache, struct sts_engine_stats
 	}
 	p->conf = c;
 	atomic_init(&p->active, 0);
+	if (smap_listeners(p, prev, err, errlen) < 0)
+		goto fail;
 	if ((p->upstream_tls = tls_client_ctx_new(c->tls.ca_file, err, errlen)) == NULL)
 		goto fail;
 	if (client_tls_new(c, &p->client_tls, err, errlen) < 0)
@@ -89,6 +143,9 @@ proxy_new(const struct conf *c, struct sts_cache *cache, struct sts_engine_stats
 		    .inherit = prev != NULL && prev->n_workers > 0
 		                   ? prev->workers[i % prev->n_workers]
 		                   : NULL,
+		    .smap_fds = p->smap_fds,
+		    .n_smap_fds = p->n_smap_fds,
+		    .smap_stats = &p->smap_stats,
 		};
 
 		if ((p->workers[i] = worker_new(&wp, err, errlen)) == NULL)
@@ -166,6 +223,9 @@ proxy_stop(struct proxy *p)
 	for (size_t i = 0; i < p->n_workers; i++)
 		worker_free(p->workers[i]);
 	free(p->workers);
+	for (size_t i = 0; i < p->n_smap_fds; i++)
+		close(p->smap_fds[i]);
+	free(p->smap_fds);
 	SSL_CTX_free(p->upstream_tls);
 	SSL_CTX_free(p->client_tls);
 	free(p);
@@ -178,6 +238,13 @@ proxy_stats(const struct proxy *p, struct session_stats *out)
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < p->n_workers; i++)
 		worker_stats_add(p->workers[i], out);
+}
+
+/* proxy_smap_stats - the socketmap counters of this proxy's workers */
+const struct smap_stats *
+proxy_smap_stats(const struct proxy *p)
+{
+	return &p->smap_stats;
 }
 
 /* proxy_sessions - live sessions, all workers */

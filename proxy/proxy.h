@@ -17,16 +17,17 @@
 #include "policy/sts_cache.h"
 #include "policy/sts_engine.h"
 #include "proxy/session.h"
+#include "proxy/socketmap.h"
 
 struct proxy;
 
 /*
- * proxy_new - create the TLS contexts (tls.ca_file for upstream; for the
- * mailer, when tls.client_starttls, tls.server_cert/server_key or else a
- * self-signed pair kept in state_dir), then the workers with their policy
- * engines and listeners. Every listener is bound and listening when this
- * returns, but no thread runs yet: privileges can be dropped now, before
- * proxy_run() starts the threads (capabilities are per thread).
+ * proxy_new - bind the socketmap listeners (conf->socketmap.listen), create the TLS contexts
+ * (tls.ca_file for upstream; for the mailer, when tls.client_starttls, tls.server_cert/server_key
+ * or else a self-signed pair kept in state_dir), then the workers with their policy engines and
+ * listeners. Every listener is bound and listening when this returns, but no thread runs yet:
+ * privileges can be dropped now, before proxy_run() starts the threads (capabilities are per
+ * thread).
  *
  * c, cache, stats (the policy engines' shared counters; may be NULL) and
  * report (per policy domain TLS results for TLS-RPT, counted by every
@@ -78,6 +79,13 @@ void proxy_stop(struct proxy *p);
  * overwritten). Safe from any thread while the proxy runs.
  */
 void proxy_stats(const struct proxy *p, struct session_stats *out);
+
+/*
+ * proxy_smap_stats - the counters of the socketmap servers of every worker
+ * (proxy/socketmap.h); a proxy that replaces prev starts from prev's
+ * counts. Safe from any thread while the proxy runs.
+ */
+const struct smap_stats *proxy_smap_stats(const struct proxy *p);
 
 /* proxy_sessions - sessions alive across all workers, as counted for max_sessions. */
 unsigned proxy_sessions(const struct proxy *p);

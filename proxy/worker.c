@@ -43,6 +43,7 @@ struct worker {
 
 	struct loop *loop;
 	struct sts_engine *engine;
+	struct smap *smap; /* the socketmap server; NULL without socketmap.listen */
 	struct session_stats stats;
 	struct session_ctx sctx;
 
@@ -261,7 +262,7 @@ static void
 on_drain_tick(struct loop *loop, void *arg)
 {
 	struct worker *w = arg;
-	unsigned n = session_count(&w->sctx);
+	unsigned n = session_count(&w->sctx) + smap_count(w->smap);
 
 	w->drain_timer = 0;
 	if (n == 0) {
@@ -307,6 +308,7 @@ on_stop(struct loop *loop, int fd, int events, void *arg)
 	loop_timer_cancel(loop, w->pause_timer);
 	w->pause_timer = 0;
 	close_listeners(w);
+	smap_shutdown(w->smap);
 	session_shutdown_all(&w->sctx);
 	/* Sessions finish their transactions undisturbed for timeouts.drain;
 	 * what is left then is closed with 421 (the mailer retries). */
@@ -350,6 +352,32 @@ inherited_fd(const struct worker *prev, const struct conf_addr *addr, enum conf_
 		if (strcmp(prev->conf->listen[i].text, addr->text) == 0)
 			return prev->lfds[i];
 	return -1;
+}
+
+/* smap_start - this worker's socketmap server, on dups of the process's listeners */
+static int
+smap_start(struct worker *w, const struct worker_params *p, char *err, size_t errlen)
+{
+	struct smap_params sp = {.loop = w->loop,
+	                         .engine = w->engine,
+	                         .conf = w->conf,
+	                         .stats = p->smap_stats,
+	                         .worker_id = w->id};
+
+	if ((w->smap = smap_new(&sp)) == NULL) {
+		snprintf(err, errlen, "worker %u: socketmap: out of memory", w->id);
+		return -1;
+	}
+	for (size_t i = 0; i < p->n_smap_fds; i++) {
+		const char *text = w->conf->socketmap.listen[i];
+		int fd = fcntl(p->smap_fds[i], F_DUPFD_CLOEXEC, 0);
+
+		if (fd < 0 || smap_add_listener(w->smap, fd, text) < 0) {
+			snprintf(err, errlen, "socketmap %s: %s", text, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* worker_new - loop, engine and listeners of one worker; the thread is not started */
@@ -432,6 +460,8 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (p->n_smap_fds > 0 && smap_start(w, p, err, errlen) < 0)
+		goto fail;
 	return w;
 fail:
 	worker_free(w);
@@ -480,6 +510,7 @@ worker_free(struct worker *w)
 	if (w->abandoned) {
 		/* Sessions still point at the loop, the engine and the TLS
 		 * contexts; the process is exiting, so leave them be. */
+		smap_shutdown(w->smap);
 		if (w->stopfd >= 0)
 			close(w->stopfd);
 		return;
@@ -493,6 +524,7 @@ worker_free(struct worker *w)
 		loop_timer_cancel(w->loop, w->pause_timer);
 		loop_timer_cancel(w->loop, w->drain_timer);
 	}
+	smap_free(w->smap); /* cancels its lookups: before the engine goes */
 	sts_engine_free(w->engine);
 	SSL_CTX_free(w->sctx.upstream_tls);
 	SSL_CTX_free(w->sctx.client_tls);

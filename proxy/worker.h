@@ -21,6 +21,7 @@
 #include "core/conf.h"
 #include "policy/sts_cache.h"
 #include "proxy/session.h"
+#include "proxy/socketmap.h"
 
 struct worker;
 
@@ -38,6 +39,11 @@ struct worker_params {
 	 * the same addresses are taken over (dup) instead of bound again, so a
 	 * reload works after privileges were dropped. NULL: bind everything. */
 	const struct worker *inherit;
+	/* The socketmap listening sockets of the process (conf->socketmap.listen
+	 * order), served by every worker through its own dup; not owned. */
+	const int *smap_fds;
+	size_t n_smap_fds;
+	struct smap_stats *smap_stats; /* shared; not owned; NULL when n_smap_fds is 0 */
 };
 
 /*
