@@ -22,12 +22,13 @@
 struct proxy;
 
 /*
- * proxy_new - bind the socketmap listeners (conf->socketmap.listen), create the TLS contexts
- * (tls.ca_file for upstream; for the mailer, when tls.client_starttls, tls.server_cert/server_key
- * or else a self-signed pair kept in state_dir), then the workers with their policy engines and
- * listeners. Every listener is bound and listening when this returns, but no thread runs yet:
- * privileges can be dropped now, before proxy_run() starts the threads (capabilities are per
- * thread).
+ * proxy_new - create the TLS contexts (tls.ca_file for upstream; for the
+ * mailer, when tls.client_starttls, tls.server_cert/server_key or else a
+ * self-signed pair kept in state_dir), then the workers with their policy
+ * engines and listeners. Every listener is bound and listening when this
+ * returns, but no thread runs yet: privileges can be dropped now, before
+ * proxy_run() starts the threads (capabilities are per thread). The
+ * socketmap listeners (conf->socketmap.listen) are bound first.
  *
  * c, cache, stats (the policy engines' shared counters; may be NULL) and
  * report (per policy domain TLS results for TLS-RPT, counted by every

@@ -166,23 +166,24 @@ smap_reply_build(const struct sts_answer *a, const struct smap_query *q,
 		sb_add(&b, "TEMP policy lookup failed for %s", a->domain);
 		return finish(&b, kind);
 	}
-	if (a->status != STS_POLICY || p == NULL || p->n_mx == 0 ||
+	if (a->status != STS_POLICY || (p == NULL && a->n_mx == 0) || (p != NULL && p->n_mx == 0) ||
 	    !(a->mode == STS_MODE_ENFORCE || (a->mode == STS_MODE_TESTING && o->testing_secure))) {
 		*kind = SMAP_NOTFOUND;
 		sb_add(&b, "NOTFOUND ");
 		return finish(&b, kind);
 	}
 	/* RFC 8461 section 4.1: the certificate must be valid (WebPKI, Postfix
-	 * "secure") for a name matching one of the policy's patterns. */
+	 * "secure") for a name matching one of the policy's patterns; without
+	 * the policy text, for one of the MX hosts that matched it. */
 	*kind = SMAP_OK;
 	sb_add(&b, "OK secure match=");
-	for (size_t i = 0; i < p->n_mx; i++) {
-		const char *m = p->mx[i];
+	for (size_t i = 0; i < (p != NULL ? p->n_mx : a->n_mx); i++) {
+		const char *m = p != NULL ? p->mx[i] : a->mx[i];
 
 		sb_add(&b, "%s%s", i > 0 ? ":" : "", m[0] == '*' ? m + 1 : m);
 	}
 	sb_add(&b, " servername=hostname");
-	if (q->tlsrpt || o->tlsrpt)
+	if ((q->tlsrpt || o->tlsrpt) && p != NULL)
 		tlsrpt_sts(&b, a);
 	return finish(&b, kind);
 }
