@@ -245,8 +245,7 @@ static const char *
 check_smap_addr(const char *v)
 {
 	if (strncmp(v, "unix:", 5) == 0)
-		return v[5] == '/' && strlen(v + 5) < 108 ? NULL
-		                                          : "expected unix:/absolute/path (107 octets)";
+		return v[5] == '/' && strlen(v + 5) < 108 ? NULL : "expected unix:/absolute/path";
 	return check_addr(v);
 }
 
@@ -517,30 +516,11 @@ load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
 static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
-	static const char *const top[] = {"state_dir",
-	                                  "user",
-	                                  "mode",
-	                                  "listen",
-	                                  "interception",
-	                                  "clients",
-	                                  "upstream_mark",
-	                                  "max_sessions",
-	                                  "workers",
-	                                  "max_line",
-	                                  "timeouts",
-	                                  "log",
-	                                  "dns",
-	                                  "tls",
-	                                  "sts",
-	                                  "policies",
-	                                  "smarthosts",
-	                                  "nfq",
-	                                  "metrics",
-	                                  "control",
-	                                  "dane",
-	                                  "shared",
-	                                  "socketmap",
-	                                  NULL};
+	static const char *const top[] = {
+	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
+	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
+	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
+	    "metrics",       "control",      "dane",    "shared",   "socketmap",    NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
@@ -772,18 +752,17 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 
 	if (get_group(x, root, "socketmap", &g) < 0)
 		return -1;
-	if (g != NULL && (check_keys(x, g, "socketmap", smapk) < 0 ||
-	                  get_strings(x, g, "socketmap", "listen", &c->socketmap.listen,
-	                              &c->socketmap.n_listen, check_smap_addr) < 0 ||
-	                  get_uint(x, g, "socketmap", "max_connections", 1, 1000000,
-	                           &c->socketmap.max_connections) < 0 ||
-	                  get_uint(x, g, "socketmap", "idle_timeout", 1, 3600,
-	                           &c->socketmap.idle_timeout) < 0 ||
-	                  get_uint(x, g, "socketmap", "max_request", 256, 65536,
-	                           &c->socketmap.max_request) < 0 ||
-	                  get_bool(x, g, "socketmap", "testing_secure",
-	                           &c->socketmap.testing_secure) < 0 ||
-	                  get_bool(x, g, "socketmap", "tlsrpt", &c->socketmap.tlsrpt) < 0))
+	if (g != NULL &&
+	    (check_keys(x, g, "socketmap", smapk) < 0 ||
+	     get_strings(x, g, "socketmap", "listen", &c->socketmap.listen, &c->socketmap.n_listen,
+	                 check_smap_addr) < 0 ||
+	     get_uint(x, g, "socketmap", "max_connections", 1, 1000000,
+	              &c->socketmap.max_connections) < 0 ||
+	     get_uint(x, g, "socketmap", "idle_timeout", 1, 3600, &c->socketmap.idle_timeout) < 0 ||
+	     get_uint(x, g, "socketmap", "max_request", 256, 65536, &c->socketmap.max_request) <
+	         0 ||
+	     get_bool(x, g, "socketmap", "testing_secure", &c->socketmap.testing_secure) < 0 ||
+	     get_bool(x, g, "socketmap", "tlsrpt", &c->socketmap.tlsrpt) < 0))
 		return -1;
 
 	if (c->n_listen == 0 && !c->nfq.enabled && c->socketmap.n_listen == 0)

@@ -206,7 +206,7 @@ static const struct bad_case bad_cases[] = {
     {"nfq_hold_timeout_action_bad", "nfq = { hold_timeout_action = \"log\"; };\n",
      "1: nfq.hold_timeout_action: \"log\" is not one of \"block\", \"pass\""},
     {"nothing_to_do", "mode = \"enforce\";\n",
-     "0: listen: nothing to do: set \"listen\" or an \"nfq\" group"},
+     "0: listen: nothing to do: set \"listen\", an \"nfq\" group or socketmap.listen"},
 };
 
 static void
