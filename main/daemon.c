@@ -581,8 +581,8 @@ reload(struct daemon *d)
 	}
 	fit_open_files(nc, "reload");
 	if ((nc->n_listen > 0 || nc->socketmap.n_listen > 0) &&
-	    (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err,
-	                                        sizeof(err))) == NULL) {
+	    (np = proxy_new(nc, d->cache, &d->estats, d->report, d->proxy, err, sizeof(err))) ==
+	        NULL) {
 		log_err("event=reload status=refused error=\"%s\"", err);
 		goto done;
 	}
@@ -754,8 +754,8 @@ daemon_run(struct conf *c)
 		}
 	}
 	if ((c->n_listen > 0 || c->socketmap.n_listen > 0) &&
-	    (d.proxy = proxy_new(c, d.cache, &d.estats, d.report, NULL, err,
-	                                            sizeof(err))) == NULL) {
+	    (d.proxy = proxy_new(c, d.cache, &d.estats, d.report, NULL, err, sizeof(err))) ==
+	        NULL) {
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
