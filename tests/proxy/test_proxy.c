@@ -1,5 +1,5 @@
 // sources: proxy/proxy.c proxy/worker.c proxy/intercept.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c
-// sources: tests/proxy/fake_session.c tests/proxy/fake_sts_engine.c
+// sources: tests/proxy/fake_session.c tests/proxy/fake_sts_engine.c proxy/socketmap.c proxy/smap_reply.c core/netstring.c
 // sources: core/loop.c core/conf.c core/log.c core/types.c core/util.c
 /*
  * test_proxy.c - start-up and stop of the workers, and the refusals of the
