@@ -39,4 +39,33 @@ sts_ext_name_valid(const char *s, size_t n)
 	return true;
 }
 
+/*
+ * sts_host_valid - a host name in A-labels: LDH labels of 1-63 octets, no
+ * label starting or ending with '-', at most 253 octets, no trailing dot;
+ * n octets at s. What a TLS-RPT report or address may name.
+ */
+static inline bool
+sts_host_valid(const char *s, size_t n)
+{
+	size_t label = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!sts_is_alnum(c) && (c != '-' || label == 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return s[n - 1] != '-' && s[n - 1] != '.';
+}
+
 #endif

@@ -46,7 +46,7 @@ struct tlsrpt_mail_params {
 	const char *submitter;     /* TLS-Report-Submitter, and the Subject: a host name */
 	const char *report_id;     /* the Subject's Report-ID: dot-atom "@" dot-atom */
 	const char *filename;      /* as made by tlsrpt_filename() */
-	const char *unique;        /* 8..64 letters or digits, fresh per message: the
+	const char *unique;        /* 8..60 letters or digits, fresh per message: the
 	                              MIME boundary and the Message-ID's left part */
 	int64_t now;               /* Date:, unix seconds */
 	const uint8_t *gz;         /* the gzip'ed report (tlsrpt_gzip()) */
@@ -54,9 +54,9 @@ struct tlsrpt_mail_params {
 };
 
 /*
- * tlsrpt_mail_build - a complete RFC 5322 message, CRLF line endings, no
- * line over 78 characters except the Content-Disposition file name line
- * (under 998). Headers, each once: From, To, Date, Message-ID
+ * tlsrpt_mail_build - a complete RFC 5322 message, CRLF line endings,
+ * lines folded to stay short where the values allow and never over 998
+ * octets (RFC 5322 section 2.1.1). Headers, each once: From, To, Date, Message-ID
  * (<unique@submitter>), Subject ("Report Domain: D Submitter: S
  * Report-ID: <id>", folded at its spaces as in section 5.3),
  * TLS-Report-Domain, TLS-Report-Submitter, TLS-Required: No (RFC 8689: a
