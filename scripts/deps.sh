@@ -29,7 +29,7 @@ libhiredis-dev"
 set_runtime="ca-certificates dns-root-data openssl iproute2 iptables nftables"
 set_lab="unbound nsd ldnsutils nginx-light postfix swaks libnet-ssleay-perl python3
 python3-aiosmtpd iproute2 iptables nftables socat curl sqlite3 procps psmisc openssl
-redis-server redis-sentinel"
+redis-server redis-sentinel postfix-mta-sts-resolver"
 set_test="libcmocka-dev systemd man-db"
 set_dev="clang llvm libclang-rt-14-dev valgrind cppcheck clang-format"
 set_deb="dpkg-dev debhelper lintian"
