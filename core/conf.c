@@ -513,14 +513,146 @@ load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
 	return 0;
 }
 
+/* check_relay - "host:port" with a host name, an IPv4 address or "[IPv6]". */
+static const char *
+check_relay(const char *v)
+{
+	static const char *const want = "expected HOST:PORT (a host name, an IPv4 address or "
+	                                "[IPv6])";
+	char host[256];
+	const char *colon = strrchr(v, ':');
+	size_t hlen;
+	struct conf_addr a;
+	char *end;
+	long port;
+
+	if (v[0] == '[')
+		return conf_parse_addr(v, &a) < 0 || a.sa.ss_family != AF_INET6 ? want : NULL;
+	if (colon == NULL || strchr(v, ':') != colon || (hlen = (size_t)(colon - v)) == 0 ||
+	    hlen >= sizeof(host))
+		return want;
+	memcpy(host, v, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535)
+		return want;
+	if (conf_parse_addr(v, &a) < 0 && !sts_hostname_valid(host) &&
+	    strcmp(host, "localhost") != 0)
+		return want;
+	return NULL;
+}
+
+/* check_mailbox - a plain ASCII addr-spec "local@domain" for the envelope sender. */
+static bool
+check_mailbox(const char *v)
+{
+	const char *at = strrchr(v, '@');
+
+	if (at == NULL || at == v || !sts_hostname_valid(at + 1))
+		return false;
+	for (const char *p = v; p < at; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("<>()[]\\,;:\"@", *p) != NULL)
+			return false;
+	return true;
+}
+
+/*
+ * load_report - the "report" group (TLS-RPT, RFC 8460). With enable, the
+ * fields every report must carry (section 4.4) are required.
+ */
+static int
+load_report(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const keys[] = {"enable",
+	                                   "organization",
+	                                   "contact",
+	                                   "submitter",
+	                                   "from",
+	                                   "relay",
+	                                   "relay_user",
+	                                   "relay_password_file",
+	                                   "relay_starttls",
+	                                   "delay_max",
+	                                   "retry_first",
+	                                   "retry_for",
+	                                   "timeout",
+	                                   "max_size",
+	                                   "only_failures",
+	                                   "include_no_policy",
+	                                   NULL};
+	const config_setting_t *g;
+	const char *why;
+	int v;
+
+	if (get_group(x, root, "report", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	v = (int)c->report.relay_starttls;
+	if (check_keys(x, g, "report", keys) < 0 ||
+	    get_bool(x, g, "report", "enable", &c->report.enable) < 0 ||
+	    get_str(x, g, "report", "organization", &c->report.organization) < 0 ||
+	    get_str(x, g, "report", "contact", &c->report.contact) < 0 ||
+	    get_str(x, g, "report", "submitter", &c->report.submitter) < 0 ||
+	    get_str(x, g, "report", "from", &c->report.from) < 0 ||
+	    get_str(x, g, "report", "relay", &c->report.relay) < 0 ||
+	    get_str(x, g, "report", "relay_user", &c->report.relay_user) < 0 ||
+	    get_str(x, g, "report", "relay_password_file", &c->report.relay_password_file) < 0 ||
+	    get_choice(x, g, "report", "relay_starttls",
+	               (const char *const[]){"required", "optional", NULL}, &v) < 0 ||
+	    get_uint(x, g, "report", "delay_max", 0, 86399, &c->report.delay_max) < 0 ||
+	    get_uint(x, g, "report", "retry_first", 1, 86400, &c->report.retry_first) < 0 ||
+	    get_uint(x, g, "report", "retry_for", 0, 7 * 86400, &c->report.retry_for) < 0 ||
+	    get_uint(x, g, "report", "timeout", 1, 3600, &c->report.timeout) < 0 ||
+	    get_uint(x, g, "report", "max_size", 1024, 100 << 20, &c->report.max_size) < 0 ||
+	    get_bool(x, g, "report", "only_failures", &c->report.only_failures) < 0 ||
+	    get_bool(x, g, "report", "include_no_policy", &c->report.include_no_policy) < 0)
+		return -1;
+	c->report.relay_starttls = (enum conf_report_starttls)v;
+#define MEMBER(name) config_setting_get_member(g, name)
+	if (c->report.organization != NULL && c->report.organization[0] == '\0')
+		return bad(x, MEMBER("organization"), "report.organization", "must not be empty");
+	if (c->report.contact != NULL && c->report.contact[0] == '\0')
+		return bad(x, MEMBER("contact"), "report.contact", "must not be empty");
+	if (c->report.submitter != NULL) {
+		if (!sts_hostname_valid(c->report.submitter))
+			return bad(x, MEMBER("submitter"), "report.submitter",
+			           "\"%s\" is not a host name", c->report.submitter);
+		sts_lower(c->report.submitter);
+	}
+	if (c->report.from != NULL && !check_mailbox(c->report.from))
+		return bad(x, MEMBER("from"), "report.from",
+		           "\"%s\" is not an address local@domain", c->report.from);
+	if (c->report.relay != NULL && (why = check_relay(c->report.relay)) != NULL)
+		return bad(x, MEMBER("relay"), "report.relay", "\"%s\": %s", c->report.relay, why);
+	if ((c->report.relay_user == NULL) != (c->report.relay_password_file == NULL))
+		return bad(x, g, "report", "relay_user and relay_password_file go together");
+	if (c->report.relay_user != NULL && c->report.relay == NULL)
+		return bad(x, MEMBER("relay_user"), "report.relay_user", "needs a relay");
+#undef MEMBER
+	/* Section 4.4: organization-name and contact-info are required fields. */
+	if (c->report.enable) {
+		if (c->report.organization == NULL)
+			return bad(x, g, "report",
+			           "\"organization\" is required with enable = true");
+		if (c->report.contact == NULL)
+			return bad(x, g, "report", "\"contact\" is required with enable = true");
+		if (c->report.submitter == NULL)
+			return bad(x, g, "report", "\"submitter\" is required with enable = true");
+	}
+	return 0;
+}
+
 static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
 	static const char *const top[] = {
-	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
-	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
-	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
-	    "metrics",       "control",      "dane",    "shared",   "socketmap",    NULL};
+	    "state_dir", "user",          "mode",         "listen",  "interception",
+	    "clients",   "upstream_mark", "max_sessions", "workers", "max_line",
+	    "timeouts",  "log",           "dns",          "tls",     "sts",
+	    "policies",  "smarthosts",    "nfq",          "metrics", "control",
+	    "dane",      "shared",        "socketmap",    "report",  NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
@@ -765,6 +897,9 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	     get_bool(x, g, "socketmap", "tlsrpt", &c->socketmap.tlsrpt) < 0))
 		return -1;
 
+	if (load_report(x, root, c) < 0)
+		return -1;
+
 	if (c->n_listen == 0 && !c->nfq.enabled && c->socketmap.n_listen == 0)
 		return bad(x, root, "listen",
 		           "nothing to do: set \"listen\", an \"nfq\" group or socketmap.listen");
@@ -814,6 +949,13 @@ conf_defaults(struct conf *c)
 	c->nfq.hold_timeout = 5;
 	c->nfq.hold_max = 1024;
 	c->nfq.hold_timeout_action = CONF_NFQ_HOLD_BLOCK;
+	c->report.relay_starttls = CONF_REPORT_STARTTLS_REQUIRED;
+	c->report.delay_max = 3600;
+	c->report.retry_first = 300;
+	c->report.retry_for = 86400;
+	c->report.timeout = 60;
+	c->report.max_size = 1 << 20;
+	c->report.only_failures = true;
 	c->shared.connect_timeout = 1000;
 	c->shared.command_timeout = 500;
 	c->shared.wait_max = 50;
@@ -934,6 +1076,13 @@ conf_free(struct conf *c)
 	free(c->shared.prefix);
 	free(c->metrics.listen);
 	free(c->control.socket);
+	free(c->report.organization);
+	free(c->report.contact);
+	free(c->report.submitter);
+	free(c->report.from);
+	free(c->report.relay);
+	free(c->report.relay_user);
+	free(c->report.relay_password_file);
 	free_strings(c->socketmap.listen, c->socketmap.n_listen);
 	free(c);
 }

@@ -66,6 +66,12 @@ enum conf_interception {
 	CONF_INTERCEPT_TPROXY,
 };
 
+/* How the report relay's STARTTLS is used (TLS-RPT by mail, RFC 8460 section 5.3). */
+enum conf_report_starttls {
+	CONF_REPORT_STARTTLS_REQUIRED = 0, /* no STARTTLS or a bad certificate: not sent */
+	CONF_REPORT_STARTTLS_OPTIONAL,     /* TLS when offered, plaintext otherwise */
+};
+
 enum conf_nfq_action {
 	CONF_NFQ_LOG = 0,
 	CONF_NFQ_BLOCK,
@@ -198,6 +204,26 @@ struct conf {
 		bool testing_secure;      /* answer a testing policy as enforce */
 		bool tlsrpt;              /* TLSRPT attributes for every NAME (Postfix >= 3.10) */
 	} socketmap;
+
+	/* TLS-RPT (RFC 8460): the daily reports this gateway sends. */
+	struct {
+		bool enable;        /* the daemon sends reports every UTC day */
+		char *organization; /* section 4.4 "organization-name"; NULL: unset */
+		char *contact;      /* section 4.4 "contact-info"; NULL: unset */
+		char *submitter;    /* host name: report-id, file name, TLS-Report-Submitter */
+		char *from;         /* sender of mailto: reports; NULL: tlsrpt@<submitter> */
+		char *relay;        /* "host:port" of the SMTP relay for mailto:; NULL: none */
+		char *relay_user;   /* SMTP AUTH user at the relay; NULL: no AUTH */
+		char *relay_password_file; /* its password, first line of the file */
+		enum conf_report_starttls relay_starttls;
+		unsigned delay_max;     /* seconds after 00:00 UTC, drawn at random each day */
+		unsigned retry_first;   /* seconds before the first retry, doubling from there */
+		unsigned retry_for;     /* seconds after the first attempt at which retries stop */
+		unsigned timeout;       /* seconds, one delivery attempt */
+		unsigned max_size;      /* octets of the gzip report; a larger one is not sent */
+		bool only_failures;     /* report only domains with failures */
+		bool include_no_policy; /* report domains without a policy (no-policy-found) */
+	} report;
 };
 
 /*
