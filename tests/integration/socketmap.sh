@@ -9,6 +9,10 @@
 #   wrong.test    enforce; the MX certificate names another host   deferred
 #   testing.test  testing; the MX certificate names another host   delivered
 #   plain.test    no policy                                        delivered
+#   dnsfail.test  its _mta-sts TXT lookup fails (SERVFAIL), nothing cached:
+#                 stsproxy answers TEMP and Postfix defers; mta-sts-daemon
+#                 answers NOTFOUND and Postfix delivers (the documented
+#                 difference)
 #
 # Postfix and the policy server run in "lan" (the server on loopback, as
 # a site runs it); the lab DNS, policy host, MX hosts and attacker are on
@@ -42,12 +46,16 @@ lab_sts_publish enforce.test e1 enforce "*.enforce.test"
 lab_sts_publish strip.test s1 enforce mx2.strip.test
 lab_sts_publish wrong.test w1 enforce mx3.wrong.test
 lab_sts_publish testing.test t1 testing mx4.testing.test
+lab_sts_publish shared.test h1 enforce mx1.shared.test
 lab_dns_record \
 	"enforce.test MX 10 mx1.enforce.test." "mx1.enforce.test A 10.0.25.2" \
 	"strip.test MX 10 mx2.strip.test." "mx2.strip.test A 10.0.26.2" \
 	"wrong.test MX 10 mx3.wrong.test." "mx3.wrong.test A 10.0.27.2" \
 	"testing.test MX 10 mx4.testing.test." "mx4.testing.test A 10.0.28.2" \
-	"plain.test MX 10 mx5.plain.test." "mx5.plain.test A 10.0.29.2"
+	"plain.test MX 10 mx5.plain.test." "mx5.plain.test A 10.0.29.2" \
+	"shared.test MX 10 mx1.shared.test." "mx1.shared.test A 10.0.25.2" \
+	"dnsfail.test MX 10 mx5.plain.test."
+lab_dns_servfail _mta-sts.dnsfail.test
 lab_dns dns "$E2E_DNS4"
 e2e_attacker atk1 10.0.66.2 mangle 10.0.26.2
 
@@ -109,6 +117,38 @@ is() {
 	[ "$1" = "$2" ]
 }
 
+# Concurrent first lookups of one domain share one resolution per worker
+# (the engine's in-flight sharing): 32 connections ask at once, the
+# policy host sees at most one fetch per worker.
+concurrent_first() {
+	lab_exec lan "$(lab__python)" - "$SMAP_PORT" <<'EOF'
+import socket, sys, threading
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port), 30) for _ in range(32)]
+q = b"postfix shared.test"
+out = []
+def ask(s):
+    s.sendall(b"%d:%s," % (len(q), q))
+    out.append(s.recv(200))
+ts = [threading.Thread(target=ask, args=(s,)) for s in socks]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(set(out))
+sys.exit(0 if out == [b"51:OK secure match=mx1.shared.test servername=hostname,"] * 32 else 1)
+EOF
+}
+fetches() {
+	local n
+	n=$(grep -c 'host=mta-sts.shared.test "GET /.well-known/mta-sts.txt' \
+		"$LAB_DIR/logs/https-https.log" || true)
+	echo "policy fetches of shared.test: $n"
+	[ "$n" -ge 1 ] && [ "$n" -le 2 ]
+}
+lab_check "socketmap: 32 concurrent first lookups of shared.test, all secure" concurrent_first
+lab_check "socketmap: the policy host saw at most one fetch per worker (2)" fetches
+
 DOMAINS="enforce.test strip.test wrong.test testing.test plain.test"
 # shellcheck disable=SC2086
 smq "127.0.0.1:$SMAP_PORT" postfix $DOMAINS >"$LAB_DIR/sts-replies.txt"
@@ -125,6 +165,8 @@ lab_check "socketmap: the unix socket answers the same" \
 	is "$(smq "$LAB_DIR/proxy/socketmap.sock" QUERY $DOMAINS)" "$(cat "$LAB_DIR/sts-replies.txt")"
 lab_check "socketmap: QUERYwithTLSRPT adds the TLSRPT attributes" \
 	eval "smq 127.0.0.1:$SMAP_PORT QUERYwithTLSRPT enforce.test | grep -qx 'OK secure match=.enforce.test servername=hostname policy_type=sts policy_domain=enforce.test mx_host_pattern=\*.enforce.test { policy_string = version: STSv1 } { policy_string = mode: enforce } { policy_string = mx: \*.enforce.test } { policy_string = max_age: [0-9]* }'"
+lab_check "socketmap: a failed TXT lookup with nothing cached is TEMP" \
+	is "$(smq "127.0.0.1:$SMAP_PORT" postfix dnsfail.test)" "TEMP policy lookup failed for dnsfail.test"
 lab_check "socketmap: a parent-domain lookup and an address are NOTFOUND" \
 	is "$(smq "127.0.0.1:$SMAP_PORT" postfix .enforce.test 10.0.25.2 | tr '\n' '|')" \
 	"NOTFOUND |NOTFOUND |"
@@ -163,10 +205,17 @@ verdicts() {
 		eval "e2e_sink_is mx2.strip.test $p@strip.test 0 && e2e_sink_is mx3.wrong.test $p@wrong.test 0"
 }
 verdicts sts "stsproxy"
+e2e_message "$M/sts-dnsfail" "stsproxy to dnsfail.test"
+e2e_sendmail sender@corp.example sts@dnsfail.test <"$M/sts-dnsfail"
+lab_check "stsproxy: dnsfail.test deferred (TEMP), the MX got nothing" \
+	eval "e2e_wait_status sts@dnsfail.test deferred && e2e_sink_is mx5.plain.test sts@dnsfail.test 0"
 
 # --- the same Postfix on mta-sts-daemon --------------------------------------------
 
 lab__stop stsproxy
+# With a sanitizer build (make SAN=1), any report lands in its log.
+lab_check "stsproxy stopped without a sanitizer report" \
+	eval "! grep -E 'AddressSanitizer|LeakSanitizer|runtime error' $LAB_DIR/logs/stsproxy.log"
 lab_exec lan postsuper -c "$E2E_PF/conf" -d ALL >/dev/null 2>&1 || true
 : >"$E2E_POSTFIX_LOG.sts"
 cat "$E2E_POSTFIX_LOG" >>"$E2E_POSTFIX_LOG.sts"
@@ -191,6 +240,12 @@ lab_check "differential: mta-sts-daemon's replies are stsproxy's, domain by doma
 	is "$(cat "$LAB_DIR/peer-replies.txt")" "$(cat "$LAB_DIR/sts-replies.txt")"
 lab_exec lan postfix -c "$E2E_PF/conf" reload >/dev/null 2>&1
 verdicts peer "mta-sts-daemon"
+lab_check "differential: mta-sts-daemon answers NOTFOUND for dnsfail.test" \
+	is "$(smq "127.0.0.1:$SMAP_PORT" postfix dnsfail.test)" "NOTFOUND "
+e2e_message "$M/peer-dnsfail" "mta-sts-daemon to dnsfail.test"
+e2e_sendmail sender@corp.example peer@dnsfail.test <"$M/peer-dnsfail"
+lab_check "mta-sts-daemon: dnsfail.test delivered regardless (never TEMP)" \
+	eval "e2e_wait_status peer@dnsfail.test sent && e2e_sink_is mx5.plain.test peer@dnsfail.test 1"
 
 lab__stop mtasts
 lab_done
