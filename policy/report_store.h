@@ -102,7 +102,7 @@ struct report_store_entry {
 	const char *const *policy;
 	size_t n_mx; /* "mx-host": the policy's mx patterns (sts only) */
 	const char *const *mx;
-	size_t n_details; /* ordered by result, then count (largest first) */
+	size_t n_details; /* ordered by result type name, then count (largest first) */
 	const struct report_store_detail *details;
 	uint64_t detail_other; /* failures beyond the detail rows memory kept */
 	unsigned n_gateways;   /* how many gateways' rows were summed */

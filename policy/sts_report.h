@@ -46,14 +46,14 @@
 
 #include "core/types.h"
 
-#define STS_REPORT_DOMAINS_MAX 65536
-#define STS_REPORT_DETAILS_MAX 16
-#define STS_REPORT_DOMAIN_LEN  254     /* 253 octets and the NUL */
-#define STS_REPORT_ID_LEN      33      /* RFC 8461 section 3.1: 1-32 characters, and the NUL */
-#define STS_REPORT_IP_LEN      46      /* INET6_ADDRSTRLEN */
-#define STS_REPORT_OTHER       "other" /* the bucket for domains beyond the bound */
-#define STS_REPORT_POLICY_MAX  64      /* policy strings (and mx patterns) kept a domain */
-#define STS_REPORT_STRING_LEN  512     /* one policy string, truncated, and the NUL */
+#define STS_REPORT_DOMAINS_MAX  65536
+#define STS_REPORT_DETAILS_MAX  16
+#define STS_REPORT_DOMAIN_LEN   254     /* 253 octets and the NUL */
+#define STS_REPORT_ID_LEN       33      /* RFC 8461 section 3.1: 1-32 characters, and the NUL */
+#define STS_REPORT_IP_LEN       46      /* INET6_ADDRSTRLEN */
+#define STS_REPORT_OTHER        "other" /* the bucket for domains beyond the bound */
+#define STS_REPORT_POLICY_MAX   64      /* policy strings (and mx patterns) kept a domain */
+#define STS_REPORT_POLICY_BYTES 16384   /* their text in all; a string beyond is left out */
 
 struct sts_report;
 struct sts_report_batch;
@@ -179,10 +179,10 @@ size_t sts_report_foreach_yesterday(struct sts_report *r, sts_report_cb *cb, voi
 int sts_report_rollover(struct sts_report *r, int64_t now);
 
 /*
- * sts_report_take - take every count out of r (both days) into a batch,
- * leaving r empty but for the policy strings, which stay for the next
- * counts. Short: swaps tables under the lock. Returns NULL without memory
- * (nothing taken) and an empty batch when there was nothing to take.
+ * sts_report_take - take every count and policy string out of r (both
+ * days) into a batch, leaving r empty (the store keeps the last policy
+ * strings of a domain; the next count renders them again). Short: swaps tables under the lock.
+ * Returns NULL without memory (nothing taken) and an empty batch when there was nothing to take.
  */
 struct sts_report_batch *sts_report_take(struct sts_report *r);
 
