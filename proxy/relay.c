@@ -309,6 +309,33 @@ refusal(struct session *s, const char *domain, const struct sts_decision *d, con
 }
 
 /*
+ * report_failure - count a failed session of domain for TLS-RPT (RFC 8460
+ * section 4.4), with the addresses of the live upstream connection.
+ */
+static void
+report_failure(struct session *s, const char *domain, const struct sts_answer *a,
+               enum sts_policy_type type, enum sts_mode mode, enum sts_result result,
+               const char *matched)
+{
+	struct sockaddr_storage src;
+	struct txn_failure f = {
+	    .domain = domain,
+	    .type = type,
+	    .policy_id = type == STS_PTYPE_TLSA ? "" : a->id,
+	    .mode = mode,
+	    .result = result,
+	    .matched = matched,
+	    .mx_name = upstream_name(s->up),
+	    .dst = (const struct sockaddr *)&s->dst,
+	    .src = upstream_local_addr(s->up, &src) == 0 ? (const struct sockaddr *)&src : NULL,
+	    .sts_policy = type == STS_PTYPE_STS ? a->policy : NULL,
+	    .dane = type == STS_PTYPE_TLSA ? a->dane : NULL,
+	};
+
+	txn_report_failure(s->ctx->report, &f);
+}
+
+/*
  * judge - turn a policy answer for the recipient domain into the verdict
  * for the RCPT at the head of the client input (RFC 8461 section 5, RFC
  * 7672 section 2.2): DANE where it applies, else MTA-STS. Returns false
@@ -360,9 +387,7 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		ev.reason = a->reason;
 		ev.action = "reported";
 		session_event(s, &ev);
-		txn_report_failure(s->ctx->report, domain, STS_PTYPE_STS, a->id, a->mode,
-		                   a->problem, NULL, upstream_name(s->up),
-		                   (const struct sockaddr *)&s->dst);
+		report_failure(s, domain, a, STS_PTYPE_STS, a->mode, a->problem, NULL);
 	}
 	v->mode = d.mode;
 	v->type = d.type;
@@ -377,20 +402,25 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 		session_stat_add(&s->ctx->stats->recipients_reported[d.report], 1);
 		count(s, d.type, 2);
 		decision_log(s, domain, a, &d, "reported");
-		txn_report_failure(s->ctx->report, domain, d.type, a->id, d.mode, d.report,
-		                   d.matched, upstream_name(s->up),
-		                   (const struct sockaddr *)&s->dst);
+		report_failure(s, domain, a, d.type, d.mode, d.report, d.matched);
 		session_event(s, &ev);
 		return true;
 	}
 	if (d.pass) {
 		v->forward = true;
-		/* Verified TLS to a policy domain: a success once the message is taken. */
-		if (d.mode != STS_MODE_NONE) {
+		/* Verified TLS to a policy domain, or a domain without any policy
+		 * ("no-policy-found", RFC 8460 section 4.4): a success once the message is
+		 * taken. A policy that failed to load was counted as its failure above. */
+		if (d.mode != STS_MODE_NONE ||
+		    !(a->status == STS_NO_POLICY && a->problem != STS_RESULT_OK)) {
 			v->counted = true;
 			snprintf(v->policy_id, sizeof(v->policy_id), "%s",
 			         d.type == STS_PTYPE_TLSA ? "" : a->id);
 		}
+		if (d.type != STS_PTYPE_NONE)
+			txn_report_policy(s->ctx->report, domain, d.type, v->policy_id, d.mode,
+			                  d.type == STS_PTYPE_STS ? a->policy : NULL,
+			                  d.type == STS_PTYPE_TLSA ? a->dane : NULL);
 		count(s, d.type, 0);
 		decision_log(s, domain, a, &d, "pass");
 		return true;
@@ -416,8 +446,7 @@ judge(struct session *s, const char *domain, const struct sts_answer *a, bool re
 	}
 	count(s, d.type, refuse ? 1 : 2);
 	decision_log(s, domain, a, &d, refuse ? "refused" : "reported");
-	txn_report_failure(s->ctx->report, domain, d.type, a->id, d.mode, d.result, d.matched,
-	                   upstream_name(s->up), (const struct sockaddr *)&s->dst);
+	report_failure(s, domain, a, d.type, d.mode, d.result, d.matched);
 	session_event(s, &ev);
 	return true;
 }

@@ -74,15 +74,46 @@ txn_report_clear(struct txn_report *t)
 }
 
 void
-txn_report_failure(struct sts_report *rep, const char *domain, enum sts_policy_type type,
-                   const char *policy_id, enum sts_mode mode, enum sts_result result,
-                   const char *matched, const char *mx_name, const struct sockaddr *dst)
+txn_report_failure(struct sts_report *rep, const struct txn_failure *f)
 {
-	char ip[INET6_ADDRSTRLEN];
-	const char *mx = matched != NULL && matched[0] != '\0' ? matched : mx_name;
+	char ip[INET6_ADDRSTRLEN], sip[INET6_ADDRSTRLEN] = "";
+	const char *mx = f->matched != NULL && f->matched[0] != '\0' ? f->matched : f->mx_name;
+	struct sts_report_count c = {
+	    .domain = f->domain,
+	    .type = f->type,
+	    .policy_id = f->policy_id,
+	    .mode = f->mode,
+	    .result = f->result,
+	    .mx_host = mx,
+	    .mx_helo = f->mx_name,
+	    .dest_ip = ip,
+	    .sending_ip = sip,
+	    .sts_policy = f->sts_policy,
+	    .dane = f->dane,
+	};
 
-	if (rep == NULL || result == STS_RESULT_OK)
+	if (rep == NULL || f->result == STS_RESULT_OK)
 		return;
-	sts_addr_text(dst, ip, sizeof(ip), NULL, 0);
-	sts_report_failure(rep, domain, type, policy_id, mode, result, mx, ip, time(NULL));
+	sts_addr_text(f->dst, ip, sizeof(ip), NULL, 0);
+	if (f->src != NULL)
+		sts_addr_text(f->src, sip, sizeof(sip), NULL, 0);
+	sts_report_count(rep, &c, time(NULL));
+}
+
+void
+txn_report_policy(struct sts_report *rep, const char *domain, enum sts_policy_type type,
+                  const char *policy_id, enum sts_mode mode, const struct sts_policy *sts,
+                  const struct sts_dane_state *dane)
+{
+	struct sts_report_count c = {
+	    .domain = domain,
+	    .type = type,
+	    .policy_id = policy_id,
+	    .mode = mode,
+	    .sts_policy = sts,
+	    .dane = dane,
+	};
+
+	if (rep != NULL && (sts != NULL || dane != NULL))
+		sts_report_note_policy(rep, &c, time(NULL));
 }

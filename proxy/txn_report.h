@@ -57,14 +57,35 @@ void txn_report_delivered(const struct txn_report *t, struct sts_report *rep, co
 /* txn_report_clear - forget every domain and free. */
 void txn_report_clear(struct txn_report *t);
 
+/* One failed session of a policy domain, as the relay decided it. */
+struct txn_failure {
+	const char *domain;
+	enum sts_policy_type type;
+	const char *policy_id;
+	enum sts_mode mode;
+	enum sts_result result;
+	const char *matched;        /* the candidate the certificate was valid for; NULL, "" */
+	const char *mx_name;        /* the name in the receiving MX's banner */
+	const struct sockaddr *dst; /* the receiving MX's address */
+	const struct sockaddr *src; /* the upstream connection's local address; NULL: unknown */
+	const struct sts_policy *sts_policy; /* for the policy strings; may be NULL */
+	const struct sts_dane_state *dane;   /* idem, for tlsa */
+};
+
 /*
- * txn_report_failure - count a failed session for domain under its policy
- * of type at destination
- * dst: the receiving MX is matched (the candidate the certificate was valid
- * for) when set, else mx_name. No-op when rep is NULL or result is OK.
+ * txn_report_failure - count f (RFC 8460 section 4.4 "failure-details"):
+ * the receiving MX is matched when set, else mx_name; its HELO is mx_name.
+ * No-op when rep is NULL or f->result is OK.
  */
-void txn_report_failure(struct sts_report *rep, const char *domain, enum sts_policy_type type,
-                        const char *policy_id, enum sts_mode mode, enum sts_result result,
-                        const char *matched, const char *mx_name, const struct sockaddr *dst);
+void txn_report_failure(struct sts_report *rep, const struct txn_failure *f);
+
+/*
+ * txn_report_policy - note the policy of a passing domain (its policy
+ * strings, RFC 8460 section 4.4), whose success is counted later, when the
+ * message is taken. No-op when rep is NULL.
+ */
+void txn_report_policy(struct sts_report *rep, const char *domain, enum sts_policy_type type,
+                       const char *policy_id, enum sts_mode mode, const struct sts_policy *sts,
+                       const struct sts_dane_state *dane);
 
 #endif

@@ -808,3 +808,13 @@ upstream_update_io(struct upstream *u)
 	loop_fd_mod(u->p.loop, tls_io_fd(u->c.io),
 	            u->c.connected ? tls_io_events(u->c.io) : LOOP_WRITE);
 }
+
+int
+upstream_local_addr(const struct upstream *u, struct sockaddr_storage *ss)
+{
+	socklen_t len = sizeof(*ss);
+
+	if (u->c.io == NULL || getsockname(tls_io_fd(u->c.io), (struct sockaddr *)ss, &len) < 0)
+		return -1;
+	return 0;
+}

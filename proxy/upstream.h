@@ -223,4 +223,11 @@ void upstream_set_active(struct upstream *u, bool active);
 /* upstream_update_io - set the loop mask of the connection's descriptor. */
 void upstream_update_io(struct upstream *u);
 
+/*
+ * upstream_local_addr - the local address of the current connection
+ * (getsockname: RFC 8460 section 4.4 "sending-mta-ip") into *ss; 0, or -1
+ * when there is no connection.
+ */
+int upstream_local_addr(const struct upstream *u, struct sockaddr_storage *ss);
+
 #endif

@@ -1716,7 +1716,7 @@ rfc8460_4_4_delivery_and_block_counted(void **state)
 	        C(MAIL), S("250 2.1.0"), C(RCPT("d@enforce.example")), S("250 2.1.5"),
 	        C("RSET\r\n"), S("250"), QUIT, CLOSED),
 	};
-	struct report_row en, te, ot;
+	struct report_row en, te, ot, no;
 
 	(void)state;
 	run(&c);
@@ -1741,7 +1741,15 @@ rfc8460_4_4_delivery_and_block_counted(void **state)
 	assert_int_equal(ot.detail0.result, STS_RESULT_CERT_HOST_MISMATCH);
 	assert_string_equal(ot.detail0.mx_host, "mx.example.net");
 	assert_string_equal(ot.detail0.ip, "127.0.0.1");
-	assert_false(report_row("nopolicy.example").found); /* no policy: nothing to report */
+	/* Section 4.4 "sending-mta-ip": the upstream connection's own address. */
+	assert_string_equal(ot.detail0.sending_ip, "127.0.0.1");
+	assert_string_equal(ot.detail0.mx_helo, "mx.example.net");
+	/* No policy: a session of its own bucket, "no-policy-found". */
+	no = report_row("nopolicy.example");
+	assert_true(no.found);
+	assert_int_equal(no.mode, STS_MODE_NONE);
+	assert_int_equal(no.success, 1);
+	assert_int_equal(no.failure, 0);
 }
 
 /* RFC 8460 section 4.4: without TLS, a testing policy relays and counts a failure only. */
