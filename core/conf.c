@@ -644,6 +644,37 @@ load_report(struct cx *x, const config_setting_t *root, struct conf *c)
 	return 0;
 }
 
+/*
+ * load_report_store - the "report_store" group: how often the TLS-RPT
+ * counts are written to report.db, how many days are kept, and the id of
+ * this gateway's rows (letters, digits, '.', '-', '_').
+ */
+static int
+load_report_store(struct cx *x, const config_setting_t *root, struct conf *c)
+{
+	static const char *const keys[] = {"flush_interval", "keep_days", "gateway_id", NULL};
+	const config_setting_t *g;
+	const char *id;
+
+	if (get_group(x, root, "report_store", &g) < 0)
+		return -1;
+	if (g == NULL)
+		return 0;
+	if (check_keys(x, g, "report_store", keys) < 0 ||
+	    get_uint(x, g, "report_store", "flush_interval", 1, 3600,
+	             &c->report_store.flush_interval) < 0 ||
+	    get_uint(x, g, "report_store", "keep_days", 2, 366, &c->report_store.keep_days) < 0 ||
+	    get_str(x, g, "report_store", "gateway_id", &c->report_store.gateway_id) < 0)
+		return -1;
+	if ((id = c->report_store.gateway_id) != NULL &&
+	    (id[0] == '\0' || strlen(id) > 64 ||
+	     strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+	         strlen(id)))
+		return bad(x, config_setting_get_member(g, "gateway_id"), "report_store.gateway_id",
+		           "expected 1 to 64 letters, digits, '.', '-' or '_'");
+	return 0;
+}
+
 static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
@@ -652,7 +683,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 	    "clients",   "upstream_mark", "max_sessions", "workers", "max_line",
 	    "timeouts",  "log",           "dns",          "tls",     "sts",
 	    "policies",  "smarthosts",    "nfq",          "metrics", "control",
-	    "dane",      "shared",        "socketmap",    "report",  NULL};
+	    "dane",      "shared",        "socketmap",    "report",  "report_store",
+	    NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
@@ -811,7 +843,8 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 			           c->dane.ttl_max);
 	}
 
-	if (load_policies(x, root, c) < 0 || load_smarthosts(x, root, c) < 0)
+	if (load_report_store(x, root, c) < 0 || load_policies(x, root, c) < 0 ||
+	    load_smarthosts(x, root, c) < 0)
 		return -1;
 
 	if (get_group(x, root, "nfq", &g) < 0)
@@ -948,6 +981,8 @@ conf_defaults(struct conf *c)
 	c->nfq.fail_open = true;
 	c->nfq.hold_timeout = 5;
 	c->nfq.hold_max = 1024;
+	c->report_store.flush_interval = 5;
+	c->report_store.keep_days = 7;
 	c->nfq.hold_timeout_action = CONF_NFQ_HOLD_BLOCK;
 	c->report.relay_starttls = CONF_REPORT_STARTTLS_REQUIRED;
 	c->report.delay_max = 3600;
@@ -1084,6 +1119,7 @@ conf_free(struct conf *c)
 	free(c->report.relay_user);
 	free(c->report.relay_password_file);
 	free_strings(c->socketmap.listen, c->socketmap.n_listen);
+	free(c->report_store.gateway_id);
 	free(c);
 }
 

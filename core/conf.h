@@ -150,6 +150,12 @@ struct conf {
 		unsigned ttl_min, ttl_max;
 	} dane;
 
+	struct {
+		unsigned flush_interval; /* seconds between writes of TLS-RPT counts to report.db */
+		unsigned keep_days;      /* days of results kept, today included (>= 2) */
+		char *gateway_id;        /* this gateway's rows; NULL: the host name */
+	} report_store;
+
 	struct conf_policy *policies;
 	size_t n_policies;
 	struct conf_smarthost *smarthosts;

@@ -38,6 +38,7 @@
 #include "main/privdrop.h"
 #include "nfq/nfq.h"
 #include "policy/sts_engine.h"
+#include "policy/report_store.h"
 #include "policy/sts_report.h"
 #include "proxy/proxy.h"
 
@@ -80,8 +81,11 @@ struct daemon {
 	struct sts_engine *engine;      /* the main loop's: refresh, nfq, operators */
 	struct sts_engine_stats estats; /* counters of every engine */
 	struct sts_report *report;      /* TLS results per policy domain, for TLS-RPT */
-	struct nfq *nfq;                /* NULL without an nfq section */
-	struct proxy *proxy;            /* NULL when nothing listens (no listen addresses) */
+	struct report_store *results;   /* their durable totals; NULL: counting in memory only */
+	uint64_t results_timer;
+	bool results_failing; /* the last flush failed (logged once) */
+	struct nfq *nfq;      /* NULL without an nfq section */
+	struct proxy *proxy;  /* NULL when nothing listens (no listen addresses) */
 	struct retiring retiring[RETIRING_MAX];
 	size_t n_retiring;
 	struct session_stats retired; /* counters of proxies already freed */
@@ -398,11 +402,112 @@ report_one(void *arg, const struct sts_report_entry *e)
 	return 0;
 }
 
+/* results_one - report_one() for the durable totals, with the sending address. */
+static int
+results_one(void *arg, const struct report_store_entry *e)
+{
+	struct control_reply *r = arg;
+
+	if (control_reply_line(r, "%s policy_type=%s id=%s mode=%s success=%llu failure=%llu",
+	                       e->domain, sts_policy_type_name(e->type),
+	                       e->policy_id[0] != '\0' ? e->policy_id : "-", sts_mode_name(e->mode),
+	                       (unsigned long long)e->success, (unsigned long long)e->failure) < 0)
+		return 1;
+	for (size_t i = 0; i < e->n_details; i++) {
+		const struct report_store_detail *t = &e->details[i];
+
+		if (control_reply_line(r, "  %s mx=%s%s%s%s%s count=%llu",
+		                       sts_result_name(t->result),
+		                       t->mx_host[0] != '\0' ? t->mx_host : "-",
+		                       t->receiving_ip[0] != '\0' ? " ip=" : "", t->receiving_ip,
+		                       t->sending_ip[0] != '\0' ? " sending_ip=" : "",
+		                       t->sending_ip, (unsigned long long)t->count) < 0)
+			return 1;
+	}
+	if (e->detail_other > 0 &&
+	    control_reply_line(r, "  other count=%llu", (unsigned long long)e->detail_other) < 0)
+		return 1;
+	return 0;
+}
+
+/*
+ * results_flush - write the counts since the last flush to the store. A
+ * failure keeps them (report_store_flush) and is logged once until a flush
+ * succeeds again.
+ */
+static void
+results_flush(struct daemon *d, const char *why)
+{
+	char err[512];
+	int n;
+
+	if (d->results == NULL)
+		return;
+	if ((n = report_store_flush(d->results, d->report, time(NULL), err, sizeof(err))) < 0) {
+		if (!d->results_failing)
+			log_err("event=report-flush reason=%s error=\"%s\" counts=kept", why, err);
+		d->results_failing = true;
+		return;
+	}
+	if (d->results_failing)
+		log_notice("event=report-flush reason=%s status=recovered rows=%d", why, n);
+	d->results_failing = false;
+}
+
+/*
+ * results_open - open the durable store of c unless open with the same
+ * settings. Without it (a damaged or unreadable file) the counts stay in
+ * memory and "ctl report" shows those; a reload tries again.
+ */
+static void
+results_open(struct daemon *d, const struct conf *c)
+{
+	struct report_store_params p = {
+	    .state_dir = c->state_dir,
+	    .gateway_id = c->report_store.gateway_id,
+	    .keep_days = c->report_store.keep_days,
+	};
+	char err[512];
+
+	if (d->results != NULL) {
+		if (c->report_store.gateway_id == NULL ||
+		    strcmp(c->report_store.gateway_id, report_store_gateway(d->results)) == 0)
+			return; /* keep_days applies from the next open */
+		results_flush(d, "reopen");
+		if (d->results_failing)
+			return; /* never drop counts that are not written */
+		report_store_close(d->results);
+	}
+	if ((d->results = report_store_open(&p, err, sizeof(err))) == NULL)
+		log_err("event=report-store error=\"%s\" counting=memory", err);
+	else
+		log_info("event=report-store file=%s/%s gateway=%s", c->state_dir,
+		         REPORT_STORE_FILE, report_store_gateway(d->results));
+}
+
+/* results_tick - the periodic flush (report_store.flush_interval). */
+static void
+results_tick(struct loop *loop, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->results_timer = 0;
+	results_flush(d, "timer");
+	d->results_timer = loop_timer_add(
+	    loop, (uint64_t)d->conf->report_store.flush_interval * 1000, results_tick, d);
+}
+
+/* ctl_report - today's totals: the store's after a flush, else memory's. */
 static int
 ctl_report(void *arg, struct control_reply *r)
 {
 	struct daemon *d = arg;
+	char err[512];
 
+	results_flush(d, "control");
+	if (d->results != NULL && !d->results_failing &&
+	    report_store_foreach_day(d->results, time(NULL), results_one, r, err, sizeof(err)) >= 0)
+		return 0;
 	sts_report_foreach(d->report, report_one, r);
 	return 0;
 }
@@ -592,6 +697,8 @@ reload(struct daemon *d)
 		goto done;
 	}
 	retire(d);
+	results_flush(d, "reload");
+	results_open(d, nc);
 	d->proxy = np;
 	d->owned = nc;
 	d->conf = nc;
@@ -737,6 +844,7 @@ daemon_run(struct conf *c)
 		log_err("event=start error=\"report table: out of memory\"");
 		goto fail;
 	}
+	results_open(&d, c);
 	{
 		struct sts_engine_params ep = {
 		    .loop = d.loop, .conf = c, .cache = d.cache, .stats = &d.estats};
@@ -814,6 +922,7 @@ daemon_run(struct conf *c)
 	           (unsigned long long)nofile.rlim_cur);
 	notify_ready();
 	housekeeping(d.loop, &d);
+	results_tick(d.loop, &d);
 	if (loop_run(d.loop) < 0) {
 		log_err("event=loop error=\"%s\"", strerror(errno));
 		d.status = -1;
@@ -825,13 +934,17 @@ daemon_run(struct conf *c)
 	d.n_retiring = 0;
 	conf_free(d.owned);
 	loop_timer_cancel(d.loop, d.housekeeping);
+	loop_timer_cancel(d.loop, d.results_timer);
 	notify_watchdog_stop(d.watchdog);
 	control_stop(d.control);
 	metrics_stop(d.metrics);
 	nfq_stop(d.nfq);
 	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
-	sts_report_free(d.report); /* every worker is gone */
+	/* Every worker is gone: the last counts are final. */
+	results_flush(&d, "stop");
+	report_store_close(d.results);
+	sts_report_free(d.report);
 	log_notice("event=stopped");
 	loop_fd_del(d.loop, d.sigfd);
 	close(d.sigfd);
@@ -845,6 +958,7 @@ fail:
 	nfq_stop(d.nfq);
 	sts_engine_free(d.engine);
 	sts_cache_close(d.cache);
+	report_store_close(d.results);
 	sts_report_free(d.report);
 	if (d.sigfd >= 0)
 		close(d.sigfd);
