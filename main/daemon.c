@@ -84,6 +84,7 @@ struct daemon {
 	struct report_store *results;   /* their durable totals; NULL: counting in memory only */
 	uint64_t results_timer;
 	bool results_failing; /* the last flush failed (logged once) */
+	uint64_t flushes[2];  /* report flushes written, failed */
 	struct nfq *nfq;      /* NULL without an nfq section */
 	struct proxy *proxy;  /* NULL when nothing listens (no listen addresses) */
 	struct retiring retiring[RETIRING_MAX];
@@ -251,6 +252,13 @@ collect(void *arg, struct metrics_writer *w)
 	                "HTTPS policy fetches that failed.", NULL,
 	                atomic_load(&d->estats.fetch_errors));
 	collect_socketmap(d, w);
+	for (int k = 0; k < 2; k++) {
+		const struct metrics_label l[] = {{"status", k == 0 ? "ok" : "failed"},
+		                                  {NULL, NULL}};
+
+		metrics_counter(w, "stsproxy_report_flushes_total",
+		                "Writes of the TLS-RPT counts to report.db.", l, d->flushes[k]);
+	}
 	if (d->nfq != NULL) {
 		struct detect_stats ns;
 		const struct metrics_label acc[] = {{"verdict", "accept"}, {NULL, NULL}};
@@ -447,8 +455,10 @@ results_flush(struct daemon *d, const char *why)
 		if (!d->results_failing)
 			log_err("event=report-flush reason=%s error=\"%s\" counts=kept", why, err);
 		d->results_failing = true;
+		d->flushes[1]++;
 		return;
 	}
+	d->flushes[0]++;
 	if (d->results_failing)
 		log_notice("event=report-flush reason=%s status=recovered rows=%d", why, n);
 	d->results_failing = false;

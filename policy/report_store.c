@@ -32,7 +32,7 @@
 struct report_store {
 	pthread_mutex_t lock; /* every use of db and pending */
 	sqlite3 *db;
-	sqlite3_stmt *st_result, *st_type, *st_detail;
+	sqlite3_stmt *st_result, *st_type, *st_detail, *st_detail_add, *st_detail_n, *st_other;
 	struct sts_report_batch *pending; /* counts taken but not yet committed */
 	unsigned keep_days;
 	char gateway[REPORT_STORE_GATEWAY_LEN];
@@ -109,11 +109,20 @@ static const char sql_type[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
     " ON CONFLICT (day, domain, type, result, gateway) DO UPDATE SET"
     " count = count + excluded.count";
+/* A detail row is added to when it exists, else inserted while the bound allows. */
+static const char sql_detail_add[] =
+    "UPDATE details SET count = count + ?10 WHERE day = ?1 AND domain = ?2 AND type = ?3"
+    " AND result = ?4 AND sending_ip = ?5 AND mx_host = ?6 AND mx_helo = ?7"
+    " AND receiving_ip = ?8 AND gateway = ?9";
+static const char sql_detail_n[] =
+    "SELECT COUNT(*) FROM details WHERE day = ?1 AND domain = ?2 AND type = ?3"
+    " AND gateway = ?4";
 static const char sql_detail[] =
     "INSERT INTO details (day, domain, type, result, sending_ip, mx_host, mx_helo,"
-    " receiving_ip, gateway, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-    " ON CONFLICT (day, domain, type, result, sending_ip, mx_host, mx_helo, receiving_ip,"
-    " gateway) DO UPDATE SET count = count + excluded.count";
+    " receiving_ip, gateway, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char sql_other[] =
+    "UPDATE results SET detail_other = detail_other + ?5 WHERE day = ?1 AND domain = ?2"
+    " AND type = ?3 AND gateway = ?4";
 
 static const char *const state_names[REPORT_STATE_MAX] = {"pending", "sent", "failed", "skipped"};
 
@@ -215,7 +224,11 @@ db_close(struct report_store *s)
 	sqlite3_finalize(s->st_result);
 	sqlite3_finalize(s->st_type);
 	sqlite3_finalize(s->st_detail);
+	sqlite3_finalize(s->st_detail_add);
+	sqlite3_finalize(s->st_detail_n);
+	sqlite3_finalize(s->st_other);
 	s->st_result = s->st_type = s->st_detail = NULL;
+	s->st_detail_add = s->st_detail_n = s->st_other = NULL;
 	sqlite3_close(s->db);
 	s->db = NULL;
 }
@@ -273,7 +286,10 @@ db_open(struct report_store *s, char *why, size_t whylen)
 	}
 	if (sqlite3_prepare_v2(s->db, sql_result, -1, &s->st_result, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, sql_type, -1, &s->st_type, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, sql_detail, -1, &s->st_detail, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(s->db, sql_detail, -1, &s->st_detail, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, sql_detail_add, -1, &s->st_detail_add, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, sql_detail_n, -1, &s->st_detail_n, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, sql_other, -1, &s->st_other, NULL) != SQLITE_OK)
 		goto fail;
 	return 0;
 fail:
@@ -407,6 +423,55 @@ bind_key(sqlite3_stmt *st, const struct sts_report_entry *e)
 	sqlite3_bind_text(st, 3, sts_policy_type_name(e->type), -1, SQLITE_STATIC);
 }
 
+/* bind_detail - the ten parameters of the detail statements st. */
+static void
+bind_detail(sqlite3_stmt *st, const struct sts_report_entry *e, const struct sts_report_detail *d,
+            const char *gw)
+{
+	bind_key(st, e);
+	sqlite3_bind_text(st, 4, sts_result_name(d->result), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, d->sending_ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, d->mx_host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, d->mx_helo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, d->ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, gw, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)d->count);
+}
+
+/*
+ * add_detail - add d to its row; 1 when counted there, 0 when the day's
+ * rows of this domain are at REPORT_STORE_DETAILS_MAX (the count goes to
+ * detail_other: the MX names and addresses come from the network), -1 on
+ * a database error.
+ */
+static int
+add_detail(struct flush *f, const struct sts_report_entry *e, const struct sts_report_detail *d)
+{
+	struct report_store *s = f->s;
+	sqlite3_int64 n;
+	int rc;
+
+	bind_detail(s->st_detail_add, e, d, s->gateway);
+	if (!run(f, s->st_detail_add))
+		return -1;
+	if (sqlite3_changes(s->db) > 0)
+		return 1;
+	bind_key(s->st_detail_n, e);
+	sqlite3_bind_text(s->st_detail_n, 4, s->gateway, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s->st_detail_n);
+	n = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_detail_n, 0) : 0;
+	sqlite3_reset(s->st_detail_n);
+	sqlite3_clear_bindings(s->st_detail_n);
+	if (rc != SQLITE_ROW) {
+		f->failed = rc;
+		return -1;
+	}
+	if (n >= REPORT_STORE_DETAILS_MAX)
+		return 0;
+	bind_detail(s->st_detail, e, d, s->gateway);
+	return run(f, s->st_detail) ? 1 : -1;
+}
+
 /* flush_entry - one entry of the batch into this gateway's rows. */
 static int
 flush_entry(void *arg, const struct sts_report_entry *e)
@@ -415,6 +480,7 @@ flush_entry(void *arg, const struct sts_report_entry *e)
 	struct report_store *s = f->s;
 	const char *gw = s->gateway;
 	const char *policy;
+	uint64_t overflow = 0;
 
 	if (e->success == 0 && e->failure == 0 && e->n_policy == 0 && e->n_mx == 0)
 		return 0; /* a policy noted, nothing counted, nothing learnt */
@@ -449,16 +515,18 @@ flush_entry(void *arg, const struct sts_report_entry *e)
 	}
 	for (size_t i = 0; i < e->n_details; i++) {
 		const struct sts_report_detail *d = &e->details[i];
+		int added = add_detail(f, e, d);
 
-		bind_key(s->st_detail, e);
-		sqlite3_bind_text(s->st_detail, 4, sts_result_name(d->result), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->st_detail, 5, d->sending_ip, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->st_detail, 6, d->mx_host, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->st_detail, 7, d->mx_helo, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->st_detail, 8, d->ip, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s->st_detail, 9, gw, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s->st_detail, 10, (sqlite3_int64)d->count);
-		if (!run(f, s->st_detail))
+		if (added < 0)
+			return 1;
+		if (added == 0)
+			overflow += d->count;
+	}
+	if (overflow > 0) {
+		bind_key(s->st_other, e);
+		sqlite3_bind_text(s->st_other, 4, gw, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->st_other, 5, (sqlite3_int64)overflow);
+		if (!run(f, s->st_other))
 			return 1;
 	}
 	f->rows++;

@@ -35,7 +35,8 @@
 #define REPORT_STORE_FILE          "report.db"
 #define REPORT_STORE_GATEWAY_LEN   65 /* a host name label or configured id, and the NUL */
 #define REPORT_STORE_ERROR_LEN     256
-#define REPORT_STORE_KEEP_DAYS_MIN 2 /* the report of a day is sent the day after */
+#define REPORT_STORE_KEEP_DAYS_MIN 2   /* the report of a day is sent the day after */
+#define REPORT_STORE_DETAILS_MAX   256 /* detail rows a day, domain, type and gateway */
 
 struct report_store;
 
@@ -104,7 +105,8 @@ struct report_store_entry {
 	const char *const *mx;
 	size_t n_details; /* ordered by result type name, then count (largest first) */
 	const struct report_store_detail *details;
-	uint64_t detail_other; /* failures beyond the detail rows memory kept */
+	uint64_t detail_other; /* failures beyond the detail rows kept (memory's bound between
+	                          flushes, REPORT_STORE_DETAILS_MAX a day in the store) */
 	unsigned n_gateways;   /* how many gateways' rows were summed */
 };
 

@@ -9,6 +9,7 @@
 #define _XOPEN_SOURCE 700
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -540,6 +541,68 @@ delivery_state_idempotent(void **state)
 	report_store_close(s);
 }
 
+static int
+count_details(void *arg, const struct report_store_entry *e)
+{
+	uint64_t *v = arg;
+
+	v[0] = e->n_details;
+	v[1] = e->detail_other;
+	v[2] = e->failure;
+	for (size_t i = 0; i < e->n_details; i++)
+		v[3] += e->details[i].count;
+	return 0;
+}
+
+/* Detail rows come from the network (MX names, addresses): a day keeps a bounded number. */
+static void
+rfc8460_4_4_details_bounded_per_day(void **state)
+{
+	const char *dir = *state;
+	struct report_store *s = open_gw(dir, "gw1", 7);
+	struct sts_report *r = sts_report_new(T0);
+	uint64_t v[4] = {0};
+	char ip[32];
+	int k = 0;
+
+	for (int flush = 0; flush < 20; flush++) {
+		for (int i = 0; i < 16; i++, k++) {
+			snprintf(ip, sizeof(ip), "198.51.%d.%d", k / 200, k % 200);
+			fail_at(r, "example.com", STS_RESULT_CERT_EXPIRED, "10.0.0.1", ip, T0);
+		}
+		flush_ok(s, r, T0);
+	}
+	assert_int_equal(report_store_foreach_day(s, T0, count_details, v, NULL, 0), 1);
+	assert_int_equal(v[0], REPORT_STORE_DETAILS_MAX);
+	assert_int_equal(v[1], 320 - REPORT_STORE_DETAILS_MAX);
+	assert_int_equal(v[2], 320);
+	assert_int_equal(v[3] + v[1], 320); /* every failure in a row or in detail_other */
+	sts_report_free(r);
+	report_store_close(s);
+}
+
+struct stress {
+	struct sts_report *r;
+	int tid;
+};
+
+static void *
+stress_count(void *arg)
+{
+	struct stress *st = arg;
+	char dom[32];
+
+	for (int i = 0; i < 20000; i++) {
+		snprintf(dom, sizeof(dom), "d%d.example", (i * 31 + st->tid) % 500);
+		if (i % 10 == 0)
+			fail_at(st->r, dom, STS_RESULT_CERT_EXPIRED, "10.0.0.1", "198.51.100.7",
+			        T0);
+		else
+			ok_at(st->r, dom, STS_PTYPE_STS, T0);
+	}
+	return NULL;
+}
+
 struct walked {
 	uint64_t success, failure, details, detail_count;
 };
@@ -555,6 +618,39 @@ walk(void *arg, const struct sts_report_entry *e)
 	for (size_t i = 0; i < e->n_details; i++)
 		w->detail_count += e->details[i].count;
 	return 0;
+}
+
+/* Four threads count while the flusher takes batches: every count is in exactly one batch. */
+static void
+counts_while_taking_none_lost(void **state)
+{
+	struct sts_report *r = sts_report_new(T0);
+	struct sts_report_batch *all = NULL, *b;
+	struct stress st[4];
+	pthread_t th[4];
+	struct walked w;
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		st[i] = (struct stress){.r = r, .tid = i};
+		assert_int_equal(pthread_create(&th[i], NULL, stress_count, &st[i]), 0);
+	}
+	for (int k = 0; k < 50; k++) {
+		assert_non_null(b = sts_report_take(r));
+		if (all == NULL)
+			all = b;
+		else
+			assert_int_equal(sts_report_batch_merge(all, b), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sts_report_batch_merge(all, sts_report_take(r)), 0);
+	memset(&w, 0, sizeof(w));
+	sts_report_batch_foreach(all, walk, &w);
+	assert_int_equal(w.success, 4 * 18000);
+	assert_int_equal(w.failure, 4 * 2000);
+	sts_report_batch_free(all);
+	sts_report_free(r);
 }
 
 /* Batches that waited are merged by day and domain, details by key. */
@@ -605,7 +701,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(rfc8460_4_4_tlsa_policy_strings, setup_dir,
 	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(delivery_state_idempotent, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(rfc8460_4_4_details_bounded_per_day, setup_dir,
+	                                    teardown_dir),
 	    cmocka_unit_test(batches_merge_by_day_and_key),
+	    cmocka_unit_test(counts_while_taking_none_lost),
 	};
 
 	log_set_level(LOG_LVL_ERR);
