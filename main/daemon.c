@@ -785,6 +785,9 @@ on_signal(struct loop *loop, int fd, int events, void *arg)
 			/* The workers are drained after loop_run() returns. */
 			log_notice("event=stop signal=%s", strsignal((int)si.ssi_signo));
 			notify_stopping();
+			/* Written again once the workers have drained; this bounds what a
+			 * stop that times out into SIGKILL can lose to the drain. */
+			results_flush(d, "stop");
 			loop_stop(loop);
 			break;
 		case SIGUSR1:
