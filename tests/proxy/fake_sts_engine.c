@@ -28,6 +28,7 @@ struct sts_engine {
 static const struct fake_sts_rule *rules, *recheck_rules;
 static size_t n_rules, n_recheck_rules;
 static unsigned n_async, n_recheck;
+static unsigned delay_ms; /* fake_sts_set_delay */
 
 /* DANE per domain (fake_sts_set_dane) */
 static struct {
@@ -46,6 +47,13 @@ fake_sts_set(const struct fake_sts_rule *r, size_t n)
 	n_recheck_rules = 0;
 	n_async = n_recheck = 0;
 	n_danes = 0;
+	delay_ms = 0;
+}
+
+void
+fake_sts_set_delay(unsigned ms)
+{
+	delay_ms = ms;
 }
 
 void
@@ -190,7 +198,7 @@ answer(struct loop *loop, void *arg)
 	free(l);
 }
 
-/* start - an asynchronous answer from a zero-millisecond timer. */
+/* start - an asynchronous answer from a timer (zero milliseconds, or fake_sts_set_delay's). */
 static uint64_t
 start(struct sts_engine *e, const char *domain, bool recheck, sts_engine_cb *cb, void *arg)
 {
@@ -204,7 +212,7 @@ start(struct sts_engine *e, const char *domain, bool recheck, sts_engine_cb *cb,
 	l->cb = cb;
 	l->arg = arg;
 	l->recheck = recheck;
-	if ((l->timer = loop_timer_add(e->loop, 0, answer, l)) == 0) {
+	if ((l->timer = loop_timer_add(e->loop, delay_ms, answer, l)) == 0) {
 		free(l);
 		return 0;
 	}

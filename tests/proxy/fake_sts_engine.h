@@ -31,6 +31,12 @@ struct fake_sts_rule {
 /* fake_sts_set - use rules[0..n) from now on; the array must outlive its use. */
 void fake_sts_set(const struct fake_sts_rule *rules, size_t n);
 
+/*
+ * fake_sts_set_delay - asynchronous answers come ms milliseconds after
+ * their lookup instead of at once, until the next fake_sts_set().
+ */
+void fake_sts_set_delay(unsigned ms);
+
 /* fake_sts_async_count - asynchronous lookups started since the last fake_sts_set(). */
 unsigned fake_sts_async_count(void);
 

@@ -60,8 +60,8 @@ setup(void **state)
 	f->conf.socketmap.max_connections = 4;
 	f->conf.socketmap.idle_timeout = 1;
 	f->conf.socketmap.max_request = 256;
-	f->conf.dns.timeout = 1;
-	f->conf.sts.fetch_timeout = 1;
+	f->conf.dns.timeout = 0; /* the lookup deadline: 5 s */
+	f->conf.sts.fetch_timeout = 0;
 	assert_non_null(f->loop = loop_new());
 	ep.loop = f->loop;
 	ep.conf = &f->conf;
@@ -309,6 +309,29 @@ idle_timeout(void **state)
 	close(fd);
 }
 
+/* A lookup past its deadline (dns.timeout x 3 + sts.fetch_timeout + 5 s, 5 s
+ * here) gets TEMP; the connection goes on. */
+static void
+lookup_deadline_is_temp(void **state)
+{
+	struct fx *f = *state;
+	char buf[256];
+	int fd = client(f);
+
+	fake_sts_set_delay(60000);
+	put(fd, "18:postfix async.test,", 22);
+	uint64_t t0 = loop_now_ms(f->loop), ms;
+
+	assert_int_equal(get(f, fd, buf, 25, 9000), 25);
+	assert_string_equal(buf, "21:TEMP lookup timed out,");
+	ms = loop_now_ms(f->loop) - t0;
+	if (ms < 4900 || ms > 7000)
+		fail_msg("answered after %llu ms, not 5 s", (unsigned long long)ms);
+	put(fd, "17:postfix sync.test,", 21);
+	assert_int_equal(get(f, fd, buf, strlen(SYNC_REPLY), 1000), strlen(SYNC_REPLY));
+	close(fd);
+}
+
 /* A shutdown closes idle connections and the listener; a lookup still answers. */
 static void
 shutdown_drains(void **state)
@@ -341,6 +364,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(malformed_is_perm_and_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(connection_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(idle_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(lookup_deadline_is_temp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(shutdown_drains, setup, teardown),
 	};
 
