@@ -172,6 +172,19 @@ lab_check "socketmap: a parent-domain lookup and an address are NOTFOUND" \
 	"NOTFOUND |NOTFOUND |"
 lab_check "socketmap: a request over max_request gets PERM and the connection closes" \
 	eval "lab_exec lan $(lab__python) -c 'import socket; s=socket.create_connection((\"127.0.0.1\", $SMAP_PORT)); s.sendall(b\"5000:\"); r=s.recv(100); print(r); assert r == b\"21:PERM request too long,\"; assert s.recv(100) == b\"\"'"
+# A reload (SIGHUP) hands the listeners to the new workers: an open
+# connection is answered until the old worker drains it, new ones at once.
+reload_keeps_serving() {
+	kill -HUP "$(cat "$LAB_DIR/run/stsproxy.pid")"
+	for _ in $(seq 1 50); do
+		grep -q 'event=reload status=ok' "$E2E_PROXY_LOG" && break
+		sleep 0.1
+	done
+	grep 'event=reload' "$E2E_PROXY_LOG" || return 1
+	grep -q 'event=reload status=ok' "$E2E_PROXY_LOG" || return 1
+	is "$(smq "127.0.0.1:$SMAP_PORT" postfix $DOMAINS)" "$(cat "$LAB_DIR/sts-replies.txt")"
+}
+lab_check "socketmap: after a reload, the same answers" reload_keeps_serving
 lab_check "socketmap: the metrics count the replies" \
 	eval "lab_exec lan curl -s http://127.0.0.1:9125/metrics | grep -E '^stsproxy_socketmap_replies_total\{reply=\"ok\"\} ([3-9]|[1-9][0-9]+)$'"
 
