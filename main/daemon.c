@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -191,6 +192,40 @@ collect_socketmap(const struct daemon *d, struct metrics_writer *w)
 	              NULL, (double)(active + atomic_load(&ss->active)));
 }
 
+/* collect_shared - the shared Redis (docs/METRICS.md), when configured. */
+static void
+collect_shared(struct shared_stats *ss, struct metrics_writer *w)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} counters[] = {
+	    {"stsproxy_shared_hits_total", "Lookups the shared Redis answered with a policy.",
+	     offsetof(struct shared_stats, hits)},
+	    {"stsproxy_shared_misses_total",
+	     "Lookups it did not answer: no policy, shared.wait_max passed, or down.",
+	     offsetof(struct shared_stats, misses)},
+	    {"stsproxy_shared_refused_total", "Values read from it that were invalid or refused.",
+	     offsetof(struct shared_stats, refused)},
+	    {"stsproxy_shared_stores_total", "Policies written to it.",
+	     offsetof(struct shared_stats, stores)},
+	    {"stsproxy_shared_publishes_total", "Policy changes and servers published.",
+	     offsetof(struct shared_stats, publishes)},
+	    {"stsproxy_shared_received_total", "Policy changes and servers received.",
+	     offsetof(struct shared_stats, received)},
+	    {"stsproxy_shared_errors_total", "Commands that failed or got an error reply.",
+	     offsetof(struct shared_stats, errors)},
+	};
+
+	metrics_gauge(w, "stsproxy_shared_connections", "Connections to the shared Redis.", NULL,
+	              (double)atomic_load(&ss->conns));
+	metrics_gauge(w, "stsproxy_shared_up", "Of those, connected and answering now.", NULL,
+	              (double)atomic_load(&ss->up));
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		metrics_counter(w, counters[i].name, counters[i].help, NULL,
+		                atomic_load((_Atomic uint64_t *)((char *)ss + counters[i].off)));
+}
+
 /* collect - the metrics of docs/METRICS.md, one family at a time. */
 static void
 collect(void *arg, struct metrics_writer *w)
@@ -259,6 +294,8 @@ collect(void *arg, struct metrics_writer *w)
 		metrics_counter(w, "stsproxy_report_flushes_total",
 		                "Writes of the TLS-RPT counts to report.db.", l, d->flushes[k]);
 	}
+	if (d->conf->shared.enabled)
+		collect_shared(&d->estats.shared, w);
 	if (d->nfq != NULL) {
 		struct detect_stats ns;
 		const struct metrics_label acc[] = {{"verdict", "accept"}, {NULL, NULL}};
@@ -322,6 +359,30 @@ ctl_status(void *arg, struct control_reply *r)
 	control_reply_line(r, "listen %s", listen_text(d->conf, addrs, sizeof(addrs)));
 	control_reply_line(r, "uptime %lld", (long long)(time(NULL) - d->started));
 	control_reply_line(r, "%s", line);
+	if (d->conf->shared.enabled) {
+		const struct shared_stats *ss = &d->estats.shared;
+		uint64_t conns = atomic_load(&ss->conns), up = atomic_load(&ss->up);
+		const struct conf *c = d->conf;
+
+		control_reply_line(
+		    r,
+		    "shared %s redis=%s%s up=%llu/%llu hits=%llu misses=%llu refused=%llu "
+		    "stores=%llu publishes=%llu received=%llu errors=%llu",
+		    up == conns && conns > 0 ? "ok"
+		    : up > 0                 ? "degraded"
+		                             : "down",
+		    c->shared.redis_path != NULL ? c->shared.redis_path
+		    : c->shared.redis != NULL    ? c->shared.redis->text
+		                                 : "sentinel:",
+		    c->shared.master != NULL ? c->shared.master : "", (unsigned long long)up,
+		    (unsigned long long)conns, (unsigned long long)atomic_load(&ss->hits),
+		    (unsigned long long)atomic_load(&ss->misses),
+		    (unsigned long long)atomic_load(&ss->refused),
+		    (unsigned long long)atomic_load(&ss->stores),
+		    (unsigned long long)atomic_load(&ss->publishes),
+		    (unsigned long long)atomic_load(&ss->received),
+		    (unsigned long long)atomic_load(&ss->errors));
+	}
 	return 0;
 }
 
@@ -868,7 +929,10 @@ daemon_run(struct conf *c)
 	}
 	/* Bind everything while we may: NFQUEUE, listeners, metrics. */
 	if (c->nfq.enabled) {
-		struct nfq_callbacks cb = {.lookup = nfq_lookup, .policy = nfq_policy, .arg = &d};
+		struct nfq_callbacks cb = {.lookup = nfq_lookup,
+		                           .policy = nfq_policy,
+		                           .arg = &d,
+		                           .shared_stats = &d.estats.shared};
 		if ((d.nfq = nfq_start(d.loop, c, d.cache, &cb, err, sizeof(err))) == NULL) {
 			log_err("event=start error=\"%s\"", err);
 			goto fail;

@@ -609,8 +609,12 @@ ehlo_done(struct detect *d, struct flow *f, struct dflow *s, bool ok)
 	if (!ok)
 		return;
 	if (s->cap_starttls) {
+		bool known = srvmem_has(d->servers, k->family, k->server);
+
 		s->no_starttls = false;
 		srvmem_add(d->servers, k->family, k->server, d->wall);
+		if (!known && d->p.on_server != NULL)
+			d->p.on_server(d->p.arg, k->family, k->server, d->wall);
 		return;
 	}
 	s->no_starttls = true;
@@ -763,6 +767,12 @@ detect_new(const struct detect_params *p, char *err, size_t errlen)
 fail:
 	detect_free(d);
 	return NULL;
+}
+
+void
+detect_server_learned(struct detect *d, int family, const uint8_t *addr, int64_t seen)
+{
+	(void)srvmem_add(d->servers, family, addr, seen);
 }
 
 /* detect_free - held packets take hold_action; save, end flows, free; NULL is a no-op. */

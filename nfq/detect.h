@@ -140,6 +140,9 @@ struct detect_params {
 	size_t hold_max;
 	uint64_t hold_ms;                      /* how long one waits; 0: DETECT_HOLD_MS */
 	enum conf_nfq_hold_action hold_action; /* a held packet without an answer in time */
+	/* A server not remembered before was seen offering STARTTLS (for the
+	 * other gateways); NULL: none. */
+	void (*on_server)(void *arg, int family, const uint8_t *addr, int64_t seen);
 };
 
 #define DETECT_HOLD_MS 5000
@@ -182,6 +185,13 @@ struct detect_result detect_packet(struct detect *d, const struct nfq_pkt *p, ui
  * domain is judged; held packets get their verdicts from inside this call.
  */
 void detect_answer(struct detect *d, const char *domain, int mode, uint64_t now_ms);
+
+/*
+ * detect_server_learned - another gateway saw this server (AF_INET: 4
+ * octets, AF_INET6: 16) offering STARTTLS at seen: remember it, so that
+ * its reply without STARTTLS is a downgrade here too.
+ */
+void detect_server_learned(struct detect *d, int family, const uint8_t *addr, int64_t seen);
 
 /* detect_expire_holds - waits past their deadline at now_ms end (hold_action); how many. */
 size_t detect_expire_holds(struct detect *d, uint64_t now_ms);

@@ -28,6 +28,7 @@
 #include "core/util.h"
 #include "nfq/nfq.h"
 #include "nfq/packet.h"
+#include "policy/shared_state.h"
 
 #define NFQ_COPY_RANGE 0xffff
 #define NFQ_BUF_SIZE   (NFQ_COPY_RANGE + 4096)
@@ -63,7 +64,8 @@ struct nfq {
 	unsigned ticks;
 	uint64_t hold_timer; /* 0, or armed for hold_at */
 	uint64_t hold_at;
-	char *buf; /* NFQ_BUF_SIZE, shared: one queue is read at a time */
+	char *buf;                   /* NFQ_BUF_SIZE, shared: one queue is read at a time */
+	struct shared_state *shared; /* servers seen offering STARTTLS, with other gateways */
 };
 
 static int
@@ -360,6 +362,28 @@ fail:
 	return -1;
 }
 
+/* Servers with STARTTLS are remembered in Redis for 30 days after the last sighting. */
+#define SHARED_SERVER_TTL (30u * 86400u)
+
+/* server_seen - tell the other gateways (they detect its stripping too). */
+static void
+server_seen(void *arg, int family, const uint8_t *addr, int64_t seen)
+{
+	struct nfq *n = arg;
+
+	shared_state_server(n->shared, family, addr, seen, SHARED_SERVER_TTL);
+}
+
+/* server_shared - another gateway saw a server offering STARTTLS. */
+static void
+server_shared(void *arg, int family, const uint8_t *addr, int64_t seen)
+{
+	struct nfq *n = arg;
+
+	if (n->det != NULL)
+		detect_server_learned(n->det, family, addr, seen);
+}
+
 /* nfq_start - bind the queues into loop; NULL with err on failure. */
 struct nfq *
 nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
@@ -388,6 +412,20 @@ nfq_start(struct loop *loop, const struct conf *conf, struct sts_cache *cache,
 	dp.hold_max = conf->nfq.hold_max;
 	dp.hold_ms = (uint64_t)conf->nfq.hold_timeout * 1000;
 	dp.hold_action = conf->nfq.hold_timeout_action;
+	if (conf->shared.enabled) {
+		struct shared_state_params sp = {.loop = loop,
+		                                 .conf = conf,
+		                                 .subscribe = true,
+		                                 .stats = cb != NULL ? cb->shared_stats : NULL,
+		                                 .on_server = server_shared,
+		                                 .arg = n};
+
+		if ((n->shared = shared_state_new(&sp)) == NULL) {
+			snprintf(err, errlen, "nfq: out of memory");
+			goto fail;
+		}
+		dp.on_server = server_seen;
+	}
 	if ((n->det = detect_new(&dp, err, errlen)) == NULL)
 		goto fail;
 	if ((n->buf = malloc(NFQ_BUF_SIZE)) == NULL ||
@@ -450,6 +488,8 @@ nfq_stop(struct nfq *n)
 	/* Held packets get their verdicts while the queues are still bound. */
 	detect_free(n->det);
 	n->det = NULL;
+	shared_state_free(n->shared);
+	n->shared = NULL;
 	for (i = 0; i < n->n_q; i++) {
 		struct nfq_queue *q = &n->q[i];
 

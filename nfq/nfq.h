@@ -65,6 +65,8 @@ struct nfq_callbacks {
 	 */
 	int (*policy)(void *arg, const char *domain);
 	void *arg;
+	/* counters of the shared Redis (shared.*) the inspector also uses; NULL: not counted */
+	struct shared_stats *shared_stats;
 };
 
 /*

@@ -70,6 +70,7 @@ enum res_kind {
 enum res_state {
 	RS_START = 0,
 	RS_TXT,
+	RS_SHARED, /* asking the shared Redis before fetching (shared.wait_max at most) */
 	RS_FETCH_ADDR,
 	RS_FETCH,
 	RS_MX,
@@ -79,9 +80,9 @@ enum res_state {
 };
 
 static const char *const state_names[] = {
-    [RS_START] = "start", [RS_TXT] = "txt",   [RS_FETCH_ADDR] = "fetch-addr",
-    [RS_FETCH] = "fetch", [RS_MX] = "mx",     [RS_MX_ADDR] = "mx-addr",
-    [RS_DANE] = "dane",   [RS_DONE] = "done",
+    [RS_START] = "start",           [RS_TXT] = "txt",     [RS_SHARED] = "shared",
+    [RS_FETCH_ADDR] = "fetch-addr", [RS_FETCH] = "fetch", [RS_MX] = "mx",
+    [RS_MX_ADDR] = "mx-addr",       [RS_DANE] = "dane",   [RS_DONE] = "done",
 };
 
 struct resolution;
@@ -114,7 +115,7 @@ struct resolution {
 	bool mx_asked;  /* ... and for the MX set */
 	char domain[STS_CACHE_DOMAIN_MAX];
 	struct waiter *waiters, **wtail;
-	uint64_t timer, dns_id, fetch_id;
+	uint64_t timer, dns_id, fetch_id, shared_id;
 	struct addr_sub sub[STS_ANSWER_MAX_MX];
 	size_t n_sub_pending;
 	char txt_id[STS_CACHE_ID_MAX];
@@ -162,6 +163,7 @@ struct sts_engine {
 	struct sts_dns *dns;
 	struct sts_dane_dns *dane_dns; /* NULL: no trust anchor, no DANE */
 	struct sts_fetch *fetch;
+	struct shared_state *shared; /* NULL: nothing shared (no shared group) */
 	sts_engine_trace_cb *trace;
 	void *trace_arg;
 	bool check_txt;
@@ -193,6 +195,7 @@ static void res_mx(struct resolution *r);
 static void res_finish(struct resolution *r);
 static void res_deliver(struct resolution *r);
 static void dane_start(struct resolution *r, bool fresh);
+static void shared_put(struct resolution *r, const char *text, size_t len, int64_t now);
 static void engine_destroy(struct sts_engine *e);
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -436,6 +439,7 @@ res_free(struct resolution *r)
 	loop_timer_cancel(e->loop, r->timer);
 	sts_dns_cancel(e->dns, r->dns_id);
 	sts_fetch_cancel(e->fetch, r->fetch_id);
+	shared_state_cancel(e->shared, r->shared_id);
 	for (size_t i = 0; i < STS_ANSWER_MAX_MX; i++)
 		sts_dns_cancel(e->dns, r->sub[i].id);
 	sts_cache_release(r->entry);
@@ -569,6 +573,7 @@ fetch_cb(void *arg, const struct sts_fetch_result *fr)
 	/* Section 3.3: a fetched policy, "mode: none" included, replaces the cache. A disk
 	 * error is logged by the cache and the memory copy still applies. */
 	(void)sts_cache_put(e->cache, r->domain, r->txt_id, fr->body, fr->len, &r->fetched, now);
+	shared_put(r, fr->body, fr->len, now);
 	sts_cache_release(r->entry);
 	r->entry = sts_cache_get(e->cache, r->domain);
 	r->status = STS_POLICY;
@@ -619,9 +624,9 @@ fetch_addr_cb(void *arg, const struct sts_dns_answer *a)
 	}
 }
 
-/* res_fetch - section 3.3: the policy host is resolved by our own resolver, then fetched. */
+/* res_fetch_live - section 3.3: the policy host is resolved by our own resolver, then fetched. */
 static void
-res_fetch(struct resolution *r)
+res_fetch_live(struct resolution *r)
 {
 	char name[STS_CACHE_DOMAIN_MAX + 8];
 
@@ -633,6 +638,148 @@ res_fetch(struct resolution *r)
 		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR, "%s: cannot be resolved", name);
 		fetch_failed(r);
 	}
+}
+
+/* --- the shared second level (policy/shared_state.h, docs/SECURITY.md) ------------ */
+
+/*
+ * shared_accept - may the policy another gateway stored for r's domain be
+ * used in place of a fetch? Only the policy of the id this gateway's own
+ * resolver just gave (section 3.1), still valid, not fetched in the future,
+ * newer than any local copy, that parses (section 3.2), whose expiry its
+ * max_age covers, and in mode enforce: a weaker mode could be an injected
+ * downgrade, so a testing or none policy is fetched by this gateway
+ * itself. Parses into r->fetched. A reason for a refusal goes to why.
+ */
+static bool
+shared_accept(struct resolution *r, const struct shared_policy *p, int64_t now, const char **why)
+{
+	struct sts_policy_error perr = {0};
+
+	*why = NULL;
+	if (strcmp(p->id, r->txt_id) != 0)
+		return false; /* another id: not what the domain publishes now, not an error */
+	if (p->expires_at <= now || p->fetched_at > now + 300) {
+		*why = "expired or fetched in the future";
+		return false;
+	}
+	if (r->entry != NULL && strcmp(r->entry->id, p->id) == 0 &&
+	    r->entry->fetched_at >= p->fetched_at)
+		return false; /* not newer than ours: fetch */
+	sts_policy_clear(&r->fetched);
+	if (sts_policy_parse(p->text, p->text_len, &r->fetched, &perr) < 0) {
+		*why = "policy does not parse";
+		return false;
+	}
+	if (p->expires_at > p->fetched_at + (int64_t)r->fetched.max_age) {
+		*why = "expiry beyond max_age";
+		return false;
+	}
+	if (r->fetched.mode != STS_MODE_ENFORCE) {
+		*why = "not enforce: fetched here";
+		return false;
+	}
+	return true;
+}
+
+static void
+shared_cb(void *arg, const struct shared_policy *p)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	int64_t now = sts_now_wall();
+	const char *why = NULL;
+
+	r->shared_id = 0;
+	if (p == NULL || !shared_accept(r, p, now, &why)) {
+		if (why != NULL) {
+			if (e->stats != NULL)
+				atomic_fetch_add_explicit(&e->stats->shared.refused, 1,
+				                          memory_order_relaxed);
+			log_notice(
+			    "event=shared-policy domain=%s id=%s result=refused reason=\"%s\"",
+			    r->domain, p->id, why);
+		}
+		sts_policy_clear(&r->fetched);
+		res_fetch_live(r);
+		return;
+	}
+	log_info("event=shared-policy domain=%s id=%s result=used fetched=%lld", r->domain, p->id,
+	         (long long)p->fetched_at);
+	trace(e, r->domain, "fetch", "shared");
+	/* The shared copy keeps its own fetch time: it expires when the fetched one does. */
+	(void)sts_cache_put(e->cache, r->domain, r->txt_id, p->text, p->text_len, &r->fetched,
+	                    p->fetched_at);
+	sts_cache_release(r->entry);
+	r->entry = sts_cache_get(e->cache, r->domain);
+	r->status = STS_POLICY;
+	r->source = STS_SOURCE_CACHE;
+	sts_strlcpy(r->id, r->txt_id, sizeof(r->id));
+	if (r->entry != NULL && strcmp(r->entry->id, r->txt_id) == 0) {
+		r->policy = &r->entry->policy;
+		r->expires_at = r->entry->expires_at;
+	} else {
+		r->policy = &r->fetched;
+		r->expires_at = p->fetched_at + r->fetched.max_age;
+	}
+	if (r->kind == RK_LOOKUP)
+		res_mx(r);
+	else
+		res_finish(r);
+}
+
+/* res_fetch - the shared Redis first, for at most shared.wait_max, then the policy host. */
+static void
+res_fetch(struct resolution *r)
+{
+	if (r->e->shared != NULL &&
+	    (r->shared_id = shared_state_get(r->e->shared, r->domain, shared_cb, r)) != 0) {
+		res_enter(r, RS_SHARED);
+		return;
+	}
+	res_fetch_live(r);
+}
+
+/*
+ * shared_put - a policy was fetched: store it for the other gateways, and
+ * tell them when it replaces a policy of another id (they look again).
+ */
+static void
+shared_put(struct resolution *r, const char *text, size_t len, int64_t now)
+{
+	struct shared_policy sp = {.fetched_at = now, .text = text, .text_len = len};
+
+	if (r->e->shared == NULL)
+		return;
+	sts_strlcpy(sp.id, r->txt_id, sizeof(sp.id));
+	sp.expires_at = now + r->fetched.max_age;
+	shared_state_put(r->e->shared, r->domain, &sp,
+	                 r->entry != NULL && strcmp(r->entry->id, r->txt_id) != 0);
+}
+
+/*
+ * shared_change - another gateway fetched domain's policy under id: the
+ * TXT answer remembered here is no longer taken as current (the next
+ * lookup asks the resolver), and a cached policy of another id is
+ * refreshed now. Nothing from the message is trusted beyond "look again".
+ */
+static void
+shared_change(void *arg, const char *domain, const char *id)
+{
+	struct sts_engine *e = arg;
+	const struct sts_cache_entry *ce;
+	char seen_id[STS_SEEN_KEY_MAX];
+
+	if (local_find(e, domain) != NULL)
+		return;
+	if ((sts_seen_get(e->seen, domain, strlen(domain), 0, seen_id, NULL, NULL, NULL) &
+	     STS_SEEN_TXT) != 0 &&
+	    strcmp(seen_id, id) != 0)
+		(void)sts_seen_put_txt(e->seen, domain, seen_id, 1);
+	ce = sts_cache_get(e->cache, domain);
+	if (ce != NULL && strcmp(ce->id, id) != 0)
+		(void)sts_engine_refresh(e, domain);
+	sts_cache_release(ce);
 }
 
 /*
@@ -681,7 +828,7 @@ join_fetch(struct resolution *r)
 		return false;
 	for (o = r->e->inflight; o != NULL; o = o->next)
 		if (o != r && o->kind == RK_LOOKUP && !o->solo &&
-		    (o->state == RS_FETCH_ADDR || o->state == RS_FETCH) &&
+		    (o->state == RS_SHARED || o->state == RS_FETCH_ADDR || o->state == RS_FETCH) &&
 		    strcmp(o->domain, r->domain) == 0 && strcmp(o->txt_id, r->txt_id) == 0)
 			break;
 	if (o == NULL)
@@ -1331,6 +1478,19 @@ sts_engine_new(const struct sts_engine_params *p, char *err, size_t errlen)
 		if ((e->refresh = sts_refresh_new(&rp)) == NULL)
 			goto nomem;
 	}
+	if (c->shared.enabled && !p->check_txt) {
+		struct shared_state_params sp = {
+		    .loop = p->loop,
+		    .conf = c,
+		    .subscribe = !p->no_refresh, /* one engine per process listens */
+		    .stats = p->stats != NULL ? &p->stats->shared : NULL,
+		    .on_change = shared_change,
+		    .arg = e,
+		};
+
+		if ((e->shared = shared_state_new(&sp)) == NULL)
+			goto nomem;
+	}
 	return e;
 nomem:
 	snprintf(err, errlen, "policy engine: out of memory");
@@ -1364,6 +1524,7 @@ engine_destroy(struct sts_engine *e)
 		for (size_t i = 0; i < e->conf->n_smarthosts; i++)
 			sts_policy_clear(&e->smart[i]);
 	free(e->smart);
+	shared_state_free(e->shared);
 	sts_fetch_free(e->fetch);
 	sts_dane_dns_free(e->dane_dns);
 	sts_dns_free(e->dns);

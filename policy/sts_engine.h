@@ -47,6 +47,7 @@
 #include "core/conf.h"
 #include "core/loop.h"
 #include "core/types.h"
+#include "policy/shared_state.h"
 #include "policy/sts_cache.h"
 #include "policy/sts_decide.h"
 #include "policy/sts_policy.h"
@@ -79,6 +80,7 @@ struct sts_engine_stats {
 	_Atomic uint64_t cache_hits;   /* answers served from the cache (lookup_now) */
 	_Atomic uint64_t fetches;      /* HTTPS policy fetches started */
 	_Atomic uint64_t fetch_errors; /* fetches that failed, for whatever reason */
+	struct shared_stats shared;    /* the shared Redis (shared.*), when configured */
 };
 
 struct sts_engine_params {

@@ -192,6 +192,7 @@ publish_reaches_subscriber(void **state)
 	rp = connect_to(l, &pub, NULL, NULL);
 	rs = connect_to(l, &sub, NULL, NULL);
 	assert_int_equal(redis_loop_subscribe(rs, "t:chan", on_message, &sub), 0);
+	assert_int_equal(redis_loop_subscribe(rs, "t:other", on_message, &sub), 0);
 	assert_true(run_until(l, &pub.ups, 1, 2000));
 	assert_true(run_until(l, &sub.ups, 1, 2000));
 	/* the SUBSCRIBE went out behind the PING: let it land */
@@ -200,6 +201,9 @@ publish_reaches_subscriber(void **state)
 	assert_int_not_equal(cmd(rp, &pub, 3, msg), 0);
 	assert_true(run_until(l, &sub.messages, 1, 2000));
 	assert_string_equal(sub.msg, "hello");
+	for (int i = 0; i < 5; i++)
+		loop_once(l, 20);
+	assert_int_equal(sub.messages, 1); /* once, whatever else is subscribed */
 	assert_true(run_until(l, &pub.replies, 1, 2000));
 	assert_int_equal(pub.type, REDIS_REPLY_INTEGER);
 	redis_loop_free(rp);

@@ -3,6 +3,7 @@
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/conf.c core/loop.c core/log.c
 // sources: core/types.c core/util.c
+// sources: policy/shared_state.c policy/shared_value.c core/redis_loop.c
 /*
  * test_sts_engine.c - the MTA-STS policy engine against scripted DNS and
  * HTTPS answers (the fakes replace policy/sts_dns.c and policy/sts_fetch.c
