@@ -3,6 +3,7 @@
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c core/types.c
 // sources: core/util.c core/conf.c
+// sources: policy/shared_state.c policy/shared_value.c core/redis_loop.c
 /*
  * bench_decide.c - the per-recipient decision path on one thread: a warm
  * engine (100,000 cached policies and their MX sets in memory) answering
