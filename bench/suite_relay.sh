@@ -14,6 +14,9 @@
 #       domain has a local enforce policy, so the upstream leg is STARTTLS
 #       with a verified certificate (lab CA) - the proxy's real work
 #   bt  stsproxy, the client also does STARTTLS (to the proxy): two legs
+#   br  as b, with upstream connection reuse on (upstream.reuse_idle): a
+#       one-message client session takes the parked verified connection
+#       of the session before it (a second stsproxy on port 10028)
 #   c   a plain TCP relay (haproxy in TCP mode; socat when haproxy is
 #       missing): the floor of any user-space hop
 #   ct  the same relay, the client doing STARTTLS through it: the floor of
@@ -46,7 +49,7 @@ else
 	ROUNDS=1
 fi
 # For profiling one path or size: RELAY_PATHS, RELAY_SIZES, RELAY_ROUNDS.
-PATHS=${RELAY_PATHS:-a at b bt c ct d}
+PATHS=${RELAY_PATHS:-a at b br bt c ct d}
 SIZES=${RELAY_SIZES:-$SIZES}
 ROUNDS=${RELAY_ROUNDS:-$ROUNDS}
 
@@ -151,6 +154,15 @@ BENCH_CLIENT_STARTTLS=true \
 	BENCH_CONF_EXTRA='metrics = { listen = "127.0.0.1:9125"; };' \
 	bench_stsproxy_conf "$CONF" 1000
 bench_stsproxy "$CONF"
+# Path br: the same configuration with reuse on, its own port, state and metrics.
+CONFR=$LAB_DIR/stsproxy-reuse.conf
+mkdir -p "$LAB_DIR/state-reuse"
+sed -e 's/0\.0\.0\.0:10025/0.0.0.0:10028/' -e "s#\"$LAB_DIR/state\"#\"$LAB_DIR/state-reuse\"#" \
+	-e 's/127\.0\.0\.1:9125/127.0.0.1:9126/' "$CONF" >"$CONFR"
+echo 'upstream = { reuse_idle = 30; reuse_max_per_dest = 32; reuse_max = 64; };' >>"$CONFR"
+lab__start stsproxyr gw "$STSPROXY" -c "$CONFR"
+BENCH_PROXYR_PID=$(cat "$LAB_DIR/run/stsproxyr.pid")
+lab__await stsproxyr gw 10.0.1.1 10028
 
 CA=$LAB_DIR/ca/ca.crt
 if command -v haproxy >/dev/null 2>&1; then
@@ -196,6 +208,7 @@ path_port() {
 	case $1 in
 	a | at) echo off ;;
 	b | bt) echo 10025 ;;
+	br) echo 10028 ;;
 	c | ct) echo 10026 ;;
 	d) echo 10027 ;;
 	esac
@@ -205,6 +218,7 @@ path_pid() {
 	case $1 in
 	a | at) echo "" ;;
 	b | bt) echo "$BENCH_PROXY_PID" ;;
+	br) echo "$BENCH_PROXYR_PID" ;;
 	*) echo "$RELAY_PIDS" ;;
 	esac
 }
@@ -222,13 +236,14 @@ cpu_of() {
 	echo "$t"
 }
 tls_lines() { grep -c 'TLS connection established from' "$BENCH_PF/maillog" 2>/dev/null || true; }
-# upstream_tls - "resumed handshakes" from the proxy's metrics endpoint.
+# upstream_tls [PORT] - "resumed handshakes" from the proxy's metrics endpoint.
 upstream_tls() {
-	lab_exec gw python3 -c 'import urllib.request
-body = urllib.request.urlopen("http://127.0.0.1:9125/metrics", timeout=5).read().decode()
+	lab_exec gw python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
 v = dict(l.split()[:2] for l in body.splitlines() if l and not l.startswith("#"))
-print(v["stsproxy_upstream_tls_resumed_total"], v["stsproxy_upstream_tls_total"])'
+print(v["stsproxy_upstream_tls_resumed_total"], v["stsproxy_upstream_tls_total"])' "${1:-9125}"
 }
+metrics_port() { case $1 in br) echo 9126 ;; *) echo 9125 ;; esac; }
 # field NAME LINE - the value of NAME=... in a smtp_load result line.
 field() { sed -n "s/.*\\<$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
@@ -263,15 +278,15 @@ run_load() {
 	c0=$(cpu_of "$(path_pid "$p")")
 	m0=$(bench_busy)
 	l0=$(tls_lines)
-	u0=$(upstream_tls)
+	u0=$(upstream_tls "$(metrics_port "$p")")
 	out=$(load "$p" -s "$SESS" -m "$n" -d "$per" -l "$size")
 	m1=$(bench_busy)
 	sleep 0.2
 	c1=$(cpu_of "$(path_pid "$p")")
 	l1=$(tls_lines)
-	u1=$(upstream_tls)
+	u1=$(upstream_tls "$(metrics_port "$p")")
 	case $p in
-	b | bt) up="$((${u1% *} - ${u0% *}))/$((${u1#* } - ${u0#* }))" ;;
+	b | br | bt) up="$((${u1% *} - ${u0% *}))/$((${u1#* } - ${u0#* }))" ;;
 	esac
 	if [ -z "$(path_pid "$p")" ]; then
 		cpu=n/a
@@ -391,6 +406,11 @@ verdict() { # RATIO GOAL
 	echo "  is a local \`enforce\` policy (\`mx = *.bench.example\`), so every connection is"
 	echo "  upgraded to STARTTLS upstream and the certificate of mx.bench.example is verified"
 	echo "  against the lab CA (sessions resumed from the proxy's cache)."
+	echo "- **br** as b, with upstream connection reuse on (\`upstream.reuse_idle = 30\`,"
+	echo "  \`reuse_max_per_dest = 32\`): each one-message client session takes the verified"
+	echo "  connection a session of the same client parked at its QUIT (RSET, then the"
+	echo "  connection's banner and EHLO reply replayed); the recipient is judged on that"
+	echo "  connection's TLS facts as on any other. A second stsproxy in the same run."
 	echo "- **bt** stsproxy, the client also does STARTTLS, to the proxy: two TLS legs."
 	echo "- **c** $RELAY as a plain TCP relay: the floor of any user-space hop, no TLS."
 	echo "- **ct** the same relay, the client doing STARTTLS through it as in at: the floor"
@@ -417,14 +437,15 @@ verdict() { # RATIO GOAL
 	echo "TLS session costs at least ct/at, so b/ct is what the proxy costs beyond the hop."
 	echo "Machine CPU b/at is the CPU time of the whole machine per message."
 	echo
-	echo "| size | b/at | goal b/at | ct/at | b/ct | b/a | bt/at | b/c | b/d | CPU b/d | machine CPU b/at |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| size | b/at | goal b/at | br/at | br/b | ct/at | b/ct | b/a | bt/at | b/c | b/d | CPU b/d | machine CPU b/at |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for sz in $SIZES; do
 		IFS=: read -r size n per <<<"$sz"
 		bat=$(paired b at "$size" "$per" 6)
 		g=$(goal "$size" "$per")
-		printf '| %s | %s | %s %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+		printf '| %s | %s | %s %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
 			"$(row_name "$size" "$per")" "$bat" "$g" "$(verdict "$bat" "$g")" \
+			"$(paired br at "$size" "$per" 6)" "$(paired br b "$size" "$per" 6)" \
 			"$(paired ct at "$size" "$per" 6)" "$(paired b ct "$size" "$per" 6)" \
 			"$(paired b a "$size" "$per" 6)" "$(paired bt at "$size" "$per" 6)" \
 			"$(paired b c "$size" "$per" 6)" "$(paired b d "$size" "$per" 6)" \

@@ -679,15 +679,16 @@ static int
 load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 {
 	static const char *const top[] = {
-	    "state_dir", "user",          "mode",         "listen",  "interception",
-	    "clients",   "upstream_mark", "max_sessions", "workers", "max_line",
-	    "timeouts",  "log",           "dns",          "tls",     "sts",
-	    "policies",  "smarthosts",    "nfq",          "metrics", "control",
-	    "dane",      "shared",        "socketmap",    "report",  "report_store",
-	    NULL};
+	    "state_dir",     "user",         "mode",    "listen",   "interception", "clients",
+	    "upstream_mark", "max_sessions", "workers", "max_line", "timeouts",     "log",
+	    "dns",           "tls",          "sts",     "policies", "smarthosts",   "nfq",
+	    "metrics",       "control",      "dane",    "shared",   "socketmap",    "report",
+	    "report_store",  "upstream",     NULL};
 	static const char *const timeouts[] = {"connect",    "greeting",  "command", "starttls",
 	                                       "data_block", "data_done", "drain",   NULL};
 	static const char *const logk[] = {"level", "file", "events", NULL};
+	static const char *const upk[] = {"reuse_idle", "reuse_max_messages", "reuse_max_per_dest",
+	                                  "reuse_max", NULL};
 	static const char *const dnsk[] = {"forwarders", "trust_anchor_file", "timeout", NULL};
 	static const char *const tlsk[] = {"ca_file", "server_cert", "server_key",
 	                                   "client_starttls", NULL};
@@ -765,6 +766,20 @@ load_root(struct cx *x, const config_setting_t *root, struct conf *c)
 		    get_uint(x, g, "timeouts", "drain", 1, 3600, &t->drain) < 0)
 			return -1;
 	}
+
+	if (get_group(x, root, "upstream", &g) < 0)
+		return -1;
+	/* An idle connection outlives neither the server's own timeout (RFC 5321
+	 * section 4.5.3.2.7: 5 minutes) nor this bound. */
+	if (g != NULL &&
+	    (check_keys(x, g, "upstream", upk) < 0 ||
+	     get_uint(x, g, "upstream", "reuse_idle", 0, 240, &c->upstream.reuse_idle) < 0 ||
+	     get_uint(x, g, "upstream", "reuse_max_messages", 1, 100000,
+	              &c->upstream.reuse_max_messages) < 0 ||
+	     get_uint(x, g, "upstream", "reuse_max_per_dest", 1, 10000,
+	              &c->upstream.reuse_max_per_dest) < 0 ||
+	     get_uint(x, g, "upstream", "reuse_max", 1, 100000, &c->upstream.reuse_max) < 0))
+		return -1;
 
 	if (get_group(x, root, "log", &g) < 0)
 		return -1;
@@ -963,6 +978,10 @@ conf_defaults(struct conf *c)
 	c->timeouts.data_block = 180;
 	c->timeouts.data_done = 600;
 	c->timeouts.drain = 60;
+	c->upstream.reuse_idle = 0; /* off: see stsproxy.conf(5) */
+	c->upstream.reuse_max_messages = 100;
+	c->upstream.reuse_max_per_dest = 4;
+	c->upstream.reuse_max = 64;
 	c->log.level = LOG_LVL_INFO;
 	c->dns.timeout = 10;
 	c->tls.client_starttls = true;

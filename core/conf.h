@@ -112,6 +112,15 @@ struct conf {
 	unsigned max_line; /* longest command or reply line accepted, octets */
 	struct conf_timeouts timeouts;
 
+	/* Reuse of verified upstream connections across client sessions of the
+	 * same client identity (proxy/upstream_pool.h). */
+	struct {
+		unsigned reuse_idle;         /* seconds a connection waits parked; 0: no reuse */
+		unsigned reuse_max_messages; /* messages per connection before it is closed */
+		unsigned reuse_max_per_dest; /* parked per destination address:port */
+		unsigned reuse_max;          /* parked per worker */
+	} upstream;
+
 	struct {
 		enum log_level level;
 		char *file;   /* NULL: stderr */

@@ -135,6 +135,11 @@ stats_sum(const struct daemon *d, struct session_stats *out)
 		ADD(sessions_active);                                                              \
 		ADD(tls_upstream);                                                                 \
 		ADD(tls_upstream_resumed);                                                         \
+		ADD(reuse_parked);                                                                 \
+		ADD(reuse_taken);                                                                  \
+		ADD(reuse_saved);                                                                  \
+		ADD(reuse_missed);                                                                 \
+		ADD(reuse_idle);                                                                   \
 		for (size_t k = 0; k < 3; k++)                                                     \
 			ADD(messages_relayed[k]);                                                  \
 		for (size_t k = 0; k < STS_RESULT_MAX; k++) {                                      \
@@ -276,6 +281,20 @@ collect(void *arg, struct metrics_writer *w)
 	metrics_counter(w, "stsproxy_upstream_tls_resumed_total",
 	                "Upstream TLS handshakes that resumed a cached session.", NULL,
 	                atomic_load(&st.tls_upstream_resumed));
+	metrics_counter(w, "stsproxy_upstream_reuse_total",
+	                "Sessions that took a parked upstream connection of the same client.", NULL,
+	                atomic_load(&st.reuse_taken));
+	metrics_counter(w, "stsproxy_upstream_reuse_misses_total",
+	                "Sessions that made a new upstream connection while reuse is on.", NULL,
+	                atomic_load(&st.reuse_missed));
+	metrics_counter(w, "stsproxy_upstream_connections_saved_total",
+	                "Reused upstream connections that answered RSET and carried the session.",
+	                NULL, atomic_load(&st.reuse_saved));
+	metrics_counter(w, "stsproxy_upstream_parked_total",
+	                "Upstream connections parked for reuse after a QUIT.", NULL,
+	                atomic_load(&st.reuse_parked));
+	metrics_gauge(w, "stsproxy_upstream_pool_idle", "Upstream connections parked now.", NULL,
+	              (double)atomic_load(&st.reuse_idle));
 	metrics_gauge(w, "stsproxy_policy_cache_entries", "Policies in the persistent cache.", NULL,
 	              (double)sts_cache_count(d->cache));
 	metrics_counter(w, "stsproxy_policy_cache_hits_total",
@@ -345,11 +364,35 @@ status_line(const struct daemon *d, char *buf, size_t len)
 	         d->n_retiring, (unsigned long long)d->reloads);
 }
 
+/* pool_text - the upstream pools of every worker: limits, parked now, counters. */
+static const char *
+pool_text(const struct daemon *d, char *buf, size_t len)
+{
+	const struct conf *c = d->conf;
+	struct session_stats st;
+
+	stats_sum(d, &st);
+	if (c->upstream.reuse_idle == 0) {
+		snprintf(buf, len, "off");
+		return buf;
+	}
+	snprintf(buf, len,
+	         "idle=%llu reuse_idle=%us reuse_max=%u reuse_max_per_dest=%u "
+	         "reuse_max_messages=%u parked=%llu reused=%llu saved=%llu misses=%llu",
+	         (unsigned long long)atomic_load(&st.reuse_idle), c->upstream.reuse_idle,
+	         c->upstream.reuse_max, c->upstream.reuse_max_per_dest,
+	         c->upstream.reuse_max_messages, (unsigned long long)atomic_load(&st.reuse_parked),
+	         (unsigned long long)atomic_load(&st.reuse_taken),
+	         (unsigned long long)atomic_load(&st.reuse_saved),
+	         (unsigned long long)atomic_load(&st.reuse_missed));
+	return buf;
+}
+
 static int
 ctl_status(void *arg, struct control_reply *r)
 {
 	struct daemon *d = arg;
-	char line[256], addrs[512];
+	char line[256], addrs[512], pool[320];
 
 	status_line(d, line, sizeof(line));
 	control_reply_line(r, "version %s", STSPROXY_VERSION);
@@ -359,6 +402,7 @@ ctl_status(void *arg, struct control_reply *r)
 	control_reply_line(r, "listen %s", listen_text(d->conf, addrs, sizeof(addrs)));
 	control_reply_line(r, "uptime %lld", (long long)(time(NULL) - d->started));
 	control_reply_line(r, "%s", line);
+	control_reply_line(r, "upstream_pool %s", pool_text(d, pool, sizeof(pool)));
 	if (d->conf->shared.enabled) {
 		const struct shared_stats *ss = &d->estats.shared;
 		uint64_t conns = atomic_load(&ss->conns), up = atomic_load(&ss->up);
@@ -605,6 +649,10 @@ retired_free(struct daemon *d, struct retiring *rt)
 	atomic_fetch_add(&d->retired.sessions_total, atomic_load(&st.sessions_total));
 	atomic_fetch_add(&d->retired.tls_upstream, atomic_load(&st.tls_upstream));
 	atomic_fetch_add(&d->retired.tls_upstream_resumed, atomic_load(&st.tls_upstream_resumed));
+	atomic_fetch_add(&d->retired.reuse_parked, atomic_load(&st.reuse_parked));
+	atomic_fetch_add(&d->retired.reuse_taken, atomic_load(&st.reuse_taken));
+	atomic_fetch_add(&d->retired.reuse_saved, atomic_load(&st.reuse_saved));
+	atomic_fetch_add(&d->retired.reuse_missed, atomic_load(&st.reuse_missed));
 	for (size_t k = 0; k < 3; k++)
 		atomic_fetch_add(&d->retired.messages_relayed[k],
 		                 atomic_load(&st.messages_relayed[k]));

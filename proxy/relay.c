@@ -160,6 +160,9 @@ relay_flush(struct session *s)
 			relay_client_send(s, p->reply, p->len);
 		}
 		close = (p->flags & PF_CLOSE) != 0;
+		/* Every earlier reply is in: the upstream is parked or closed, never both. */
+		if (p->flags & PF_PARK)
+			(void)upstream_release(s->up, s->mail == MAIL_SENT);
 		relay_pop(s);
 		progress = 1;
 		if (close)
@@ -567,6 +570,7 @@ entry_reply(struct session *s, struct pend *p, const struct smtp_reply *r)
 	}
 	/* The reply to the final dot is relayed as the upstream gave it, never made up. */
 	if ((p->flags & PF_DOT) && ok) {
+		upstream_message_done(s->up);
 		if ((unsigned)p->mode < 3)
 			session_stat_add(&s->ctx->stats->messages_relayed[p->mode], 1);
 		txn_report_delivered(&p->tdoms, s->ctx->report, upstream_name(s->up));
@@ -633,6 +637,8 @@ cmd_helo(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 	}
 	n = snprintf(buf, sizeof(buf), "%s %s\r\n", upstream_helo_only(s->up) ? "HELO" : "EHLO",
 	             s->helo);
+	/* The connection is now greeted with this name (its identity in the pool). */
+	upstream_greet(s->up, s->helo, c->arg_len);
 	return upstream_entry(s, c->id, 0, buf, (size_t)n) != NULL ? CMD_CONSUME : -1;
 }
 
@@ -736,10 +742,25 @@ cmd_rset(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 	return forward(s, c, line, len);
 }
 
+/*
+ * cmd_quit - relayed, unless the connection may go to the pool: then the
+ * 221 is ours, given in its turn, and the MX never sees this QUIT (the
+ * connection is parked, or closed with a QUIT of our own).
+ */
 static int
 cmd_quit(struct session *s, const struct smtp_cmd *c, const char *line, size_t len)
 {
-	int r = forward(s, c, line, len);
+	static const char bye[] = "221 2.0.0 Bye\r\n";
+	int r;
+
+	if (upstream_may_park(s->up) && !s->shutting_down) {
+		if (relay_push(s, c->id, PF_DONE | PF_CLOSE | PF_PARK, bye, sizeof(bye) - 1) ==
+		    NULL)
+			return -1;
+		s->blocked = true;
+		return CMD_CONSUME;
+	}
+	r = forward(s, c, line, len);
 
 	if (r == CMD_CONSUME)
 		s->blocked = true;

@@ -458,6 +458,17 @@ session_close(struct session *s, const char *final)
 	s->rerun = true;
 }
 
+/* on_kick - run the session once from the loop (its first run). */
+static void
+on_kick(struct loop *loop, void *arg)
+{
+	struct session *s = arg;
+
+	(void)loop;
+	s->timer = 0;
+	session_run(s);
+}
+
 /* on_client - the client leg's descriptor had events. */
 static void
 on_client(struct loop *loop, int fd, int events, void *arg)
@@ -544,6 +555,8 @@ session_start(struct session_ctx *ctx, int client_fd, const struct sockaddr *cli
 	up.note = upstream_note;
 	up.event = event_cb;
 	up.arg = s;
+	up.pool = ctx->pool;
+	up.client = s->client_ip;
 	if ((s->up = upstream_new(&up)) == NULL) {
 		free(s);
 		close(client_fd);
@@ -579,7 +592,12 @@ session_start(struct session_ctx *ctx, int client_fd, const struct sockaddr *cli
 	log_info("session=%s start client=%s dest=%s", s->id, s->client_ip, s->dest);
 
 	s->state = S_UPSTREAM;
-	if (upstream_connect(s->up) == 0) {
+	if (upstream_connect(s->up) == 0 && upstream_reused(s->up)) {
+		/* A pooled connection replays its banner from the loop, never from here. */
+		s->timer = loop_timer_add(ctx->loop, 0, on_kick, s);
+		return 0;
+	}
+	if (upstream_phase(s->up) != UP_CLOSED) {
 		s->armed_key = timer_key(s);
 		s->timer = loop_timer_add(ctx->loop, state_timeout_ms(s), on_timer, s);
 		s->timer_at = s->due_ms = loop_now_ms(ctx->loop) + state_timeout_ms(s);

@@ -24,6 +24,7 @@
 #include "policy/sts_engine.h"
 
 struct sts_report;
+struct upstream_pool;
 
 /* Counters of one worker, read by the metrics endpoint (relaxed atomics). */
 struct session_stats {
@@ -36,6 +37,14 @@ struct session_stats {
 	_Atomic uint64_t recipients_by_policy[STS_PTYPE_MAX][3];
 	_Atomic uint64_t tls_upstream;         /* sessions upgraded upstream */
 	_Atomic uint64_t tls_upstream_resumed; /* ... of which resumed a cached TLS session */
+	/* upstream reuse (proxy/upstream_pool.h): parked, taken from the pool,
+	 * taken and used (a connect and handshake saved), new connections made
+	 * while pooling; and the connections parked now (a gauge) */
+	_Atomic uint64_t reuse_parked;
+	_Atomic uint64_t reuse_taken;
+	_Atomic uint64_t reuse_saved;
+	_Atomic uint64_t reuse_missed;
+	_Atomic uint64_t reuse_idle;
 };
 
 /*
@@ -57,6 +66,9 @@ struct session_ctx {
 	 * it against max_sessions. May be NULL. */
 	void (*on_end)(void *arg);
 	void *on_end_arg;
+	/* Idle verified upstream connections of this loop (owned by the worker,
+	 * outlives every session); NULL: no reuse. */
+	struct upstream_pool *pool;
 	/* private to session.c: the sessions alive on this loop */
 	struct session *sessions;
 	unsigned n_sessions;

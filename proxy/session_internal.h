@@ -54,6 +54,7 @@ enum {
 	PF_HIDDEN = 1 << 2,   /* our own held MAIL: the reply is not the client's */
 	PF_CLOSE = 1 << 3,    /* close the session after this reply */
 	PF_DOT = 1 << 4,      /* the final dot: its reply acknowledges the message */
+	PF_PARK = 1 << 5,     /* a local QUIT: the upstream may go to the pool */
 };
 
 /* One command waiting for its reply (RFC 2920 section 3.1). */

@@ -27,45 +27,28 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "proxy/upstream.h"
+#include "proxy/upstream_internal.h"
 #include "tls/tls_io.h"
 #include "tls/tls_resume.h"
 
 /* Output bound: many pipelined commands, or message data in flight. */
 #define UP_OUT_MAX (256 * 1024)
-/* Longest EHLO name and banner name kept. */
-#define UP_NAME_MAX 255
+/* Longest banner or EHLO reply kept for a replay. */
+#define UP_REPLY_KEEP 4096
 
 static const char *const phase_names[UP_PHASE_MAX] = {
     [UP_CLOSED] = "closed",     [UP_CONNECT] = "connect",     [UP_BANNER] = "banner",
     [UP_IDLE] = "idle",         [UP_EHLO] = "ehlo",           [UP_HELO] = "helo",
     [UP_STARTTLS] = "starttls", [UP_HANDSHAKE] = "handshake", [UP_EHLO_TLS] = "ehlo-tls",
-    [UP_READY] = "ready",
+    [UP_READY] = "ready",       [UP_RSET] = "rset",
 };
 
 static const char lost_reply[] = "421 4.4.2 Connection to the destination mail server lost\r\n";
 
-/* One TCP connection and what is known of it; zeroed by conn_drop(). */
-struct up_conn {
-	enum upstream_phase phase;
-	struct tls_io *io;
-	struct smtp_reply *rd; /* reply reader; NULL while idle */
-	bool rd_unsolicited;   /* the reply in rd began while none was due */
-	bool connected;        /* the TCP connect completed */
-	bool write_failed;
-	unsigned due;               /* replies due for commands sent in UP_READY */
-	unsigned caps;              /* SMTP_CAP_* of the last EHLO reply */
-	bool helo_only;             /* EHLO refused */
-	bool plain;                 /* a fallback connection: never STARTTLS */
-	bool banner_quiet;          /* the banner is not the client's (a reconnect) */
-	struct tls_facts *facts;    /* once the handshake completed; owned */
-	char name[UP_NAME_MAX + 1]; /* the banner's name: SNI hint, reports */
-	char seen[80];              /* a mangled STARTTLS capability line */
-};
-
 struct upstream {
 	struct upstream_params p;
 	char sid[24];
+	char client[64]; /* the client's address: with helo and dst, the pool identity */
 	struct sockaddr_storage dst;
 	char helo[UP_NAME_MAX + 1];
 	struct up_conn c;
@@ -103,20 +86,70 @@ facts_free(struct tls_facts *f)
 	free(f);
 }
 
-/* conn_drop - close the connection and forget everything learnt on it. */
-static void
-conn_drop(struct upstream *u)
+void
+upstream_conn_free(struct loop *loop, struct up_conn *c, bool quit)
 {
-	struct up_conn *c = &u->c;
+	static const char quit_line[] = "QUIT\r\n";
 
 	if (c->io != NULL) {
-		loop_fd_del(u->p.loop, tls_io_fd(c->io));
+		loop_fd_del(loop, tls_io_fd(c->io));
+		/* Best effort: the server learns we are done rather than seeing a drop. */
+		if (quit && tls_io_write(c->io, quit_line, sizeof(quit_line) - 1) == 0)
+			(void)tls_io_pump(c->io);
 		tls_io_free(c->io);
 	}
 	smtp_reply_free(c->rd);
 	facts_free(c->facts);
+	free(c->banner);
+	free(c->ehlo);
 	memset(c, 0, sizeof(*c));
 	c->phase = UP_CLOSED;
+}
+
+/* conn_drop - close the connection and forget everything learnt on it. */
+static void
+conn_drop(struct upstream *u)
+{
+	upstream_conn_free(u->p.loop, &u->c, false);
+}
+
+/* keep_raw - a copy of reply r's raw text into *dst (bounded); a failure keeps nothing. */
+static void
+keep_raw(char **dst, const struct smtp_reply *r)
+{
+	const char *raw;
+	size_t n;
+
+	free(*dst);
+	*dst = NULL;
+	if ((raw = smtp_reply_raw(r, &n)) == NULL || n == 0 || n > UP_REPLY_KEEP ||
+	    (*dst = malloc(n + 1)) == NULL)
+		return;
+	memcpy(*dst, raw, n);
+	(*dst)[n] = '\0';
+}
+
+/* reply_of - a reply object made again from raw (a kept banner or EHLO reply); NULL on error. */
+static struct smtp_reply *
+reply_of(const char *raw)
+{
+	struct smtp_reply *r;
+	const char *lf;
+	int st = SMTP_REPLY_MORE;
+
+	if (raw == NULL || (r = smtp_reply_new()) == NULL)
+		return NULL;
+	while (*raw != '\0' && (lf = strchr(raw, '\n')) != NULL) {
+		st = smtp_reply_feed(r, raw, (size_t)(lf - raw) + 1);
+		raw = lf + 1;
+		if (st != SMTP_REPLY_MORE)
+			break;
+	}
+	if (st != SMTP_REPLY_DONE) {
+		smtp_reply_free(r);
+		return NULL;
+	}
+	return r;
 }
 
 /* emit - a session-level event about this connection. */
@@ -156,9 +189,12 @@ lost(struct upstream *u, const char *why, const char *final)
 	note(u, UPN_LOST, NULL, final);
 }
 
-/* conn_open - start a non-blocking connect; 0, or -1 (nothing left open). */
+/*
+ * conn_open - start a non-blocking connect; 0, or -1 (nothing left open).
+ * plain: never STARTTLS; quiet: the banner is not the client's.
+ */
 static int
-conn_open(struct upstream *u, bool plain)
+conn_open(struct upstream *u, bool plain, bool quiet)
 {
 	const struct sockaddr *dst = (const struct sockaddr *)&u->dst;
 	uint32_t mark = u->p.conf->upstream_mark;
@@ -193,7 +229,7 @@ conn_open(struct upstream *u, bool plain)
 	/* Nothing to read before the loop says so (the connection is not even up). */
 	tls_io_events_seen(u->c.io, 0);
 	u->c.plain = plain;
-	u->c.banner_quiet = plain;
+	u->c.banner_quiet = quiet;
 	u->conns++;
 	enter(u, UP_CONNECT);
 	return 0;
@@ -209,6 +245,8 @@ upstream_new(const struct upstream_params *p)
 	u->p = *p;
 	u->p.dst = NULL;
 	snprintf(u->sid, sizeof(u->sid), "%s", p->sid);
+	snprintf(u->client, sizeof(u->client), "%s", p->client != NULL ? p->client : "");
+	u->p.client = NULL;
 	memcpy(&u->dst, p->dst, p->dst_len);
 	u->c.phase = UP_CLOSED;
 	return u;
@@ -224,10 +262,60 @@ upstream_free(struct upstream *u)
 	free(u);
 }
 
+/* take - a parked connection of this client to this destination; 0, or -1 (none). */
+static int
+take(struct upstream *u)
+{
+	struct up_conn *c = &u->c;
+
+	if (upstream_pool_take(u->p.pool, u->client, (const struct sockaddr *)&u->dst, u->p.dst_len,
+	                       c) < 0)
+		return -1;
+	if (loop_fd_add(u->p.loop, tls_io_fd(c->io), LOOP_READ, on_fd, u) < 0) {
+		upstream_conn_free(u->p.loop, c, true);
+		return -1;
+	}
+	tls_io_events_seen(c->io, 0);
+	c->reused = true;
+	c->replay = true;
+	c->banner_quiet = false;
+	u->conns++;
+	log_info("session=%s upstream reusing a connection to the same destination "
+	         "(messages=%u)",
+	         u->sid, c->msgs);
+	enter(u, UP_BANNER);
+	return 0;
+}
+
 int
 upstream_connect(struct upstream *u)
 {
-	return conn_open(u, false);
+	if (u->p.pool != NULL && u->client[0] != '\0' && take(u) == 0)
+		return 0;
+	upstream_pool_count(u->p.pool, POOL_MISS);
+	return conn_open(u, false, false);
+}
+
+bool
+upstream_reused(const struct upstream *u)
+{
+	return u->c.reused;
+}
+
+/*
+ * reconnect - a connection taken from the pool failed before its RSET was
+ * answered (why): nothing was relayed on it, so a new connection takes its
+ * place quietly; the session sees only the new connection's set-up.
+ */
+static void
+reconnect(struct upstream *u, const char *why)
+{
+	log_info("session=%s upstream reused connection unusable (%s): connecting again", u->sid,
+	         why);
+	upstream_pool_count(u->p.pool, POOL_MISS);
+	upstream_conn_free(u->p.loop, &u->c, true);
+	if (conn_open(u, false, true) < 0)
+		note(u, UPN_LOST, NULL, "421 4.4.1 Cannot reach the destination mail server\r\n");
 }
 
 /* cmd - send "VERB arg\r\n" during the set-up. */
@@ -242,7 +330,38 @@ cmd(struct upstream *u, const char *verb, const char *arg)
 		u->c.write_failed = true;
 		return;
 	}
+	if (strcmp(verb, "EHLO") == 0 || strcmp(verb, "HELO") == 0)
+		sts_strlcpy(u->c.helo_sent, arg, sizeof(u->c.helo_sent));
 	upstream_send(u, line, (size_t)n);
+}
+
+/*
+ * greet_reused - the client greeted on a connection taken from the pool:
+ * the same EHLO name is the same client identity, and the connection is
+ * checked with RSET before anything goes on it; another name puts it back
+ * and a new connection is made for this one.
+ */
+static void
+greet_reused(struct upstream *u)
+{
+	struct up_conn *c = &u->c;
+
+	if (strcmp(c->helo_sent, u->helo) == 0) {
+		cmd(u, "RSET", NULL);
+		enter(u, UP_RSET);
+		return;
+	}
+	log_info("session=%s upstream pooled connection greeted as another name: not reused",
+	         u->sid);
+	loop_fd_del(u->p.loop, tls_io_fd(c->io));
+	c->reused = false;
+	c->phase = UP_READY;
+	if (upstream_pool_put(u->p.pool, c, u->client, (const struct sockaddr *)&u->dst,
+	                      u->p.dst_len) < 0)
+		upstream_conn_free(u->p.loop, c, true);
+	upstream_pool_count(u->p.pool, POOL_MISS);
+	if (conn_open(u, false, true) < 0)
+		note(u, UPN_LOST, NULL, "421 4.4.1 Cannot reach the destination mail server\r\n");
 }
 
 void
@@ -252,8 +371,17 @@ upstream_greet(struct upstream *u, const char *name, size_t len)
 		len = UP_NAME_MAX;
 	memcpy(u->helo, name, len);
 	u->helo[len] = '\0';
+	if (u->c.phase == UP_READY) {
+		/* The relay sends this EHLO itself: the connection's name changes. */
+		sts_strlcpy(u->c.helo_sent, u->helo, sizeof(u->c.helo_sent));
+		return;
+	}
 	if (u->c.phase != UP_IDLE)
 		return;
+	if (u->c.reused) {
+		greet_reused(u);
+		return;
+	}
 	cmd(u, "EHLO", u->helo);
 	enter(u, UP_EHLO);
 }
@@ -309,7 +437,7 @@ fallback(struct upstream *u, const char *why)
 	emit(u, RELAY_EV_DOWNGRADE, STS_RESULT_VALIDATION_FAILURE, why, strlen(why),
 	     "fallback-plaintext", "TLS handshake failed; reconnecting without STARTTLS");
 	conn_drop(u);
-	if (conn_open(u, true) < 0)
+	if (conn_open(u, true, true) < 0)
 		note(u, UPN_LOST, NULL, lost_reply);
 }
 
@@ -324,6 +452,11 @@ fail(struct upstream *u, const char *why)
 	const char *final = lost_reply;
 	struct up_conn *c = &u->c;
 
+	c->doubt = true;
+	if (c->reused) {
+		reconnect(u, why);
+		return;
+	}
 	if (c->phase == UP_HANDSHAKE && !tls_io_handshake_done(c->io) && !u->fell_back) {
 		fallback(u, why);
 		return;
@@ -447,6 +580,7 @@ ehlo_reply(struct upstream *u, const struct smtp_reply *r, int code)
 	} else if (smtp_ehlo_parse(r, &caps) == 0) {
 		c->caps = caps.caps;
 	}
+	keep_raw(&c->ehlo, r);
 	note(u, UPN_EHLO, r, NULL);
 	if (c->phase != ph)
 		return; /* the session closed the connection */
@@ -468,9 +602,15 @@ banner(struct upstream *u, const struct smtp_reply *r, int code)
 
 	/* the first word of the banner: the SNI hint and the reported MX name */
 	smtp_reply_name(r, c->name, sizeof(c->name));
+	keep_raw(&c->banner, r);
 	if (c->banner_quiet) {
 		if (code != 220) {
 			fail(u, "banner refused on reconnect");
+			return;
+		}
+		if (u->helo[0] == '\0') {
+			/* A reconnect before the client greeted: wait for its name. */
+			enter(u, UP_IDLE);
 			return;
 		}
 		cmd(u, "EHLO", u->helo);
@@ -482,6 +622,31 @@ banner(struct upstream *u, const struct smtp_reply *r, int code)
 	note(u, UPN_BANNER, r, NULL);
 }
 
+/*
+ * rset_reply - the reply to the RSET on a connection taken from the pool: a
+ * 250 makes it this session's, with its own EHLO reply replayed (what the
+ * MX said on it, after TLS); anything else (a 421 above all) is a quiet
+ * reconnect.
+ */
+static void
+rset_reply(struct upstream *u, int code)
+{
+	struct up_conn *c = &u->c;
+	struct smtp_reply *ehlo;
+
+	if (code != 250 || (ehlo = reply_of(c->ehlo)) == NULL) {
+		reconnect(u, code != 250 ? "RSET refused" : "no EHLO reply kept");
+		return;
+	}
+	c->reused = false;
+	upstream_pool_count(u->p.pool, POOL_SAVED);
+	note(u, UPN_EHLO, ehlo, NULL);
+	smtp_reply_free(ehlo);
+	if (c->phase != UP_RSET)
+		return; /* the session closed the connection */
+	ready(u);
+}
+
 /* on_reply - a whole reply is in c->rd. */
 static void
 on_reply(struct upstream *u)
@@ -491,6 +656,11 @@ on_reply(struct upstream *u)
 	int code = smtp_reply_code(r);
 
 	if (c->rd_unsolicited) {
+		c->doubt = true;
+		if (c->reused) {
+			reconnect(u, "unsolicited reply");
+			return;
+		}
 		note(u, UPN_UNSOLICITED, r, NULL);
 		return;
 	}
@@ -508,9 +678,14 @@ on_reply(struct upstream *u)
 		return;
 	case UP_READY:
 		c->due--;
+		c->last_ok = code >= 200 && code < 300;
 		note(u, UPN_REPLY, r, NULL);
 		return;
+	case UP_RSET:
+		rset_reply(u, code);
+		return;
 	default:
+		c->doubt = true;
 		note(u, UPN_UNSOLICITED, r, NULL);
 		return;
 	}
@@ -526,6 +701,7 @@ reply_due(const struct up_conn *c)
 	case UP_HELO:
 	case UP_STARTTLS:
 	case UP_EHLO_TLS:
+	case UP_RSET:
 		return true;
 	case UP_READY:
 		return c->due > 0;
@@ -584,12 +760,33 @@ read_replies(struct upstream *u)
 	return progress;
 }
 
+/* replay_banner - the session's banner is the one this pooled connection began with. */
+static void
+replay_banner(struct upstream *u)
+{
+	struct up_conn *c = &u->c;
+	struct smtp_reply *r;
+
+	c->replay = false;
+	if ((r = reply_of(c->banner)) == NULL) {
+		reconnect(u, "no banner kept");
+		return;
+	}
+	enter(u, UP_IDLE);
+	note(u, UPN_BANNER, r, NULL);
+	smtp_reply_free(r);
+}
+
 int
 upstream_run(struct upstream *u)
 {
 	struct up_conn *c = &u->c;
 	int r, progress = 0;
 
+	if (c->replay) {
+		replay_banner(u);
+		return 1;
+	}
 	if (c->io == NULL || !c->connected)
 		return 0;
 	if ((r = tls_io_pump(c->io)) < 0) {
@@ -764,6 +961,73 @@ upstream_learn_caps(struct upstream *u, const struct smtp_reply *r)
 
 	if (!u->c.helo_only && smtp_ehlo_parse(r, &caps) == 0)
 		u->c.caps = caps.caps;
+	keep_raw(&u->c.ehlo, r);
+}
+
+void
+upstream_message_done(struct upstream *u)
+{
+	u->c.msgs++;
+}
+
+bool
+upstream_may_park(const struct upstream *u)
+{
+	const struct up_conn *c = &u->c;
+
+	if (u->p.pool == NULL)
+		return false;
+	return upstream_tls(u) != NULL || (c->phase == UP_IDLE && c->reused);
+}
+
+/* parkable - every condition of upstream_release() on the connection itself. */
+static bool
+parkable(const struct upstream *u, bool open)
+{
+	const struct up_conn *c = &u->c;
+	const struct conf *cf = u->p.conf;
+	SSL *ssl;
+	size_t n;
+
+	if (u->p.pool == NULL || c->io == NULL || c->doubt || c->write_failed || c->due > 0 ||
+	    c->replay || c->plain || c->helo_only || c->banner == NULL || c->ehlo == NULL ||
+	    strncmp(c->banner, "220", 3) != 0)
+		return false;
+	if (tls_io_in(c->io, &n) != NULL || tls_io_out_pending(c->io) > 0 ||
+	    (c->rd != NULL && !smtp_reply_done(c->rd)) ||
+	    ((ssl = tls_io_ssl(c->io)) != NULL && SSL_pending(ssl) > 0))
+		return false;
+	/* Taken from the pool, not yet used: as clean as when it was parked. */
+	if (c->phase == UP_IDLE && c->reused)
+		return true;
+	if (open || c->phase != UP_READY || upstream_tls(u) == NULL || !c->last_ok || c->msgs == 0)
+		return false;
+	return cf->upstream.reuse_max_messages == 0 || c->msgs < cf->upstream.reuse_max_messages;
+}
+
+bool
+upstream_release(struct upstream *u, bool open)
+{
+	struct up_conn *c = &u->c;
+	unsigned msgs = c->msgs;
+
+	if (c->phase == UP_CLOSED)
+		return false;
+	if (parkable(u, open)) {
+		loop_fd_del(u->p.loop, tls_io_fd(c->io));
+		smtp_reply_free(c->rd);
+		c->rd = NULL;
+		c->reused = false;
+		c->phase = UP_READY;
+		if (upstream_pool_put(u->p.pool, c, u->client, (const struct sockaddr *)&u->dst,
+		                      u->p.dst_len) == 0) {
+			log_info("session=%s upstream connection parked for reuse (messages=%u)",
+			         u->sid, msgs);
+			return true;
+		}
+	}
+	upstream_conn_free(u->p.loop, c, true);
+	return false;
 }
 
 bool

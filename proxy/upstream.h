@@ -16,6 +16,15 @@
  * A connection lost after its handshake completed is a lost upstream,
  * never a failed handshake.
  *
+ * Reuse (upstream_pool.h): at the client's QUIT a clean verified
+ * connection may be parked instead of closed (upstream_release()); the
+ * next session of the same client to the same destination takes it in
+ * upstream_connect(), replays its banner, and once the client greets with
+ * the same EHLO name sends RSET and, on its 250, replays the connection's
+ * EHLO reply. Any failure before that 250 (the MX closed, a 421, another
+ * name) is a quiet reconnect: the session sees the set-up of a new
+ * connection and nothing was acknowledged on the old one.
+ *
  * The upstream tells its session what happened through one callback
  * (struct upstream_params.note); the session owns the upstream and frees
  * it with upstream_free(). Single-threaded: the session's loop only.
@@ -50,6 +59,7 @@ enum upstream_phase {
 	UP_HANDSHAKE,  /* TLS handshake running */
 	UP_EHLO_TLS,   /* EHLO again over TLS */
 	UP_READY,      /* set up: relaying the client's commands */
+	UP_RSET,       /* a reused connection: our RSET sent, its 250 awaited */
 	UP_PHASE_MAX
 };
 
@@ -103,6 +113,9 @@ struct upstream_params {
 	upstream_note_cb *note;
 	upstream_event_cb *event;
 	void *arg;
+	/* Idle verified connections of this loop; NULL: no reuse. Not owned. */
+	struct upstream_pool *pool;
+	const char *client; /* the client's address text (pool identity); copied */
 };
 
 /* upstream_new - an upstream with no connection yet; NULL on no memory. */
@@ -112,10 +125,36 @@ struct upstream *upstream_new(const struct upstream_params *p);
 void upstream_free(struct upstream *u);
 
 /*
- * upstream_connect - start the first connection (non-blocking). 0, or -1
+ * upstream_connect - start the first connection (non-blocking), or take a
+ * parked one of the same client and destination (upstream_reused() is then
+ * true and the banner replay comes from the next upstream_run()). 0, or -1
  * when it failed at once (the phase stays UP_CLOSED; no note fires).
  */
 int upstream_connect(struct upstream *u);
+
+/* upstream_reused - the current connection came from the pool. */
+bool upstream_reused(const struct upstream *u);
+
+/*
+ * upstream_may_park - the client's QUIT may be answered locally because
+ * the connection is a candidate for the pool (a pool, and a verified-leg
+ * TLS connection or a clean one taken from the pool); upstream_release()
+ * makes the final decision.
+ */
+bool upstream_may_park(const struct upstream *u);
+
+/*
+ * upstream_release - the client quit: park the connection in the pool when
+ * clean (no envelope open: open false; ready, TLS completed, a 220 banner,
+ * at least one message acknowledged and fewer than
+ * upstream.reuse_max_messages, last reply 2xx, nothing due, buffered or
+ * pending, never in doubt), else QUIT and close. No note fires; the phase
+ * is UP_CLOSED after. Returns true when parked.
+ */
+bool upstream_release(struct upstream *u, bool open);
+
+/* upstream_message_done - the MX acknowledged a message (2xx to the final dot). */
+void upstream_message_done(struct upstream *u);
 
 /*
  * upstream_greet - in UP_IDLE: set up the connection for a client that

@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "policy/sts_engine.h"
 #include "proxy/intercept.h"
+#include "proxy/upstream_pool.h"
 #include "proxy/worker.h"
 
 #define ACCEPT_BURST    64  /* connections taken per wake-up, so one busy listener cannot starve */
@@ -309,6 +310,8 @@ on_stop(struct loop *loop, int fd, int events, void *arg)
 	w->pause_timer = 0;
 	close_listeners(w);
 	smap_shutdown(w->smap);
+	/* Parked connections carry no session: they end now, with a QUIT. */
+	upstream_pool_flush(w->sctx.pool);
 	session_shutdown_all(&w->sctx);
 	/* Sessions finish their transactions undisturbed for timeouts.drain;
 	 * what is left then is closed with 421 (the mailer retries). */
@@ -418,6 +421,23 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 	w->sctx.worker_id = p->id;
 	w->sctx.on_end = on_session_end;
 	w->sctx.on_end_arg = w;
+	if (c->upstream.reuse_idle > 0) {
+		/* One pool per worker loop, used from its thread only: no locks. */
+		struct upstream_pool_params pp = {
+		    .loop = w->loop,
+		    .conf = c,
+		    .stats = {.parked = &w->stats.reuse_parked,
+		              .taken = &w->stats.reuse_taken,
+		              .saved = &w->stats.reuse_saved,
+		              .missed = &w->stats.reuse_missed,
+		              .idle = &w->stats.reuse_idle},
+		};
+
+		if ((w->sctx.pool = upstream_pool_new(&pp)) == NULL) {
+			snprintf(err, errlen, "worker %u: out of memory", p->id);
+			goto fail;
+		}
+	}
 	if (p->upstream_tls != NULL && SSL_CTX_up_ref(p->upstream_tls) == 1)
 		w->sctx.upstream_tls = p->upstream_tls;
 	if (p->client_tls != NULL && SSL_CTX_up_ref(p->client_tls) == 1)
@@ -525,6 +545,7 @@ worker_free(struct worker *w)
 		loop_timer_cancel(w->loop, w->drain_timer);
 	}
 	smap_free(w->smap); /* cancels its lookups: before the engine goes */
+	upstream_pool_free(w->sctx.pool);
 	sts_engine_free(w->engine);
 	SSL_CTX_free(w->sctx.upstream_tls);
 	SSL_CTX_free(w->sctx.client_tls);
@@ -545,6 +566,11 @@ worker_stats_add(const struct worker *w, struct session_stats *sum)
 	ADD(sessions_active);
 	ADD(tls_upstream);
 	ADD(tls_upstream_resumed);
+	ADD(reuse_parked);
+	ADD(reuse_taken);
+	ADD(reuse_saved);
+	ADD(reuse_missed);
+	ADD(reuse_idle);
 	for (size_t i = 0; i < 3; i++)
 		ADD(messages_relayed[i]);
 	for (size_t i = 0; i < STS_RESULT_MAX; i++) {

@@ -37,6 +37,7 @@ E2E_WAIT=${E2E_WAIT:-40}       # seconds for a delivery or a deferral to show
 E2E_FIREWALL=${E2E_FIREWALL:-iptables} # or "nftables": how the gateway redirects
 E2E_MODE=${E2E_MODE:-enforce}  # stsproxy's mode
 E2E_INET=${E2E_INET:-ipv4}     # Postfix inet_protocols: ipv4 or all
+E2E_PROXY_EXTRA=${E2E_PROXY_EXTRA:-} # more stsproxy configuration (e.g. reuse on)
 
 # Addresses of the standard topology (tests/lab/README.md address plan).
 E2E_LAN4=10.0.1.2
@@ -388,6 +389,7 @@ workers = 1;
 timeouts = { connect = 10; greeting = 30; command = 30; starttls = 20; };
 $(e2e__conf_common)
 ${2:-}
+${E2E_PROXY_EXTRA:-}
 EOF
 }
 

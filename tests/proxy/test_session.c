@@ -1,4 +1,4 @@
-// sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/txn_report.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
+// sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/upstream_pool.c proxy/txn_report.c proxy/relay_events.c proxy/smtp_cmd.c proxy/smtp_reply.c
 // sources: proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c tls/tls_resume.c tls/tls_verify.c tests/tls/testca.c
 // sources: tests/proxy/fake_sts_engine.c core/loop.c core/log.c core/evlog.c core/util.c
 // sources: core/types.c core/conf.c
@@ -45,6 +45,7 @@
 #include "core/loop.h"
 #include "policy/sts_report.h"
 #include "proxy/session.h"
+#include "proxy/upstream_pool.h"
 #include "tests/proxy/fake_sts_engine.h"
 #include "tests/tls/testca.h"
 #include "tls/tls_ctx.h"
@@ -75,6 +76,14 @@ struct mx_how {
 	 * the real flight with a FIN or RST behind it), then take a second
 	 * connection. */
 	enum { CUT_NONE = 0, CUT_FIN, CUT_RST } hs_cut;
+	/* After after_msgs messages on one connection: what an RSET gets
+	 * (nothing and a close, or a 421 and a close), or a silent close
+	 * idle_close_ms after the last message's 250; then a new connection
+	 * is taken. */
+	unsigned after_msgs;
+	enum { RSET_OK = 0, RSET_421, RSET_CLOSE } rset_after;
+	unsigned idle_close_ms;
+	unsigned serve; /* connections served one after another at least (0: one) */
 };
 
 struct fake_mx {
@@ -86,6 +95,8 @@ struct fake_mx {
 	size_t data_len;
 	bool got_dot;
 	bool tls_done;
+	unsigned conns, msgs, rsets; /* connections accepted, messages taken, RSETs seen */
+	unsigned conn_msgs;          /* messages on the current connection */
 	/* private */
 	int lfd;
 	uint16_t port;
@@ -326,10 +337,25 @@ mx_serve(struct fake_mx *m, bool first)
 				break;
 			}
 			mx_puts(m, "250 2.0.0 Ok: queued as 4711\r\n");
+			m->msgs++;
+			m->conn_msgs++;
+			if (m->how.idle_close_ms > 0 && m->conn_msgs >= m->how.after_msgs) {
+				usleep(m->how.idle_close_ms * 1000);
+				again = true;
+				break;
+			}
 		} else if (strncasecmp(line, "QUIT", 4) == 0) {
 			mx_puts(m, "221 2.0.0 Bye\r\n");
 			break;
+		} else if (strncasecmp(line, "RSET", 4) == 0 && m->how.after_msgs > 0 &&
+		           m->conn_msgs >= m->how.after_msgs && m->how.rset_after != RSET_OK) {
+			m->rsets++;
+			if (m->how.rset_after == RSET_421)
+				mx_puts(m, "421 4.7.0 Too many messages on this connection\r\n");
+			again = true;
+			break;
 		} else if (strncasecmp(line, "RSET", 4) == 0 || strncasecmp(line, "NOOP", 4) == 0) {
+			m->rsets += strncasecmp(line, "RSET", 4) == 0;
 			mx_puts(m, "250 2.0.0 Ok\r\n");
 		} else {
 			mx_puts(m, "502 5.5.2 Command not recognized\r\n");
@@ -345,12 +371,15 @@ mx_thread(void *arg)
 	struct timeval tv = {5, 0};
 	struct pollfd pfd = {.fd = m->lfd, .events = POLLIN};
 	bool first = true, again;
+	unsigned served = 0;
 
 	do {
 		if (poll(&pfd, 1, 5000) != 1 || (m->fd = accept(m->lfd, NULL, NULL)) < 0)
 			return NULL;
 		setsockopt(m->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		m->in_len = 0;
+		m->conns++;
+		m->conn_msgs = 0;
 		again = mx_serve(m, first);
 		first = false;
 		if (m->ssl != NULL) {
@@ -358,7 +387,7 @@ mx_thread(void *arg)
 			m->ssl = NULL;
 		}
 		close(m->fd);
-	} while (again);
+	} while (again || ++served < m->how.serve);
 	return NULL;
 }
 
@@ -821,6 +850,9 @@ teardown(void **state)
 	if (t.cfd >= 0)
 		close(t.cfd);
 	drain();
+	/* Parked connections end with a QUIT: the fake MX finishes. */
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
 	mx_join();
 	sts_report_free(t.ctx.report);
 	sts_engine_free(t.engine);
@@ -1775,6 +1807,298 @@ rfc8460_4_4_testing_plaintext_counted_as_failure(void **state)
 	assert_string_equal(te.detail0.ip, "127.0.0.1");
 }
 
+/* --- reuse of upstream connections (proxy/upstream_pool.h) ------------------- */
+
+/* reuse_on - a pool for the test's loop, as a worker with upstream.reuse_idle has. */
+static void
+reuse_on(unsigned max_messages)
+{
+	struct upstream_pool_params pp = {
+	    .loop = t.loop,
+	    .conf = &t.conf,
+	    .stats = {.parked = &t.stats.reuse_parked,
+	              .taken = &t.stats.reuse_taken,
+	              .saved = &t.stats.reuse_saved,
+	              .missed = &t.stats.reuse_missed,
+	              .idle = &t.stats.reuse_idle},
+	};
+
+	t.conf.upstream.reuse_idle = 5;
+	t.conf.upstream.reuse_max_messages = max_messages;
+	t.conf.upstream.reuse_max_per_dest = 4;
+	t.conf.upstream.reuse_max = 64;
+	assert_non_null(t.ctx.pool = upstream_pool_new(&pp));
+}
+
+/* next_session - the mailer hangs up; a new session of the same client to the same MX. */
+static void
+next_session(void)
+{
+	drain();
+	SSL_free(t.cssl);
+	t.cssl = NULL;
+	if (t.cfd >= 0)
+		close(t.cfd);
+	t.cfd = -1;
+	t.clen = 0;
+	t.ceof = false;
+	start_at(t.mx.port);
+}
+
+/* count_of - a counter of t.stats. */
+#define STAT(f) atomic_load(&t.stats.f)
+
+/* One message per session, the dot and the QUIT pipelined behind it. */
+#define ONE_MESSAGE(rcpt)                                                                          \
+	S("220 mx.example.net ESMTP"), C(EHLO), S("250-mx.example.net"), HAS("PIPELINING"),        \
+	    LACKS("CHUNKING"), C(MAIL RCPT(rcpt) "DATA\r\n"), S("250 2.1.0"), S("250 2.1.5"),      \
+	    S("354"), C("Subject: test\r\n\r\nhello\r\n.\r\nQUIT\r\n"), S("250 2.0.0"), S("221"),  \
+	    CLOSED
+
+/*
+ * RFC 2920 section 3.1 on a reused connection: three one-message sessions of
+ * one client, each pipelining MAIL, RCPT and DATA, then the dot and QUIT:
+ * one TCP connection and one TLS handshake at the MX, an RSET (answered
+ * 250) before each reuse, the banner and capabilities of that connection
+ * replayed, and the QUITs answered locally.
+ */
+static void
+rfc2920_reuse_pipelined_sessions_one_connection(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){.starttls = true, .pipelining = true};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	for (int i = 0; i < 2; i++) {
+		next_session();
+		play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	}
+	drain();
+	assert_int_equal(t.ended, 3);
+	assert_int_equal(STAT(tls_upstream), 1);
+	assert_int_equal(STAT(reuse_parked), 3);
+	assert_int_equal(STAT(reuse_taken), 2);
+	assert_int_equal(STAT(reuse_saved), 2);
+	assert_int_equal(STAT(reuse_missed), 1); /* the first session: nothing parked yet */
+	assert_int_equal(STAT(reuse_idle), 1);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), 3);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 1);
+	assert_int_equal(t.mx.msgs, 3);
+	assert_int_equal(t.mx.rsets, 2);
+	assert_true(t.mx.tls_done);
+	assert_true(mx_saw("QUIT")); /* the proxy's own, when the pool closed it */
+}
+
+/*
+ * An MX that closes a connection while it waits in the pool: the pool drops
+ * it, and the next session gets a new connection without noticing.
+ */
+static void
+reuse_mx_closes_idle_connection_new_one(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){
+	    .starttls = true, .pipelining = true, .after_msgs = 1, .idle_close_ms = 100};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	assert_int_equal(STAT(reuse_idle), 1);
+	run_ms(400); /* the MX closed it meanwhile */
+	assert_int_equal(STAT(reuse_idle), 0);
+	next_session();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	drain();
+	assert_int_equal(t.ended, 2);
+	assert_int_equal(STAT(reuse_taken), 0);
+	assert_int_equal(STAT(reuse_missed), 2);
+	assert_int_equal(STAT(tls_upstream), 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, 2);
+}
+
+/*
+ * RFC 5321 section 3.8: an MX that closes the connection when the RSET of
+ * a reuse arrives (no reply). The waiting session is carried over to a new
+ * connection, set up from the start (STARTTLS, handshake, EHLO): the mailer
+ * sees an ordinary session and nothing was acknowledged on the old one.
+ */
+static void
+rfc5321_3_8_reuse_closed_at_rset_reconnects(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){
+	    .starttls = true, .pipelining = true, .after_msgs = 1, .rset_after = RSET_CLOSE};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	drain();
+	assert_int_equal(t.ended, 2);
+	assert_int_equal(STAT(reuse_taken), 1);
+	assert_int_equal(STAT(reuse_saved), 0);
+	assert_int_equal(STAT(reuse_missed), 2);
+	assert_int_equal(STAT(tls_upstream), 2);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, 2);
+}
+
+/*
+ * RFC 5321 section 4.2.2 (421): an MX that takes two messages per
+ * connection and answers the next RSET with 421. The third session is
+ * carried over to a new connection transparently; the fourth reuses that
+ * one. Nothing reaches the mailers but the MX's own acknowledgements.
+ */
+static void
+rfc5321_4_2_2_reuse_421_after_n_messages(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){
+	    .starttls = true, .pipelining = true, .after_msgs = 2, .rset_after = RSET_421};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	for (int i = 0; i < 3; i++) {
+		next_session();
+		play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	}
+	drain();
+	assert_int_equal(t.ended, 4);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), 4);
+	assert_int_equal(STAT(reuse_taken), 3);
+	assert_int_equal(STAT(reuse_saved), 2);
+	assert_int_equal(STAT(tls_upstream), 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, 4);
+}
+
+/*
+ * upstream.reuse_max_messages: a connection that carried that many
+ * messages is closed with a QUIT, not parked.
+ */
+static void
+reuse_max_messages_closes(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){.starttls = true, .pipelining = true};
+	reuse_on(2);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	drain();
+	assert_int_equal(STAT(reuse_parked), 1);
+	assert_int_equal(STAT(reuse_idle), 0);
+	mx_join(); /* the MX got the proxy's QUIT */
+	assert_int_equal(t.mx.conns, 1);
+	assert_true(mx_saw("QUIT"));
+}
+
+/*
+ * RFC 8461 section 4.2 on a reused connection: the recipient is judged on
+ * the TLS facts bound to that connection, with its policy looked up as
+ * usual. A domain whose policy names another MX is refused (451 4.7.5) and
+ * never reaches the MX; a passing one beside it goes on.
+ */
+static void
+rfc8461_4_2_reused_connection_recipient_fails_policy(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){.starttls = true, .pipelining = true};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+	play(STEPS(S("220"), C(EHLO), S("250"), C(MAIL), S("250 2.1.0"), C(RCPT("x@other.example")),
+	           S("451 4.7.5 other.example"), C(RCPT("c@enforce.example")), S("250 2.1.5"),
+	           C("DATA\r\n"), S("354"), C(message), S("250 2.0.0"), C("QUIT\r\n"), S("221"),
+	           CLOSED));
+	drain();
+	assert_int_equal(STAT(reuse_saved), 1);
+	assert_int_equal(STAT(recipients_blocked[STS_RESULT_CERT_HOST_MISMATCH]), 1);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 1);
+	assert_false(mx_saw("RCPT TO:<x@other.example>"));
+	assert_true(mx_saw("RCPT TO:<c@enforce.example>"));
+}
+
+/*
+ * A plaintext connection (no STARTTLS) is never parked: the QUIT is
+ * relayed, and the next session makes its own connection.
+ */
+static void
+reuse_plaintext_never_parked(void **state)
+{
+	(void)state;
+	t.mx.how = (struct mx_how){.pipelining = true, .serve = 2};
+	reuse_on(100);
+	start();
+	play(STEPS(S("220"), C(EHLO), S("250"), C(MAIL RCPT("b@nopolicy.example") "DATA\r\n"),
+	           S("250"), S("250"), S("354"), C(message), S("250 2.0.0"), QUIT, CLOSED));
+	next_session();
+	play(STEPS(S("220"), C(EHLO), S("250"), C("QUIT\r\n"), S("221"), CLOSED));
+	drain();
+	assert_int_equal(STAT(reuse_parked), 0);
+	assert_int_equal(STAT(reuse_missed), 2);
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+}
+
+/*
+ * The client identity includes the EHLO name: a session of the same client
+ * address that greets with another name does not get the parked connection
+ * (it stays parked); it gets a new one of its own.
+ */
+static void
+reuse_other_ehlo_name_new_connection(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	/* The fake MX serves one connection at a time: the second waits until
+	 * the first, parked, times out there (5 s). */
+	t.mx.how = (struct mx_how){.starttls = true, .pipelining = true, .serve = 2};
+	t.conf.timeouts.greeting = 9;
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+	play(STEPS(S("220"), C("EHLO other.example\r\n"), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250"), S("250"), S("354"),
+	           C("Subject: test\r\n\r\nhello\r\n.\r\nQUIT\r\n"), S("250 2.0.0"), S("221"),
+	           CLOSED));
+	drain();
+	assert_int_equal(STAT(reuse_taken), 1);
+	assert_int_equal(STAT(reuse_saved), 0);
+	assert_int_equal(STAT(tls_upstream), 2);
+	assert_int_equal(STAT(reuse_parked), 3); /* the first one twice */
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.rsets, 0);
+}
+
 int
 main(void)
 {
@@ -1817,6 +2141,14 @@ main(void)
 	    T(upstream_mark_set_on_session_socket),
 	    T(rfc8460_4_4_delivery_and_block_counted),
 	    T(rfc8460_4_4_testing_plaintext_counted_as_failure),
+	    T(rfc2920_reuse_pipelined_sessions_one_connection),
+	    T(reuse_mx_closes_idle_connection_new_one),
+	    T(rfc5321_3_8_reuse_closed_at_rset_reconnects),
+	    T(rfc5321_4_2_2_reuse_421_after_n_messages),
+	    T(reuse_max_messages_closes),
+	    T(rfc8461_4_2_reused_connection_recipient_fails_policy),
+	    T(reuse_plaintext_never_parked),
+	    T(reuse_other_ehlo_name_new_connection),
 #undef CASE
 #undef T
 	};

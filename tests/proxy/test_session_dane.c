@@ -1,4 +1,4 @@
-// sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/txn_report.c proxy/relay_events.c
+// sources: proxy/session.c proxy/relay.c proxy/upstream.c proxy/upstream_pool.c proxy/txn_report.c proxy/relay_events.c
 // sources: proxy/smtp_cmd.c proxy/smtp_reply.c proxy/smtp_data.c tls/tls_io.c tls/tls_ctx.c
 // sources: tls/tls_resume.c tls/tls_verify.c tls/tls_dane.c tests/tls/testca.c
 // sources: tests/proxy/fake_sts_engine.c policy/sts_decide.c policy/sts_dane.c policy/sts_seen.c
