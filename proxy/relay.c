@@ -613,7 +613,7 @@ static int
 cmd_helo(struct session *s, const struct smtp_cmd *c, const char *line, size_t len)
 {
 	char buf[SESSION_NAME_MAX + 16];
-	bool setup = upstream_phase(s->up) == UP_IDLE;
+	bool setup = upstream_awaits_greeting(s->up);
 	int n;
 
 	(void)line;

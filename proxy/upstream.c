@@ -59,6 +59,7 @@ struct upstream {
 };
 
 static loop_fd_cb on_fd;
+static void cmd(struct upstream *u, const char *verb, const char *arg);
 
 const char *
 upstream_phase_name(enum upstream_phase phase)
@@ -283,7 +284,9 @@ take(struct upstream *u)
 	log_info("session=%s upstream reusing a connection to the same destination "
 	         "(messages=%u)",
 	         u->sid, c->msgs);
-	enter(u, UP_BANNER);
+	/* The check runs while the mailer reads the banner and says EHLO. */
+	cmd(u, "RSET", NULL);
+	enter(u, UP_RSET);
 	return 0;
 }
 
@@ -336,10 +339,11 @@ cmd(struct upstream *u, const char *verb, const char *arg)
 }
 
 /*
- * greet_reused - the client greeted on a connection taken from the pool:
- * the same EHLO name is the same client identity, and the connection is
- * checked with RSET before anything goes on it; another name puts it back
- * and a new connection is made for this one.
+ * greet_reused - the client greeted on a connection taken from the pool
+ * (its RSET sent at the take, answered or not): the same EHLO name is the
+ * same client identity, and the session is set up once the RSET is
+ * answered 250; another name puts the connection back (when its RSET is
+ * answered; else it is closed) and a new connection is made for this one.
  */
 static void
 greet_reused(struct upstream *u)
@@ -347,18 +351,24 @@ greet_reused(struct upstream *u)
 	struct up_conn *c = &u->c;
 
 	if (strcmp(c->helo_sent, u->helo) == 0) {
-		cmd(u, "RSET", NULL);
-		enter(u, UP_RSET);
+		if (c->phase == UP_RSET)
+			c->greeted = true; /* finished by rset_reply() */
+		else
+			c->finish = true; /* finished by the next upstream_run() */
 		return;
 	}
 	log_info("session=%s upstream pooled connection greeted as another name: not reused",
 	         u->sid);
 	loop_fd_del(u->p.loop, tls_io_fd(c->io));
 	c->reused = false;
-	c->phase = UP_READY;
-	if (upstream_pool_put(u->p.pool, c, u->client, (const struct sockaddr *)&u->dst,
-	                      u->p.dst_len) < 0)
+	if (c->phase != UP_IDLE) {
 		upstream_conn_free(u->p.loop, c, true);
+	} else {
+		c->phase = UP_READY;
+		if (upstream_pool_put(u->p.pool, c, u->client, (const struct sockaddr *)&u->dst,
+		                      u->p.dst_len) < 0)
+			upstream_conn_free(u->p.loop, c, true);
+	}
 	upstream_pool_count(u->p.pool, POOL_MISS);
 	if (conn_open(u, false, true) < 0)
 		note(u, UPN_LOST, NULL, "421 4.4.1 Cannot reach the destination mail server\r\n");
@@ -376,12 +386,12 @@ upstream_greet(struct upstream *u, const char *name, size_t len)
 		sts_strlcpy(u->c.helo_sent, u->helo, sizeof(u->c.helo_sent));
 		return;
 	}
-	if (u->c.phase != UP_IDLE)
-		return;
-	if (u->c.reused) {
+	if (u->c.reused && (u->c.phase == UP_IDLE || u->c.phase == UP_RSET)) {
 		greet_reused(u);
 		return;
 	}
+	if (u->c.phase != UP_IDLE)
+		return;
 	cmd(u, "EHLO", u->helo);
 	enter(u, UP_EHLO);
 }
@@ -623,28 +633,49 @@ banner(struct upstream *u, const struct smtp_reply *r, int code)
 }
 
 /*
- * rset_reply - the reply to the RSET on a connection taken from the pool: a
- * 250 makes it this session's, with its own EHLO reply replayed (what the
- * MX said on it, after TLS); anything else (a 421 above all) is a quiet
- * reconnect.
+ * finish_reuse - the RSET was answered 250 and the client greeted with the
+ * connection's EHLO name: the connection is this session's, with its own
+ * EHLO reply replayed (what the MX said on it, after TLS).
+ */
+static void
+finish_reuse(struct upstream *u)
+{
+	struct up_conn *c = &u->c;
+	enum upstream_phase ph = c->phase;
+	struct smtp_reply *ehlo;
+
+	if ((ehlo = reply_of(c->ehlo)) == NULL) {
+		reconnect(u, "no EHLO reply kept");
+		return;
+	}
+	c->reused = c->greeted = c->finish = false;
+	upstream_pool_count(u->p.pool, POOL_SAVED);
+	note(u, UPN_EHLO, ehlo, NULL);
+	smtp_reply_free(ehlo);
+	if (c->phase != ph)
+		return; /* the session closed the connection */
+	ready(u);
+}
+
+/*
+ * rset_reply - the reply to the RSET on a connection taken from the pool:
+ * anything but 250 (a 421 above all) is a quiet reconnect; a 250 waits for
+ * the client's EHLO, or finishes the set-up when it came already.
  */
 static void
 rset_reply(struct upstream *u, int code)
 {
 	struct up_conn *c = &u->c;
-	struct smtp_reply *ehlo;
 
-	if (code != 250 || (ehlo = reply_of(c->ehlo)) == NULL) {
-		reconnect(u, code != 250 ? "RSET refused" : "no EHLO reply kept");
+	if (code != 250) {
+		reconnect(u, "RSET refused");
 		return;
 	}
-	c->reused = false;
-	upstream_pool_count(u->p.pool, POOL_SAVED);
-	note(u, UPN_EHLO, ehlo, NULL);
-	smtp_reply_free(ehlo);
-	if (c->phase != UP_RSET)
-		return; /* the session closed the connection */
-	ready(u);
+	if (!c->greeted) {
+		enter(u, UP_IDLE);
+		return;
+	}
+	finish_reuse(u);
 }
 
 /* on_reply - a whole reply is in c->rd. */
@@ -772,7 +803,7 @@ replay_banner(struct upstream *u)
 		reconnect(u, "no banner kept");
 		return;
 	}
-	enter(u, UP_IDLE);
+	/* The phase stays UP_RSET until the check is answered. */
 	note(u, UPN_BANNER, r, NULL);
 	smtp_reply_free(r);
 }
@@ -785,6 +816,10 @@ upstream_run(struct upstream *u)
 
 	if (c->replay) {
 		replay_banner(u);
+		return 1;
+	}
+	if (c->finish) {
+		finish_reuse(u);
 		return 1;
 	}
 	if (c->io == NULL || !c->connected)
@@ -977,7 +1012,19 @@ upstream_may_park(const struct upstream *u)
 
 	if (u->p.pool == NULL)
 		return false;
-	return upstream_tls(u) != NULL || (c->phase == UP_IDLE && c->reused);
+	return upstream_tls(u) != NULL ||
+	       (c->reused && (c->phase == UP_IDLE || c->phase == UP_RSET));
+}
+
+bool
+upstream_awaits_greeting(const struct upstream *u)
+{
+	const struct up_conn *c = &u->c;
+
+	/* A quiet reconnect before the client greeted waits for its name too. */
+	return c->phase == UP_IDLE || (c->phase == UP_RSET && c->reused && !c->greeted) ||
+	       ((c->phase == UP_CONNECT || c->phase == UP_BANNER) && c->banner_quiet &&
+	        u->helo[0] == '\0');
 }
 
 /* parkable - every condition of upstream_release() on the connection itself. */
@@ -989,8 +1036,9 @@ parkable(const struct upstream *u, bool open)
 	SSL *ssl;
 	size_t n;
 
-	if (u->p.pool == NULL || c->io == NULL || c->doubt || c->write_failed || c->due > 0 ||
-	    c->replay || c->plain || c->helo_only || c->banner == NULL || c->ehlo == NULL ||
+	if (u->p.pool == NULL || u->client[0] == '\0' || c->io == NULL || c->doubt ||
+	    c->write_failed || c->due > 0 || c->replay || c->finish || c->greeted || c->plain ||
+	    c->helo_only || c->banner == NULL || c->ehlo == NULL ||
 	    strncmp(c->banner, "220", 3) != 0)
 		return false;
 	if (tls_io_in(c->io, &n) != NULL || tls_io_out_pending(c->io) > 0 ||

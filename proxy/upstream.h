@@ -19,9 +19,9 @@
  * Reuse (upstream_pool.h): at the client's QUIT a clean verified
  * connection may be parked instead of closed (upstream_release()); the
  * next session of the same client to the same destination takes it in
- * upstream_connect(), replays its banner, and once the client greets with
- * the same EHLO name sends RSET and, on its 250, replays the connection's
- * EHLO reply. Any failure before that 250 (the MX closed, a 421, another
+ * upstream_connect(), sends RSET at once and replays its banner; once the
+ * client greets with the same EHLO name and the RSET is answered 250, the
+ * connection's EHLO reply is replayed. Any failure before that 250 (the MX closed, a 421, another
  * name) is a quiet reconnect: the session sees the set-up of a new
  * connection and nothing was acknowledged on the old one.
  *
@@ -134,6 +134,13 @@ int upstream_connect(struct upstream *u);
 
 /* upstream_reused - the current connection came from the pool. */
 bool upstream_reused(const struct upstream *u);
+
+/*
+ * upstream_awaits_greeting - the client's EHLO/HELO sets the connection up
+ * (upstream_greet): a new connection whose banner was 220, or one taken
+ * from the pool whose client has not greeted yet.
+ */
+bool upstream_awaits_greeting(const struct upstream *u);
 
 /*
  * upstream_may_park - the client's QUIT may be answered locally because

@@ -49,6 +49,8 @@ struct up_conn {
 	bool doubt;                      /* unsolicited reply or error: never pooled */
 	bool reused;                     /* taken from the pool, RSET not answered yet */
 	bool replay;                     /* the banner is still to be replayed */
+	bool greeted;                    /* ... and the client greeted as helo_sent */
+	bool finish;                     /* ... RSET answered too: set up at the next run */
 };
 
 /* upstream_conn_free - close c (after a best-effort QUIT when quit), free what it owns. */

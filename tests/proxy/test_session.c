@@ -83,7 +83,8 @@ struct mx_how {
 	unsigned after_msgs;
 	enum { RSET_OK = 0, RSET_421, RSET_CLOSE } rset_after;
 	unsigned idle_close_ms;
-	unsigned serve; /* connections served one after another at least (0: one) */
+	unsigned rset_delay_ms; /* ... and that answer comes this late */
+	unsigned serve;         /* connections served one after another at least (0: one) */
 };
 
 struct fake_mx {
@@ -350,6 +351,7 @@ mx_serve(struct fake_mx *m, bool first)
 		} else if (strncasecmp(line, "RSET", 4) == 0 && m->how.after_msgs > 0 &&
 		           m->conn_msgs >= m->how.after_msgs && m->how.rset_after != RSET_OK) {
 			m->rsets++;
+			usleep(m->how.rset_delay_ms * 1000);
 			if (m->how.rset_after == RSET_421)
 				mx_puts(m, "421 4.7.0 Too many messages on this connection\r\n");
 			again = true;
@@ -1991,6 +1993,40 @@ rfc5321_4_2_2_reuse_421_after_n_messages(void **state)
 }
 
 /*
+ * RFC 5321 section 4.2.2, the 421 arriving after the mailer's EHLO: the
+ * session waits for the check, then is carried over to a new connection
+ * set up for the name it gave.
+ */
+static void
+rfc5321_4_2_2_reuse_421_after_ehlo_reconnects(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){.starttls = true,
+	                           .pipelining = true,
+	                           .after_msgs = 1,
+	                           .rset_after = RSET_421,
+	                           .rset_delay_ms = 300};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	drain();
+	assert_int_equal(t.ended, 2);
+	assert_int_equal(STAT(reuse_taken), 1);
+	assert_int_equal(STAT(reuse_saved), 0);
+	assert_int_equal(STAT(tls_upstream), 2);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, 2);
+	assert_true(mx_saw("EHLO client.example"));
+}
+
+/*
  * upstream.reuse_max_messages: a connection that carried that many
  * messages is closed with a QUIT, not parked.
  */
@@ -2084,7 +2120,8 @@ reuse_other_ehlo_name_new_connection(void **state)
 	start();
 	play(STEPS(ONE_MESSAGE("b@enforce.example")));
 	next_session();
-	play(STEPS(S("220"), C("EHLO other.example\r\n"), S("250-mx.example.net"),
+	/* The RSET of the take is answered first: the connection goes back. */
+	play(STEPS(S("220"), WAIT_MS(300), C("EHLO other.example\r\n"), S("250-mx.example.net"),
 	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250"), S("250"), S("354"),
 	           C("Subject: test\r\n\r\nhello\r\n.\r\nQUIT\r\n"), S("250 2.0.0"), S("221"),
 	           CLOSED));
@@ -2096,7 +2133,7 @@ reuse_other_ehlo_name_new_connection(void **state)
 	upstream_pool_free(t.ctx.pool);
 	t.ctx.pool = NULL;
 	mx_join();
-	assert_int_equal(t.mx.rsets, 0);
+	assert_int_equal(t.mx.rsets, 1);
 }
 
 int
@@ -2145,6 +2182,7 @@ main(void)
 	    T(reuse_mx_closes_idle_connection_new_one),
 	    T(rfc5321_3_8_reuse_closed_at_rset_reconnects),
 	    T(rfc5321_4_2_2_reuse_421_after_n_messages),
+	    T(rfc5321_4_2_2_reuse_421_after_ehlo_reconnects),
 	    T(reuse_max_messages_closes),
 	    T(rfc8461_4_2_reused_connection_recipient_fails_policy),
 	    T(reuse_plaintext_never_parked),
