@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "proxy/session.h"
+#include "proxy/upstream_pool.h"
 
 struct session {
 	struct session_ctx *ctx;
@@ -115,4 +116,38 @@ unsigned
 session_count(const struct session_ctx *ctx)
 {
 	return ctx->n_sessions;
+}
+
+/*
+ * The fake sessions never leave an upstream connection behind: the pool
+ * of idle upstream connections is an empty one that holds nothing.
+ */
+struct upstream_pool {
+	int unused;
+};
+
+struct upstream_pool *
+upstream_pool_new(const struct upstream_pool_params *p)
+{
+	(void)p;
+	return calloc(1, sizeof(struct upstream_pool));
+}
+
+void
+upstream_pool_flush(struct upstream_pool *p)
+{
+	(void)p;
+}
+
+void
+upstream_pool_free(struct upstream_pool *p)
+{
+	free(p);
+}
+
+unsigned
+upstream_pool_size(const struct upstream_pool *p)
+{
+	(void)p;
+	return 0;
 }
