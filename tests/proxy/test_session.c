@@ -861,6 +861,7 @@ teardown(void **state)
 	loop_free(t.loop);
 	free(t.conf.state_dir);
 	free(t.conf.nfq.queues);
+	free(t.conf.shared.prefix);
 	return 0;
 }
 

@@ -512,6 +512,7 @@ run_case(void **state_)
 	loop_free(t.loop);
 	free(t.conf.state_dir);
 	free(t.conf.nfq.queues);
+	free(t.conf.shared.prefix);
 	sts_dane_release(st);
 }
 
