@@ -106,10 +106,18 @@ dns = { forwarders = [ "10.0.53.2" ]; timeout = 5; };
 tls = { ca_file = "$CA"; };
 sts = { refresh = false; };
 socketmap = { listen = [ "127.0.0.1:$PORT" ]; max_connections = 4096; };
+metrics = { listen = "127.0.0.1:9125"; };
 EOF
 lab__start stsproxy client "$STSPROXY" -c "$LAB_DIR/stsproxy.conf"
 lab__await stsproxy client 127.0.0.1 "$PORT"
 measure sts stsproxy
+# metric NAME - one sample of stsproxy's metrics endpoint.
+metric() {
+	lab_exec client curl -s http://127.0.0.1:9125/metrics | awk -v m="$1" '$1 == m { print $2 }'
+}
+STS_ASYNC=$(metric stsproxy_socketmap_lookups_async_total)
+STS_REPLIES=$(metric 'stsproxy_socketmap_replies_total{reply="ok"}')
+echo "# stsproxy: $STS_ASYNC of $STS_REPLIES requests waited for a lookup"
 lab__stop stsproxy
 
 # --- mta-sts-daemon ------------------------------------------------------------------
@@ -182,6 +190,9 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 		echo "| warm, $c connection(s), p50 / p99 latency, ms | $(ms "$(eval echo "\$R_sts_p50_$c")") / $(ms "$(eval echo "\$R_sts_p99_$c")") | $(ms "$(eval echo "\$R_peer_p50_$c")") / $(ms "$(eval echo "\$R_peer_p99_$c")") | |"
 	done
 	echo "| RSS after the runs (peak), MiB | $(mib "$R_sts_rss") ($(mib "$R_sts_hwm")) | $(mib "$R_peer_rss") ($(mib "$R_peer_hwm")) | |"
+	echo
+	echo "Of stsproxy's $STS_REPLIES answers, $STS_ASYNC waited for a lookup (the cold ones, and any"
+	echo "domain asked again while its first lookup ran); every other came from memory."
 	echo
 	echo "A warm stsproxy answer is the engine's in-memory lookup (TXT id and MX set within"
 	echo "their TTL, no system call) and one write; mta-sts-daemon answers from its cache"
