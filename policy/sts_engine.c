@@ -116,6 +116,10 @@ struct resolution {
 	char domain[STS_CACHE_DOMAIN_MAX];
 	struct waiter *waiters, **wtail;
 	uint64_t timer, dns_id, fetch_id, shared_id;
+	/* A shared policy of another id, kept in case the fetch fails (section 3.3) */
+	char *shared_text;
+	size_t shared_len;
+	struct shared_policy shared_meta; /* its text pointer is not kept */
 	struct addr_sub sub[STS_ANSWER_MAX_MX];
 	size_t n_sub_pending;
 	char txt_id[STS_CACHE_ID_MAX];
@@ -440,6 +444,7 @@ res_free(struct resolution *r)
 	sts_dns_cancel(e->dns, r->dns_id);
 	sts_fetch_cancel(e->fetch, r->fetch_id);
 	shared_state_cancel(e->shared, r->shared_id);
+	free(r->shared_text);
 	for (size_t i = 0; i < STS_ANSWER_MAX_MX; i++)
 		sts_dns_cancel(e->dns, r->sub[i].id);
 	sts_cache_release(r->entry);
@@ -534,11 +539,14 @@ refresh_alert(struct resolution *r)
 		         r->domain, r->entry->id, sts_result_name(r->problem), r->reason);
 }
 
+static void shared_fallback(struct resolution *r);
+
 static void
 fetch_failed(struct resolution *r)
 {
 	if (r->e->stats != NULL)
 		atomic_fetch_add_explicit(&r->e->stats->fetch_errors, 1, memory_order_relaxed);
+	shared_fallback(r); /* before the failure is recorded: a put clears it */
 	/* Section 3.3: the same policy id is not fetched again within 5 minutes. */
 	sts_cache_fetch_failed(r->e->cache, r->domain, r->txt_id, sts_now_wall());
 	refresh_alert(r);
@@ -682,6 +690,62 @@ shared_accept(struct resolution *r, const struct shared_policy *p, int64_t now, 
 	return true;
 }
 
+/*
+ * shared_keep - the shared policy is of another id than the one published
+ * now: not used in place of the fetch, but kept in case the fetch fails
+ * while nothing valid is cached here, when it stands in for the cache
+ * another gateway would have had (section 3.3).
+ */
+static void
+shared_keep(struct resolution *r, const struct shared_policy *p, int64_t now)
+{
+	if (entry_valid(r->entry, now) || p->expires_at <= now || p->fetched_at > now + 300 ||
+	    (r->shared_text = malloc(p->text_len)) == NULL)
+		return;
+	memcpy(r->shared_text, p->text, p->text_len);
+	r->shared_len = p->text_len;
+	r->shared_meta = *p;
+	r->shared_meta.text = NULL;
+}
+
+/*
+ * shared_fallback - the fetch failed: with nothing valid cached here, the
+ * policy another gateway fetched under an earlier id is put in the cache,
+ * as this gateway's own copy would be (section 3.3: a cached policy is used
+ * until it expires when no new one can be fetched), if it passes what
+ * shared_accept() asks of a policy (parses, enforce, expiry within max_age).
+ */
+static void
+shared_fallback(struct resolution *r)
+{
+	struct sts_policy pol = {0};
+	struct sts_policy_error perr = {0};
+	const struct shared_policy *m = &r->shared_meta;
+	int64_t now = sts_now_wall();
+
+	if (r->shared_text == NULL || entry_valid(r->entry, now))
+		goto done;
+	if (m->expires_at <= now ||
+	    sts_policy_parse(r->shared_text, r->shared_len, &pol, &perr) < 0 ||
+	    pol.mode != STS_MODE_ENFORCE || m->expires_at > m->fetched_at + (int64_t)pol.max_age) {
+		if (r->e->stats != NULL)
+			atomic_fetch_add_explicit(&r->e->stats->shared.refused, 1,
+			                          memory_order_relaxed);
+		goto done;
+	}
+	log_notice("event=shared-policy domain=%s id=%s result=fallback published_id=%s "
+	           "reason=\"the policy of the published id could not be fetched\"",
+	           r->domain, m->id, r->txt_id);
+	(void)sts_cache_put(r->e->cache, r->domain, m->id, r->shared_text, r->shared_len, &pol,
+	                    m->fetched_at);
+	sts_cache_release(r->entry);
+	r->entry = sts_cache_get(r->e->cache, r->domain);
+done:
+	sts_policy_clear(&pol);
+	free(r->shared_text);
+	r->shared_text = NULL;
+}
+
 static void
 shared_cb(void *arg, const struct shared_policy *p)
 {
@@ -691,6 +755,8 @@ shared_cb(void *arg, const struct shared_policy *p)
 	const char *why = NULL;
 
 	r->shared_id = 0;
+	if (p != NULL && strcmp(p->id, r->txt_id) != 0)
+		shared_keep(r, p, now);
 	if (p == NULL || !shared_accept(r, p, now, &why)) {
 		if (why != NULL) {
 			if (e->stats != NULL)

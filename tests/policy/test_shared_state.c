@@ -382,6 +382,38 @@ rfc8461_3_1_other_id_weaker_mode_and_garbage_are_fetched(void **state)
 }
 
 static void
+rfc8461_3_3_fetch_of_new_id_fails_shared_policy_stands_in_for_the_cache(void **state)
+{
+	struct fx *f = *state;
+	int64_t now = sts_now_wall();
+	struct got g;
+
+	NEED_SERVER();
+	gw_start(f, &f->b, false);
+	wait_up(f, &f->b, 1);
+	/* Another gateway fetched id1; the domain (or a forger) now names id2,
+	 * whose policy cannot be fetched; B has nothing cached. */
+	store(f, "example.com", "id1", ENFORCE, now - 60);
+	publish("example.com", "id2", NULL);
+	g = lookup(f, &f->b, "example.com");
+	assert_int_equal(g.a.status, STS_POLICY);
+	assert_int_equal(g.a.mode, STS_MODE_ENFORCE);
+	assert_string_equal(g.a.id, "id1");
+	assert_int_equal(g.a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_fetch_count("example.com"), 1); /* B tried id2 itself */
+	/* and it stays, as a cached policy would, while id2 backs off */
+	g = lookup(f, &f->b, "example.com");
+	assert_string_equal(g.a.id, "id1");
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+
+	/* a testing policy of an earlier id does not stand in: no policy, as alone */
+	store(f, "t.example.com", "id1", TESTING, now - 60);
+	publish("t.example.com", "id2", NULL);
+	g = lookup(f, &f->b, "t.example.com");
+	assert_int_equal(g.a.status, STS_NO_POLICY);
+}
+
+static void
 change_published_by_a_reaches_b(void **state)
 {
 	struct fx *f = *state;
@@ -545,6 +577,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(newest_fetch_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        rfc8461_3_1_other_id_weaker_mode_and_garbage_are_fetched, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        rfc8461_3_3_fetch_of_new_id_fails_shared_policy_stands_in_for_the_cache, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(change_published_by_a_reaches_b, setup, teardown),
 	    cmocka_unit_test_setup_teardown(redis_not_there_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(servers_with_starttls_shared_as_a_monotonic_maximum,
