@@ -5,10 +5,11 @@
  *   stsproxy [-c FILE] --check-config   validate FILE, exit 0 or 1
  *   stsproxy [-c FILE] policy DOMAIN    look a domain's policy up
  *   stsproxy [-c FILE] ctl COMMAND      ask the running daemon (control socket)
+ *   stsproxy [-c FILE] report show|send  TLS-RPT reports: show one, send now
  *   stsproxy check ...                  validate a TXT record, a policy, a pattern
  *
  * Options before a command apply to it as if written after it: -c FILE
- * reaches policy and ctl. The daemon never forks itself into the
+ * reaches policy, ctl and report. The daemon never forks itself into the
  * background: systemd (Type=notify) and the tests supervise it as it is.
  */
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "main/fdlimit.h"
 #include "policy/sts_check.h"
 #include "policy/sts_cli.h"
+#include "policy/tlsrpt_cli.h"
 
 #define DEFAULT_CONF "/etc/stsproxy/stsproxy.conf"
 
@@ -34,6 +36,8 @@ usage(FILE *f)
 	        "usage: stsproxy [-c FILE] [--check-config]\n"
 	        "       stsproxy [-c FILE] policy [--json] DOMAIN\n"
 	        "       stsproxy [-c FILE] ctl [-s SOCKET] COMMAND\n"
+	        "       stsproxy [-c FILE] report show DOMAIN [YYYY-MM-DD]\n"
+	        "       stsproxy [-c FILE] report send [--now] [DOMAIN]\n"
 	        "       stsproxy check txt RECORD... | check policy FILE | check mx PATTERN HOST\n"
 	        "       stsproxy check tlsa RECORD CERTFILE [HOST]\n"
 	        "       stsproxy --version | --help\n"
@@ -65,6 +69,14 @@ usage(FILE *f)
 	        "      cache flush DOMAIN    forget the cached policy of DOMAIN\n"
 	        "      cache refresh DOMAIN  fetch the policy of DOMAIN again now\n"
 	        "      report                today's TLS results per policy domain (UTC)\n"
+	        "  report show DOMAIN [YYYY-MM-DD]\n"
+	        "                            the TLS-RPT report (RFC 8460 JSON) of DOMAIN for\n"
+	        "                            the UTC day (default: today so far), as it would\n"
+	        "                            be sent\n"
+	        "  report send [--now] [DOMAIN]\n"
+	        "                            send the previous UTC day's reports not sent yet,\n"
+	        "                            now, retrying as configured; --now: the current\n"
+	        "                            day so far (the daily run then skips that day)\n"
 	        "\n"
 	        "stsproxy relays outbound SMTP sessions, upgrades them to STARTTLS and\n"
 	        "refuses delivery where a domain's DANE TLSA records or MTA-STS policy\n"
@@ -153,6 +165,8 @@ command(const char *conf_path, int argc, char **argv)
 		rc = sts_check_main(n, args);
 	else if (strcmp(argv[0], "ctl") == 0)
 		rc = control_client_main(n, args);
+	else if (strcmp(argv[0], "report") == 0)
+		rc = tlsrpt_cli_main(n, args);
 	else
 		rc = sts_cli_policy_main(n, args);
 	free(args);
@@ -200,7 +214,7 @@ main(int argc, char **argv)
 		const char *cmd = argv[optind];
 
 		if (check || (strcmp(cmd, "check") != 0 && strcmp(cmd, "ctl") != 0 &&
-		              strcmp(cmd, "policy") != 0)) {
+		              strcmp(cmd, "policy") != 0 && strcmp(cmd, "report") != 0)) {
 			if (!check)
 				fprintf(stderr, "stsproxy: %s: no such command\n", cmd);
 			usage(stderr);
