@@ -14,7 +14,10 @@
 #                  SMTP sink with STARTTLS), multipart/report with the gzip
 #   c.example   no policy; _smtp._tls rua=https://reports.a.example/c
 #               -> nothing: no-policy-found results are not reported by
-#                  default
+#                  default; with report.include_no_policy one POST to /c
+#   d.example   enforce, no failures, no _smtp._tls record
+#               -> nothing by default (only_failures); with only_failures
+#                  false, still nothing: no record, one info line
 #
 # The decompressed reports must count what the lab saw: successes = the
 # messages each MX stored, failures = the deferrals Postfix logged with
@@ -30,17 +33,20 @@ RELAY4=10.0.29.2
 e2e_mx mx1 10.0.25.2 mx1.a.example
 e2e_mx mx2 10.0.26.2 mx2.b.example
 e2e_mx mx3 10.0.27.2 mx3.c.example
+e2e_mx mx4 10.0.28.2 mx4.d.example
 # The operator's relay for report mail: an SMTP sink that requires nothing
 # but offers STARTTLS with a lab certificate.
 e2e_mx relay "$RELAY4" relay.corp.example
 
 lab_sts_publish a.example a1 enforce mx1.a.example
 lab_sts_publish b.example b1 enforce mx2.b.example
+lab_sts_publish d.example d1 enforce mx4.d.example
 lab_dns_record \
 	"a.example MX 10 mx1.a.example." "mx1.a.example A 10.0.25.2" \
 	"b.example MX 10 mx2.b.example." "mx2.b.example A 10.0.26.2" \
 	"c.example MX 10 mx3.c.example." "mx3.c.example A 10.0.27.2" \
-	"reports.a.example A $E2E_HTTPS4" \
+	"d.example MX 10 mx4.d.example." "mx4.d.example A 10.0.28.2" \
+	"reports.a.example A $E2E_HTTPS4" "relay.corp.example A $RELAY4" \
 	"_smtp._tls.a.example TXT \"v=TLSRPTv1; rua=https://reports.a.example/tlsrpt\"" \
 	"_smtp._tls.b.example TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@reports.b.example\"" \
 	"_smtp._tls.c.example TXT \"v=TLSRPTv1; rua=https://reports.a.example/c\""
@@ -72,7 +78,7 @@ e2e_start "report = {
   contact = \"mailto:postmaster@corp.example\";
   submitter = \"gw.corp.example\";
   from = \"tlsrpt@corp.example\";
-  relay = \"$RELAY4:25\";
+  relay = \"relay.corp.example:25\";
   relay_starttls = \"required\";
   delay_max = 0;
   retry_first = 2;
@@ -90,7 +96,10 @@ for i in 1 2; do
 done
 e2e_message "$M/c1" "c.example, no policy"
 e2e_sendmail sender@corp.example carl@c.example <"$M/c1"
-for r in ann1@a.example ann2@a.example bob1@b.example bob2@b.example carl@c.example; do
+e2e_message "$M/d1" "d.example, no TLS-RPT record"
+e2e_sendmail sender@corp.example dan@d.example <"$M/d1"
+for r in ann1@a.example ann2@a.example bob1@b.example bob2@b.example carl@c.example \
+	dan@d.example; do
 	lab_check "lab: $r delivered on a clean path" e2e_wait_status "$r" sent
 done
 
@@ -177,21 +186,25 @@ lab_check "https: a later attempt delivered it" \
 lab_check "mailto: delivered through the relay" \
 	grep -q 'uri=mailto:tlsrpt@reports.b.example attempt=1 result=delivered' "$SEND_LOG"
 lab_check "c.example: nothing sent" not_grep 'domain=c.example.*result=delivered' "$SEND_LOG"
+lab_check "d.example: no failures, not even looked up" not_grep 'domain=d.example' "$SEND_LOG"
 
 # --- what the receivers got -----------------------------------------------------
 n_posts() { ls "$POSTS"/*.body 2>/dev/null | wc -l; }
 lab_check "https: exactly one report arrived" test "$(n_posts)" = 1
 lab_check "mailto: exactly one report mail arrived" test "$(lab_smtp_count relay.corp.example)" = 1
 
-# check_report KIND FILE DOMAIN OK FAIL RESULT - decompress and compare.
+# check_report KIND FILE DOMAIN OK FAIL RESULT [PTYPE [URLPATH]] - decompress
+# and compare (RESULT "-": no failures).
 check_report() {
 	"$(lab__python)" - "$@" <<'EOF'
 import email, email.policy, gzip, json, sys
 kind, path, domain, ok, fail, result = sys.argv[1:7]
+ptype = sys.argv[7] if len(sys.argv) > 7 else "sts"
+urlpath = sys.argv[8] if len(sys.argv) > 8 else "/tlsrpt"
 ok, fail = int(ok), int(fail)
 if kind == "https":
     meta = json.load(open(path[:-5] + ".json"))
-    assert meta["path"] == "/tlsrpt", meta["path"]
+    assert meta["path"] == urlpath, meta["path"]
     assert meta["content_type"] == "application/tlsrpt+gzip", meta["content_type"]
     data = gzip.decompress(open(path, "rb").read())
 elif kind == "mail":
@@ -217,14 +230,14 @@ assert rep["report-id"].endswith("%s@gw.corp.example" % domain), rep["report-id"
 pols = rep["policies"]
 assert len(pols) == 1, pols
 p = pols[0]
-assert p["policy"]["policy-type"] == "sts", p["policy"]
+assert p["policy"]["policy-type"] == ptype, p["policy"]
 assert p["policy"]["policy-domain"] == domain, p["policy"]
 s = p["summary"]
 assert s["total-successful-session-count"] == ok, (s, ok)
 assert s["total-failure-session-count"] == fail, (s, fail)
 fd = p.get("failure-details", [])
 assert sum(d["failed-session-count"] for d in fd) == fail, fd
-assert {d["result-type"] for d in fd} == {result}, (fd, result)
+assert {d["result-type"] for d in fd} == ({result} if result != "-" else set()), (fd, result)
 EOF
 }
 post=$(ls "$POSTS"/*.body 2>/dev/null | head -n 1 || true)
@@ -246,10 +259,34 @@ lab_exec gw "$STSPROXY" -c "$CONF" report send --now >"$SEND_LOG.2" 2>&1 || rc=$
 lab_check "a second send exits 0" test "$rc" = 0
 lab_check "a second send says the reports are recorded already" \
 	grep -q 'domain=a.example.*state=sent' "$SEND_LOG.2"
+lab_check "a second send says so for the mailto: domain too" \
+	grep -q 'domain=b.example.*state=sent' "$SEND_LOG.2"
 lab_check "a second send sent nothing" not_grep 'result=delivered' "$SEND_LOG.2"
 lab_check "https: still exactly one report" test "$(n_posts)" = 1
 lab_check "mailto: still exactly one report mail" test "$(lab_smtp_count relay.corp.example)" = 1
 lab_check "report sessions never went through the proxy (no event for reports.*)" \
 	not_grep 'reports\.' "$E2E_EVENTS"
+
+# --- every domain, no-policy-found included -------------------------------------------
+CONF2=$LAB_DIR/proxy/all.conf
+sed 's/delay_max = 0;/delay_max = 0; only_failures = false; include_no_policy = true;/' \
+	"$CONF" >"$CONF2"
+rc=0
+lab_exec gw "$STSPROXY" -c "$CONF2" report send --now >"$SEND_LOG.3" 2>&1 || rc=$?
+sed 's/^/# send: /' "$SEND_LOG.3"
+lab_check "only_failures = false: send exits 0" test "$rc" = 0
+lab_check "include_no_policy: c.example's report delivered" \
+	grep -q 'domain=c.example.*uri=https://reports.a.example/c attempt=1 result=delivered' \
+	"$SEND_LOG.3"
+lab_check "d.example: no _smtp._tls record, nothing sent, said at info level" \
+	grep -Eq 'info event=tlsrpt-send domain=d.example .*result=skipped .*no TLS-RPT record' \
+	"$SEND_LOG.3"
+lab_check "https: one more report, c.example's" test "$(n_posts)" = 2
+post=$(ls "$POSTS"/*.body 2>/dev/null | sed -n 2p || true)
+C_OK=$(lab_smtp_count mx3.c.example)
+lab_check "c.example report: no-policy-found, ok=$C_OK, no failures" \
+	check_report https "$post" c.example "$C_OK" 0 - no-policy-found /c
+lab_check "a.example and b.example: still not sent again" \
+	test "$(grep -c 'state=sent' "$SEND_LOG.3")" = 2
 
 lab_done
