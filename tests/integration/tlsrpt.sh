@@ -84,7 +84,8 @@ e2e_start "report = {
   retry_first = 2;
   retry_for = 60;
   timeout = 5;
-};"
+};
+metrics = { listen = \"127.0.0.1:9125\"; };"
 
 M=$LAB_DIR/msg
 mkdir -p "$M"
@@ -140,6 +141,9 @@ EOF
 echo "# lab: a.example ok=$A_OK fail=$A_FAIL; b.example ok=$B_OK fail=$B_FAIL ($B_RESULT)"
 lab_check "lab: both domains had successes and failures" \
 	test "$A_OK" -ge 3 -a "$B_OK" -ge 3 -a "$A_FAIL" -ge 1 -a "$B_FAIL" -ge 1
+
+lab_check "daemon: the metrics name the report attempts" eval \
+	'lab_exec gw curl -s http://127.0.0.1:9125/metrics | grep -q "^stsproxy_tlsrpt_attempts_total{scheme=\"https\",result=\"delivered\"} 0"'
 
 # The daemon keeps its reporter thread: a stop still takes well under the
 # 3 s after which the lab would kill it, and it writes its counts out.

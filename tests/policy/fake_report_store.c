@@ -1,0 +1,132 @@
+/*
+ * fake_report_store.c - policy/report_store.c replaced at link time: the
+ * results of a day are the entries a test scripted, the delivery records a
+ * small table in memory.
+ *
+ * Control functions (declared by the tests that link this file):
+ *   fake_store_reset()
+ *   fake_store_add(entry)      a copy of the struct (its pointers are kept)
+ *   fake_store_puts()          how many delivery records were written
+ *   fake_store_get(day, domain, out)   1 when recorded
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "policy/report_store.h"
+
+#define FAKE_MAX 32
+
+static struct report_store_entry entries[FAKE_MAX];
+static size_t n_entries;
+static struct report_delivery records[FAKE_MAX];
+static size_t n_records;
+static unsigned n_puts;
+
+void fake_store_reset(void);
+void fake_store_add(const struct report_store_entry *e);
+unsigned fake_store_puts(void);
+int fake_store_get(int64_t day, const char *domain, struct report_delivery *out);
+
+void
+fake_store_reset(void)
+{
+	n_entries = n_records = 0;
+	n_puts = 0;
+}
+
+void
+fake_store_add(const struct report_store_entry *e)
+{
+	if (n_entries < FAKE_MAX)
+		entries[n_entries++] = *e;
+}
+
+unsigned
+fake_store_puts(void)
+{
+	return n_puts;
+}
+
+int
+fake_store_get(int64_t day, const char *domain, struct report_delivery *out)
+{
+	for (size_t i = 0; i < n_records; i++)
+		if (records[i].day == day && strcmp(records[i].domain, domain) == 0) {
+			*out = records[i];
+			return 1;
+		}
+	return 0;
+}
+
+int
+report_store_flush(struct report_store *s, struct sts_report *rep, int64_t now, char *err,
+                   size_t errlen)
+{
+	(void)s;
+	(void)rep;
+	(void)now;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+int
+report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *cb, void *arg,
+                         char *err, size_t errlen)
+{
+	int n = 0;
+
+	(void)s;
+	(void)err;
+	(void)errlen;
+	for (size_t i = 0; i < n_entries; i++) {
+		if (entries[i].day != day / 86400 * 86400)
+			continue;
+		n++;
+		if (cb(arg, &entries[i]) != 0)
+			break;
+	}
+	return n;
+}
+
+const char *
+report_state_name(enum report_state state)
+{
+	static const char *const names[] = {"pending", "sent", "failed", "skipped"};
+
+	return (unsigned)state < REPORT_STATE_MAX ? names[state] : "pending";
+}
+
+int
+report_store_delivery_get(struct report_store *s, int64_t day, const char *domain,
+                          struct report_delivery *out, char *err, size_t errlen)
+{
+	(void)s;
+	(void)err;
+	(void)errlen;
+	if (fake_store_get(day, domain, out) == 1)
+		return 1;
+	memset(out, 0, sizeof(*out));
+	out->day = day;
+	sts_strlcpy(out->domain, domain, sizeof(out->domain));
+	return 0;
+}
+
+int
+report_store_delivery_put(struct report_store *s, const struct report_delivery *d, char *err,
+                          size_t errlen)
+{
+	(void)s;
+	(void)err;
+	(void)errlen;
+	n_puts++;
+	for (size_t i = 0; i < n_records; i++)
+		if (records[i].day == d->day && strcmp(records[i].domain, d->domain) == 0) {
+			records[i] = *d;
+			return 0;
+		}
+	if (n_records < FAKE_MAX)
+		records[n_records++] = *d;
+	return 0;
+}
