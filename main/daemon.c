@@ -40,6 +40,7 @@
 #include "nfq/nfq.h"
 #include "policy/sts_engine.h"
 #include "policy/report_store.h"
+#include "policy/tlsrpt_reporter.h"
 #include "policy/sts_report.h"
 #include "proxy/proxy.h"
 
@@ -99,6 +100,9 @@ struct daemon {
 	uint64_t trimmed_total; /* sessions_total when memory was last given back */
 	uint64_t trim_peak;     /* most sessions seen open at once since then */
 	time_t trimmed_at;
+	/* The daily TLS-RPT reports (NULL: report.enable off), the attempts of those freed. */
+	struct tlsrpt_reporter *reporter;
+	uint64_t tlsrpt_gone[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
 };
 
 /* listen_text - "a,b,..." of the listen addresses for the start line; "none" without any. */
@@ -305,6 +309,20 @@ collect(void *arg, struct metrics_writer *w)
 	metrics_counter(w, "stsproxy_policy_fetch_errors_total",
 	                "HTTPS policy fetches that failed.", NULL,
 	                atomic_load(&d->estats.fetch_errors));
+	for (int k = 0; k < TLSRPT_KIND_MAX; k++) {
+		for (int o = 0; o < TLSRPT_OUT_MAX; o++) {
+			const struct metrics_label l[] = {
+			    {"scheme", k == TLSRPT_KIND_HTTPS ? "https" : "mailto"},
+			    {"result", tlsrpt_outcome_name((enum tlsrpt_outcome)o)},
+			    {NULL, NULL}};
+			metrics_counter(w, "stsproxy_tlsrpt_attempts_total",
+			                "TLS-RPT report deliveries attempted (RFC 8460 section 5).",
+			                l,
+			                d->tlsrpt_gone[k][o] + tlsrpt_reporter_attempts(
+			                                           d->reporter, (enum tlsrpt_kind)k,
+			                                           (enum tlsrpt_outcome)o));
+		}
+	}
 	collect_socketmap(d, w);
 	for (int k = 0; k < 2; k++) {
 		const struct metrics_label l[] = {{"status", k == 0 ? "ok" : "failed"},
@@ -780,6 +798,51 @@ fit_open_files(struct conf *c, const char *event)
 }
 
 /*
+ * reporter_stop - end the TLS-RPT reporter (its thread within a second but
+ * for a DNS lookup in flight), keeping its counts for the metrics.
+ */
+static void
+reporter_stop(struct daemon *d)
+{
+	if (d->reporter == NULL)
+		return;
+	tlsrpt_reporter_stop(d->reporter);
+	for (int k = 0; k < TLSRPT_KIND_MAX; k++)
+		for (int o = 0; o < TLSRPT_OUT_MAX; o++)
+			d->tlsrpt_gone[k][o] += tlsrpt_reporter_attempts(
+			    d->reporter, (enum tlsrpt_kind)k, (enum tlsrpt_outcome)o);
+	tlsrpt_reporter_free(d->reporter);
+	d->reporter = NULL;
+}
+
+/*
+ * reporter_start - the TLS-RPT reporter of the configuration in force, with
+ * report.enable and a result store (RFC 8460). Returns -1 when it cannot
+ * start (logged).
+ */
+static int
+reporter_start(struct daemon *d)
+{
+	struct tlsrpt_reporter_params p = {.conf = d->conf, .store = d->results, .live = d->report};
+	char err[512];
+
+	if (!d->conf->report.enable)
+		return 0;
+	if (d->results == NULL) {
+		log_err("event=tlsrpt error=\"report.enable: no result store, no reports\"");
+		return -1;
+	}
+	if ((d->reporter = tlsrpt_reporter_new(&p, err, sizeof(err))) == NULL ||
+	    tlsrpt_reporter_start(d->reporter, err, sizeof(err)) < 0) {
+		log_err("event=tlsrpt error=\"%s\"", err);
+		tlsrpt_reporter_free(d->reporter);
+		d->reporter = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * reload - SIGHUP: load and check the file again; new sessions use the new
  * configuration (a new proxy on the same listeners, SO_REUSEPORT), running
  * ones finish undisturbed on the old one. An invalid file changes nothing.
@@ -816,12 +879,14 @@ reload(struct daemon *d)
 		goto done;
 	}
 	retire(d);
+	reporter_stop(d); /* it holds the store and the configuration */
 	results_flush(d, "reload");
 	results_open(d, nc);
 	d->proxy = np;
 	d->owned = nc;
 	d->conf = nc;
 	nc = NULL;
+	(void)reporter_start(d);
 	d->reloads++;
 	log_set_level(d->conf->log.level);
 	if (log_open(d->conf->log.file) < 0 || evlog_open(d->conf->log.events) < 0)
@@ -1034,6 +1099,8 @@ daemon_run(struct conf *c)
 		log_err("event=start error=\"%s\"", err);
 		goto fail;
 	}
+	/* Without a store or a resolver the proxy still runs: said once, no reports. */
+	(void)reporter_start(&d);
 	if (notify_watchdog_start(d.loop, &d.watchdog) < 0)
 		log_warn("event=start warning=\"systemd watchdog: %s\"", strerror(errno));
 	if (getrlimit(RLIMIT_NOFILE, &nofile) < 0)
@@ -1052,6 +1119,8 @@ daemon_run(struct conf *c)
 		log_err("event=loop error=\"%s\"", strerror(errno));
 		d.status = -1;
 	}
+	/* A report in flight is cut: it stays pending and is sent later. */
+	reporter_stop(&d);
 	/* Drain: sessions answer 421 at their next safe point, then end. */
 	retire(&d);
 	for (size_t i = 0; i < d.n_retiring; i++)
@@ -1077,6 +1146,7 @@ daemon_run(struct conf *c)
 	evlog_close();
 	return d.status;
 fail:
+	reporter_stop(&d);
 	proxy_stop(d.proxy);
 	control_stop(d.control);
 	metrics_stop(d.metrics);
