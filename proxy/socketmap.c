@@ -31,8 +31,9 @@
 
 #define ACCEPT_BURST     64
 #define ACCEPT_PAUSE_MS  100
-#define OUT_INLINE       512 /* a pending reply up to this size stays in the connection */
-#define HEADROOM         16  /* before the reply in scratch: its netstring length */
+#define OUT_INLINE       1024 /* pending replies up to this size stay in the connection */
+#define BATCH_MAX        8192 /* replies of pipelined requests gathered before a send() */
+#define HEADROOM         16   /* before the reply in scratch: its netstring length */
 #define LOOKUP_MAX_MS    90000
 #define REASON_TOO_LONG  "request too long"
 #define REASON_MALFORMED "malformed request"
@@ -56,10 +57,11 @@ struct conn {
 	uint64_t deadline; /* when the current state's time is up */
 	uint64_t lookup;   /* engine lookup id in C_LOOKUP */
 	struct smap_query q;
-	bool close_after; /* close once the reply is written */
+	bool close_after; /* close once the replies are written */
+	bool batching;    /* inside process(): replies wait in out[] for one send() */
 	size_t req_used;  /* octets of in[] the request being answered took */
-	char *out;        /* the unwritten rest of a reply: out_small or heap */
-	size_t out_len, out_off;
+	char *out;        /* replies not written yet: out_small, or heap when larger */
+	size_t out_len, out_off, out_cap;
 	char out_small[OUT_INLINE];
 	size_t in_len, in_cap;
 	char in[]; /* in_cap octets: the longest request and its framing */
@@ -88,6 +90,7 @@ struct smap {
 static void on_io(struct loop *loop, int fd, int events, void *arg);
 static void on_timer(struct loop *loop, void *arg);
 static int process(struct conn *c);
+static void out_free(struct conn *c);
 
 static void
 enter_state(struct conn *c, enum conn_state to)
@@ -116,8 +119,7 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->n_conns--;
-	if (c->out != NULL && c->out != c->out_small)
-		free(c->out);
+	out_free(c);
 	atomic_fetch_sub_explicit(&s->stats->active, 1, memory_order_relaxed);
 	free(c);
 }
@@ -149,32 +151,60 @@ fail(struct conn *c, const char *what, int err)
 	return -1;
 }
 
-/* request_done - the reply to the current request is written: next one */
-static int
-request_done(struct conn *c)
+/* out_free - drop the written replies' buffer */
+static void
+out_free(struct conn *c)
 {
 	if (c->out != NULL && c->out != c->out_small)
 		free(c->out);
 	c->out = NULL;
-	c->out_len = c->out_off = 0;
-	memmove(c->in, c->in + c->req_used, c->in_len - c->req_used);
-	c->in_len -= c->req_used;
-	c->req_used = 0;
+	c->out_len = c->out_off = c->out_cap = 0;
+}
+
+/*
+ * flush - write what waits in out[]. All written: back to C_READ (or
+ * closed, after a PERM), idle deadline; else C_WRITE until the socket
+ * takes the rest. 0, or -1 when c was closed.
+ */
+static int
+flush(struct conn *c)
+{
+	struct smap *s = c->s;
+
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0)
+			return fail(c, "write", errno);
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off < c->out_len) {
+		enter_state(c, C_WRITE);
+		set_deadline(c, s->idle_ms);
+		if (loop_fd_mod(s->loop, c->fd, LOOP_WRITE) < 0)
+			return fail(c, "event loop", errno);
+		return 0;
+	}
+	out_free(c);
 	if (c->close_after) {
 		conn_close(c);
 		return -1;
 	}
 	enter_state(c, C_READ);
-	set_deadline(c, c->s->idle_ms);
-	if (loop_fd_mod(c->s->loop, c->fd, LOOP_READ) < 0)
+	set_deadline(c, s->idle_ms);
+	if (loop_fd_mod(s->loop, c->fd, LOOP_READ) < 0)
 		return fail(c, "event loop", errno);
 	return 0;
 }
 
 /*
- * send_reply - frame the dlen octets at s->scratch + HEADROOM and write
- * them; what the socket does not take waits in c (C_WRITE). 0, or -1 when
- * c was closed.
+ * send_reply - frame the dlen octets at s->scratch + HEADROOM, queue them
+ * in out[] and consume the request they answer; written now unless
+ * process() gathers the replies of one read. 0, or -1 when c was closed.
  */
 static int
 send_reply(struct conn *c, size_t dlen, enum smap_kind kind)
@@ -182,31 +212,35 @@ send_reply(struct conn *c, size_t dlen, enum smap_kind kind)
 	struct smap *s = c->s;
 	char hdr[HEADROOM];
 	int h = snprintf(hdr, sizeof(hdr), "%zu:", dlen);
-	char *start = s->scratch + HEADROOM - h;
 	size_t total = (size_t)h + dlen + 1;
-	ssize_t n;
 
-	memcpy(start, hdr, (size_t)h);
+	memcpy(s->scratch + HEADROOM - h, hdr, (size_t)h);
 	s->scratch[HEADROOM + dlen] = ',';
 	atomic_fetch_add_explicit(&s->stats->replies[kind], 1, memory_order_relaxed);
-	n = send(c->fd, start, total, MSG_NOSIGNAL);
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		return fail(c, "write", errno);
-	if (n == (ssize_t)total)
-		return request_done(c);
-	if (n < 0)
-		n = 0;
-	c->out_len = total - (size_t)n;
-	c->out_off = 0;
-	c->out = c->out_len <= sizeof(c->out_small) ? c->out_small : malloc(c->out_len);
-	if (c->out == NULL)
-		return fail(c, "reply: out of memory", 0);
-	memcpy(c->out, start + n, c->out_len);
-	enter_state(c, C_WRITE);
-	set_deadline(c, s->idle_ms);
-	if (loop_fd_mod(s->loop, c->fd, LOOP_WRITE) < 0)
-		return fail(c, "event loop", errno);
-	return 0;
+	if (c->out == NULL) {
+		c->out = c->out_small;
+		c->out_cap = sizeof(c->out_small);
+	}
+	if (c->out_len + total > c->out_cap) {
+		/* at most BATCH_MAX and one reply (SMAP_REPLY_MAX): bounded */
+		char *p = malloc(c->out_len + total);
+
+		if (p == NULL)
+			return fail(c, "reply: out of memory", 0);
+		memcpy(p, c->out, c->out_len);
+		if (c->out != c->out_small)
+			free(c->out);
+		c->out = p;
+		c->out_cap = c->out_len + total;
+	}
+	memcpy(c->out + c->out_len, s->scratch + HEADROOM - h, total);
+	c->out_len += total;
+	memmove(c->in, c->in + c->req_used, c->in_len - c->req_used);
+	c->in_len -= c->req_used;
+	c->req_used = 0;
+	if (c->batching && !c->close_after)
+		return 0;
+	return flush(c);
 }
 
 /* send_word - a reply with no lookup behind it */
@@ -262,6 +296,14 @@ request(struct conn *c, const char *data, size_t dlen)
 		return send_word(c, SMAP_NOTFOUND, "");
 	if (sts_engine_lookup_now(s->engine, c->q.domain, NULL, &s->answer) == 1)
 		return send_answer(c, &s->answer);
+	/* Earlier replies leave first; if the socket does not take them all,
+	 * this request is parsed again once they are written. */
+	if (c->out_len > 0) {
+		if (flush(c) < 0)
+			return -1;
+		if (c->state == C_WRITE)
+			return 0;
+	}
 	atomic_fetch_add_explicit(&s->stats->lookups_async, 1, memory_order_relaxed);
 	c->lookup = sts_engine_lookup(s->engine, c->q.domain, NULL, on_answer, c);
 	if (c->lookup == 0) {
@@ -277,23 +319,35 @@ request(struct conn *c, const char *data, size_t dlen)
 	return 0;
 }
 
-/* process - answer the complete requests in the buffer, in order. 0, or -1 when closed. */
+/*
+ * process - answer the complete requests in the buffer, in order, their
+ * replies gathered for one send(). 0, or -1 when c was closed.
+ */
 static int
 process(struct conn *c)
 {
-	while (c->state == C_READ) {
+	int rc = 0;
+
+	c->batching = true;
+	while (rc == 0 && c->state == C_READ) {
 		const char *data;
 		size_t dlen, used;
 
+		if (c->out_len >= BATCH_MAX) {
+			rc = flush(c);
+			continue;
+		}
 		switch (netstring_parse(c->in, c->in_len, c->s->conf->socketmap.max_request, &data,
 		                        &dlen, &used)) {
 		case NETSTRING_OK:
 			c->req_used = used;
-			if (request(c, data, dlen) < 0)
-				return -1;
+			rc = request(c, data, dlen);
 			break;
 		case NETSTRING_MORE:
-			if (c->s->shutting_down && c->in_len == 0) {
+			c->batching = false;
+			if (c->out_len > 0 && flush(c) < 0)
+				return -1;
+			if (c->state == C_READ && c->s->shutting_down && c->in_len == 0) {
 				conn_close(c);
 				return -1;
 			}
@@ -311,12 +365,15 @@ process(struct conn *c)
 			           c->s->worker_id, (unsigned long long)c->id,
 			           big ? REASON_TOO_LONG : REASON_MALFORMED);
 			c->close_after = true;
+			c->batching = false;
 			c->req_used = c->in_len;
 			return send_word(c, SMAP_PERM, big ? REASON_TOO_LONG : REASON_MALFORMED);
 		}
 		}
 	}
-	return 0;
+	if (rc == 0)
+		c->batching = false;
+	return rc;
 }
 
 /* on_io - the connection is readable (C_READ) or writable (C_WRITE) */
@@ -328,14 +385,7 @@ on_io(struct loop *loop, int fd, int events, void *arg)
 
 	(void)loop;
 	if (c->state == C_WRITE && (events & LOOP_WRITE)) {
-		n = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			fail(c, "write", errno);
-			return;
-		}
-		if (n > 0)
-			c->out_off += (size_t)n;
-		if (c->out_off == c->out_len && request_done(c) == 0)
+		if (flush(c) == 0 && c->state == C_READ)
 			process(c);
 		return;
 	}

@@ -197,6 +197,53 @@ pipelined_in_order(void **state)
 	close(fd);
 }
 
+/*
+ * 5000 pipelined requests, more than the input buffer and the socket
+ * buffers hold: the replies of each read leave together, the server stops
+ * reading while the client does not take them, and every reply arrives,
+ * in order.
+ */
+static void
+pipelined_flood(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "17:postfix sync.test,";
+	const size_t n = 5000, rl = strlen(SYNC_REPLY);
+	size_t sent = 0, got = 0, total = n * (sizeof(req) - 1);
+	char *out = malloc(total), *in = malloc(n * rl + 1);
+	int fd = client(f);
+
+	assert_non_null(out);
+	assert_non_null(in);
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + i * (sizeof(req) - 1), req, sizeof(req) - 1);
+	/* The client reads only when nothing else moves: the server's socket
+	 * buffer fills first and it has to wait (C_WRITE), reading nothing. */
+	for (int spins = 0, quiet = 0; got < n * rl && spins < 400000; spins++) {
+		ssize_t k = 0;
+		int ran;
+
+		if (sent < total && (k = send(fd, out + sent, total - sent, MSG_NOSIGNAL)) > 0)
+			sent += (size_t)k;
+		ran = loop_once(f->loop, 0);
+		quiet = (k > 0 || ran > 0) ? 0 : quiet + 1;
+		if (quiet > 20 && (k = recv(fd, in + got, n * rl - got, MSG_DONTWAIT)) > 0) {
+			got += (size_t)k;
+			quiet = 0;
+		}
+	}
+	assert_true(atomic_load(&f->stats.replies[SMAP_OK]) > 0);
+	assert_int_equal(sent, total);
+	assert_int_equal(got, n * rl);
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(in + i * rl, SYNC_REPLY, rl) != 0)
+			fail_msg("reply %zu differs", i);
+	assert_int_equal(atomic_load(&f->stats.replies[SMAP_OK]), n);
+	free(out);
+	free(in);
+	close(fd);
+}
+
 /* A request arriving one octet at a time is answered once, when complete. */
 static void
 split_request(void **state)
@@ -359,6 +406,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(answers_from_memory_and_lookup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(pipelined_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(pipelined_flood, setup, teardown),
 	    cmocka_unit_test_setup_teardown(split_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(too_long_is_perm_and_close, setup, teardown),
 	    cmocka_unit_test_setup_teardown(malformed_is_perm_and_close, setup, teardown),
