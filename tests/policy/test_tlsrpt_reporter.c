@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "policy/report_store.h"
@@ -423,6 +425,56 @@ identity_required(void **state)
 	conf_free(c);
 }
 
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * The daemon's thread: started with no delay, it reports the day before
+ * today at once (RFC 8460 section 4.1), then waits for the next day; a
+ * stop ends the wait at once.
+ */
+static void
+rfc8460_5_3_thread_reports_yesterday_and_stops(void **state)
+{
+	struct fixture *f = setup("delay_max = 0;");
+	int64_t yesterday = (int64_t)time(NULL) / 86400 * 86400 - 86400;
+	struct report_store_entry a = {.day = yesterday,
+	                               .domain = "a.example",
+	                               .type = STS_PTYPE_STS,
+	                               .policy_id = "a1",
+	                               .success = 1,
+	                               .failure = 1};
+	struct report_delivery d;
+	char err[256];
+	double t0;
+
+	(void)state;
+	a.by_result[STS_RESULT_CERT_HOST_MISMATCH] = 1;
+	fake_store_reset();
+	fake_store_add(&a);
+	assert_int_equal(tlsrpt_reporter_start(f->r, err, sizeof(err)), 0);
+	for (int i = 0; i < 200 && fake_send_count() < 2; i++)
+		usleep(10 * 1000);
+	t0 = now_s();
+	tlsrpt_reporter_stop(f->r);
+	if (now_s() - t0 > 1.0)
+		fail_msg("the stop took %.2f s", now_s() - t0);
+	assert_int_equal(fake_send_count(), 2);
+	assert_int_equal(fake_store_get(yesterday, "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	assert_int_equal(tlsrpt_reporter_attempts(f->r, TLSRPT_KIND_HTTPS, TLSRPT_OUT_DELIVERED),
+	                 1);
+	assert_int_equal(tlsrpt_reporter_attempts(f->r, TLSRPT_KIND_MAILTO, TLSRPT_OUT_DELIVERED),
+	                 1);
+	teardown(f);
+}
+
 int
 main(void)
 {
@@ -437,6 +489,7 @@ main(void)
 	    cmocka_unit_test(resumed_after_restart),
 	    cmocka_unit_test(show_text),
 	    cmocka_unit_test(identity_required),
+	    cmocka_unit_test(rfc8460_5_3_thread_reports_yesterday_and_stops),
 	};
 
 	log_set_level(LOG_LVL_ERR);
