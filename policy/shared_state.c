@@ -30,7 +30,9 @@
 #include "core/util.h"
 #include "policy/shared_state.h"
 
-#define SENTINELS_MAX 3 /* asked and listened to; more are not needed to learn the master */
+#define SENTINELS_MAX 3     /* asked and listened to; more are not needed to learn the master */
+#define SYNC_BATCH    500   /* keys per SCAN step of the server sync */
+#define SYNC_MAX      65536 /* servers read at most per sync (srvmem's default size) */
 
 /*
  * KEYS[1] the policy key; ARGV: value, its fetch time, seconds to live. A
@@ -84,7 +86,10 @@ struct shared_state {
 	struct redis_loop *sub; /* subscriptions; NULL unless subscribing */
 	struct sentinel sentinels[SENTINELS_MAX];
 	size_t n_sentinels;
-	char master[64]; /* "ip port" the Sentinels named last; "" before */
+	char master[64];             /* "ip port" the Sentinels named last; "" before */
+	uint64_t sync_cmd;           /* the server sync's command in flight; 0: none */
+	struct sync_step *sync_step; /* its MGET step, freed with s if still there */
+	size_t sync_seen;            /* servers read by this sync */
 
 	struct get_req *reqs;
 	uint64_t next_id;
@@ -103,6 +108,27 @@ count(const struct shared_state *s, _Atomic uint64_t *c)
 		if ((s)->stats != NULL)                                                            \
 			count((s), &(s)->stats->field);                                            \
 	} while (0)
+
+struct sync_step;
+static void sync_start(struct shared_state *s);
+
+/* rc_state - the command connection: counted, and the server sync on each connect. */
+static void
+rc_state(void *arg, bool up)
+{
+	struct shared_state *s = arg;
+
+	if (s->stats != NULL) {
+		if (up)
+			atomic_fetch_add_explicit(&s->stats->up, 1, memory_order_relaxed);
+		else
+			atomic_fetch_sub_explicit(&s->stats->up, 1, memory_order_relaxed);
+	}
+	if (!up)
+		s->sync_cmd = 0; /* its reply comes back NULL */
+	else if (s->on_server != NULL)
+		sync_start(s);
+}
 
 static void
 on_state(void *arg, bool up)
@@ -265,6 +291,157 @@ sentinels_start(struct shared_state *s)
 
 /* --- the object ------------------------------------------------------------------ */
 
+/* --- the server sync --------------------------------------------------------------
+ *
+ * A gateway that was down or is new missed what the others published: on
+ * each connect it reads every <prefix>srv:* key (SCAN, then MGET), at most
+ * SYNC_MAX, one step at a time, feeding on_server as messages would.
+ */
+
+static void sync_scan(struct shared_state *s, const char *cursor);
+
+/* A SCAN step whose values are asked for (MGET), and where the next step starts. */
+struct sync_step {
+	struct shared_state *s;
+	char cursor[32];
+	size_t n;
+	char **keys;
+};
+
+static void
+sync_step_free(struct sync_step *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		free(st->keys[i]);
+	free(st->keys);
+	free(st);
+}
+
+static void
+sync_mget_reply(void *arg, const struct redisReply *rep)
+{
+	struct sync_step *st = arg;
+	struct shared_state *s = st->s;
+	size_t plen = strlen(s->conf->shared.prefix) + 4; /* "<prefix>srv:" */
+	char buf[128];
+	uint8_t addr[16];
+	int family;
+	int64_t seen;
+
+	s->sync_cmd = 0;
+	s->sync_step = NULL;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != st->n) {
+		if (rep != NULL)
+			COUNT(s, errors);
+		sync_step_free(st);
+		return;
+	}
+	for (size_t i = 0; i < st->n; i++) {
+		const redisReply *v = rep->element[i];
+		int n;
+
+		if (v->type != REDIS_REPLY_STRING || strlen(st->keys[i]) <= plen)
+			continue;
+		n = snprintf(buf, sizeof(buf), "%s %.*s", st->keys[i] + plen, (int)v->len, v->str);
+		if (n < 0 || (size_t)n >= sizeof(buf) ||
+		    shared_server_decode(buf, (size_t)n, &family, addr, &seen) < 0) {
+			COUNT(s, refused);
+			continue;
+		}
+		COUNT(s, received);
+		s->sync_seen++;
+		s->on_server(s->arg, family, addr, seen);
+	}
+	if (strcmp(st->cursor, "0") != 0 && s->sync_seen < SYNC_MAX)
+		sync_scan(s, st->cursor);
+	else
+		log_info("event=shared-sync servers=%zu", s->sync_seen);
+	sync_step_free(st);
+}
+
+static void
+sync_scan_reply(void *arg, const struct redisReply *rep)
+{
+	struct shared_state *s = arg;
+	const redisReply *keys;
+	struct sync_step *st;
+	const char **argv;
+	size_t *lens;
+
+	s->sync_cmd = 0;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= 32 ||
+	    rep->element[1]->type != REDIS_REPLY_ARRAY) {
+		if (rep != NULL) {
+			COUNT(s, errors);
+			log_notice("event=shared-sync result=failed reason=\"%s\"",
+			           rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		}
+		return;
+	}
+	keys = rep->element[1];
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return;
+	st->s = s;
+	memcpy(st->cursor, rep->element[0]->str, rep->element[0]->len);
+	st->cursor[rep->element[0]->len] = '\0';
+	if (keys->elements == 0) {
+		if (strcmp(st->cursor, "0") != 0)
+			sync_scan(s, st->cursor);
+		else
+			log_info("event=shared-sync servers=%zu", s->sync_seen);
+		sync_step_free(st);
+		return;
+	}
+	if (keys->elements > SYNC_BATCH * 4 ||
+	    (st->keys = calloc(keys->elements, sizeof(*st->keys))) == NULL ||
+	    (argv = calloc(keys->elements + 1, sizeof(*argv))) == NULL) {
+		sync_step_free(st);
+		return;
+	}
+	if ((lens = calloc(keys->elements + 1, sizeof(*lens))) == NULL) {
+		free(argv);
+		sync_step_free(st);
+		return;
+	}
+	argv[0] = "MGET";
+	lens[0] = 4;
+	for (size_t i = 0; i < keys->elements; i++) {
+		const redisReply *k = keys->element[i];
+		if (k->type != REDIS_REPLY_STRING ||
+		    (st->keys[st->n] = strndup(k->str, k->len)) == NULL)
+			continue;
+		argv[st->n + 1] = st->keys[st->n];
+		lens[st->n + 1] = strlen(st->keys[st->n]);
+		st->n++;
+	}
+	if (st->n == 0 || (s->sync_cmd = redis_loop_command(s->rc, (int)st->n + 1, argv, lens,
+	                                                    sync_mget_reply, st)) == 0)
+		sync_step_free(st);
+	else
+		s->sync_step = st;
+	free(argv);
+	free(lens);
+}
+
+static void
+sync_scan(struct shared_state *s, const char *cursor)
+{
+	char match[96], count[16];
+	const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", count};
+
+	snprintf(match, sizeof(match), "%ssrv:*", s->conf->shared.prefix);
+	snprintf(count, sizeof(count), "%d", SYNC_BATCH);
+	s->sync_cmd = redis_loop_command(s->rc, 6, argv, NULL, sync_scan_reply, s);
+}
+
+static void
+sync_start(struct shared_state *s)
+{
+	s->sync_seen = 0;
+	sync_scan(s, "0");
+}
+
 static struct redis_loop *
 data_conn(struct shared_state *s, const char *name)
 {
@@ -277,7 +454,7 @@ data_conn(struct shared_state *s, const char *name)
 	    .password = c->shared.password,
 	    .connect_timeout_ms = c->shared.connect_timeout,
 	    .command_timeout_ms = c->shared.command_timeout,
-	    .on_state = on_state,
+	    .on_state = strcmp(name, "shared") == 0 ? rc_state : on_state,
 	    .state_arg = s,
 	};
 	struct redis_loop *r;
@@ -368,6 +545,8 @@ shared_state_free(struct shared_state *s)
 	}
 	conn_free(s, s->rc);
 	conn_free(s, s->sub);
+	if (s->sync_step != NULL)
+		sync_step_free(s->sync_step);
 	free(s);
 }
 

@@ -89,7 +89,7 @@ lab_dns dns 10.0.53.2
 
 # --- Redis: stsproxy's own user, nothing else allowed ----------------------------------
 
-ACL_USER='user stsproxy on >gw-secret resetchannels ~stsproxy:* &stsproxy:* -@all +get +set +eval +publish +subscribe +ping'
+ACL_USER='user stsproxy on >gw-secret resetchannels ~stsproxy:* &stsproxy:* -@all +get +mget +scan +set +eval +publish +subscribe +ping'
 # redis_start NS ADDR [replicaof ADDR] - a redis-server for the lab, never the system's.
 redis_start() {
 	local ns=$1 addr=$2 d="$LAB_DIR/redis-$1"

@@ -564,6 +564,25 @@ servers_with_starttls_shared_as_a_monotonic_maximum(void **state)
 	assert_string_equal(rr.str, "3000");
 	raw_cmd(f, &rr, "TTL", "stsproxy:srv:198.51.100.25");
 	assert_true(rr.integer > 3500 && rr.integer <= 3600);
+
+	/* A gateway that connects later reads what it missed. */
+	{
+		uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x25};
+		struct srv_rec late = {0};
+		struct shared_state_params pc = {
+		    .loop = f->loop, .conf = f->conf, .on_server = on_server, .arg = &late};
+		struct shared_state *c;
+
+		shared_state_server(a, AF_INET6, v6, 4000, 3600);
+		raw_set(f, "stsproxy:srv:not-an-address", "5", 1);
+		run_ms(f, 50);
+		c = shared_state_new(&pc);
+		for (int i = 0; i < 200 && late.n < 2; i++)
+			loop_once(f->loop, 10);
+		run_ms(f, 50);
+		assert_int_equal(late.n, 2);
+		shared_state_free(c);
+	}
 	shared_state_free(a);
 	shared_state_free(b);
 }
