@@ -12,6 +12,10 @@
 #   strip.example  enforce, the same MX behind the stripper, sent after the
 #                  plaintext delivery -> 451 4.7.4, the MX gets nothing: a
 #                  stripped connection never becomes a reused one
+#   good.example   a stripper arrives while a verified connection is parked:
+#                  the next message goes over that connection with TLS, or,
+#                  when the attacker breaks it, over a stripped new one ->
+#                  451 4.7.4; never in plaintext
 #
 # Every check looks at what the sink stored (its peer address:port tells
 # connections apart), at Postfix's log and queue, and at stsproxy's log,
@@ -131,6 +135,43 @@ lab_check "reuse: reused sessions were judged and passed (decision=pass per mess
 lab_check "reuse: ctl status shows the pool" \
 	sh -c "'$STSPROXY' ctl -s '$LAB_DIR/proxy/control.sock' status |
 		grep -E '^upstream_pool idle=[0-9]+ .* saved=[1-9]'"
+
+# --- an attacker who arrives later ---------------------------------------------
+# A stripper is put on the path to mx1 while a verified connection is parked.
+# The next session takes that connection; whether it still reaches the MX
+# (TLS end to end) or the attacker breaks it and the session is carried over
+# to a new, stripped connection, the message never travels in plaintext: it
+# is stored over TLS, or refused with 451 4.7.4 and stored nowhere.
+e2e_attacker atk2 10.0.67.2 mangle 10.0.25.2
+e2e_message "$M/late" "while a verified connection is parked"
+e2e_sendmail sender@corp.example late@good.example <"$M/late"
+
+# late_outcome - Postfix logged sent or deferred for late@good.example.
+late_outcome() {
+	local end=$((SECONDS + E2E_WAIT))
+	while [ "$SECONDS" -le "$end" ]; do
+		[ -n "$(e2e_status late@good.example)" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+# late_never_plain - stored over TLS, or refused with 451 4.7.4 and not stored.
+late_never_plain() {
+	local m
+	if [ "$(e2e_status late@good.example)" = sent ]; then
+		m=$(e2e_sink_msg mx1.good.example late@good.example) || return 1
+		echo "sent; tls=$(lab_json "$m.json" tls)"
+		test "$(lab_json "$m.json" tls)" = true
+	else
+		e2e_queue_has late@good.example '451 4\.7\.4 good\.example' &&
+			test "$(e2e_sink_count mx1.good.example late@good.example)" = 0
+	fi
+}
+lab_check "late: Postfix logged an outcome" late_outcome
+lab_check "late: the session took the parked connection" \
+	test "$(grep -c 'upstream reusing a connection' "$E2E_PROXY_LOG")" -ge "$N"
+lab_check "late: stored over TLS, or refused with 451 4.7.4: never plaintext" late_never_plain
+e2e_attacker_remove atk2
 
 # --- a stripping attacker cannot make a reused connection carry plaintext ----
 e2e_attacker atk1 10.0.66.2 mangle 10.0.26.2
