@@ -9,6 +9,7 @@
  * cycling through the domains given, for SECONDS seconds or until every
  * domain was asked once (-1). Prints one line:
  *   requests=N secs=S rate=R p50_us=A p99_us=B ok=K errors=E
+ * HOST may be the path of a unix socket (PORT is then ignored).
  * where ok counts replies starting with the -e prefix ("OK secure").
  *
  * Single-threaded (epoll), so that it takes one core of the machine and
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,6 +116,8 @@ int
 main(int argc, char **argv)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct sockaddr_un su = {.sun_family = AF_UNIX};
+	bool unix_path;
 	int conns = 1, opt, ep, active;
 	double secs = 5;
 	bool once = false;
@@ -159,7 +163,11 @@ main(int argc, char **argv)
 		domains[n_domains++] = strdup(line);
 	}
 	fclose(f);
-	if (n_domains == 0 || inet_pton(AF_INET, argv[optind], &sa.sin_addr) != 1)
+	/* HOST starting with '/' is a unix socket (PORT is then ignored) */
+	unix_path = argv[optind][0] == '/';
+	if (unix_path)
+		snprintf(su.sun_path, sizeof(su.sun_path), "%s", argv[optind]);
+	if (n_domains == 0 || (!unix_path && inet_pton(AF_INET, argv[optind], &sa.sin_addr) != 1))
 		goto usage;
 	sa.sin_port = htons((uint16_t)atoi(argv[optind + 1]));
 	samples = malloc(MAX_SAMPLES * sizeof(*samples));
@@ -169,12 +177,15 @@ main(int argc, char **argv)
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
 		int one = 1;
 
-		cs[i].fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (cs[i].fd < 0 || connect(cs[i].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		cs[i].fd = socket(unix_path ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
+		if (cs[i].fd < 0 ||
+		    (unix_path ? connect(cs[i].fd, (struct sockaddr *)&su, sizeof(su))
+		               : connect(cs[i].fd, (struct sockaddr *)&sa, sizeof(sa))) < 0) {
 			perror("connect");
 			return 1;
 		}
-		setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!unix_path)
+			setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
 	}
 	t0 = now_ns();

@@ -60,8 +60,11 @@ lab_resolvconf client 10.0.53.2
 LOAD=$LAB_DIR/smap_load
 cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOAD" "$BENCH_ROOT/bench/smap_load.c"
 
-# load ARGS... - smap_load from the client namespace against the server.
-load() { lab_exec client "$LOAD" "$@" -f "$DOMS" 127.0.0.1 "$PORT"; }
+# load ARGS... - smap_load from the client namespace against the server
+# (on UNIX_SOCK instead of 127.0.0.1:PORT when it is set).
+UNIX_SOCK=
+load() { lab_exec client "$LOAD" "$@" -f "$DOMS" "${UNIX_SOCK:-127.0.0.1}" "$PORT"; }
+SOCK=$LAB_DIR/socketmap.sock
 # field LINE KEY - the value of KEY=... in a smap_load line.
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # kib PID KEY - VmRSS or VmHWM of PID, in KiB.
@@ -96,6 +99,23 @@ measure() {
 	eval "R_${who}_rss=$(kib "$pid" VmRSS) R_${who}_hwm=$(kib "$pid" VmHWM)"
 }
 
+# measure_unix WHO KEY - warm, 16 connections, on the unix socket SOCK
+# (the cache already warm): R_<WHO>_unix, R_<WHO>_cpu_unix.
+measure_unix() {
+	local who=$1 pid line t0 t1
+	pid=$(cat "$LAB_DIR/run/$2.pid")
+	UNIX_SOCK=$SOCK
+	load -c 16 -1 >/dev/null
+	t0=$(bench_cpu "$pid")
+	line=$(load -c 16 -s "$SECS")
+	t1=$(bench_cpu "$pid")
+	UNIX_SOCK=
+	echo "# $who warm unix -c 16: $line"
+	eval "R_${who}_unix=$(field "$line" rate) R_${who}_ok_unix=$(field "$line" ok)"
+	eval "R_${who}_n_unix=$(field "$line" requests)"
+	eval "R_${who}_cpu_unix=$(cpu_us $((t1 - t0)) "$(field "$line" requests)")"
+}
+
 # --- stsproxy ---------------------------------------------------------------------
 mkdir -p "$LAB_DIR/state"
 cat >"$LAB_DIR/stsproxy.conf" <<EOF
@@ -105,12 +125,13 @@ log = { level = "warn"; };
 dns = { forwarders = [ "10.0.53.2" ]; timeout = 5; };
 tls = { ca_file = "$CA"; };
 sts = { refresh = false; };
-socketmap = { listen = [ "127.0.0.1:$PORT" ]; max_connections = 4096; };
+socketmap = { listen = [ "127.0.0.1:$PORT", "unix:$SOCK" ]; max_connections = 4096; };
 metrics = { listen = "127.0.0.1:9125"; };
 EOF
 lab__start stsproxy client "$STSPROXY" -c "$LAB_DIR/stsproxy.conf"
 lab__await stsproxy client 127.0.0.1 "$PORT"
 measure sts stsproxy
+measure_unix sts stsproxy
 # metric NAME - one sample of stsproxy's metrics endpoint.
 metric() {
 	lab_exec client curl -s http://127.0.0.1:9125/metrics | awk -v m="$1" '$1 == m { print $2 }'
@@ -137,11 +158,32 @@ lab__start mtasts client env SSL_CERT_FILE="$CA" mta-sts-daemon \
 lab__await mtasts client 127.0.0.1 "$PORT"
 measure peer mtasts
 lab__stop mtasts
+# mta-sts-daemon listens on one socket per process: again, on SOCK.
+cat >"$LAB_DIR/mta-sts-daemon-unix.yml" <<EOF
+path: $SOCK
+mode: 0666
+cache:
+  type: internal
+  options:
+    cache_size: 100000
+default_zone:
+  strict_testing: false
+  timeout: 5
+EOF
+rm -f "$SOCK"
+lab__start mtasts client env SSL_CERT_FILE="$CA" mta-sts-daemon \
+	-c "$LAB_DIR/mta-sts-daemon-unix.yml" -v warn
+for _ in $(seq 1 100); do
+	[ -S "$SOCK" ] && break
+	sleep 0.1
+done
+measure_unix peer mtasts
+lab__stop mtasts
 
 # Every warm answer must be the policy; cold ones too.
 bad=0
 for who in sts peer; do
-	for c in cold 1 16 256 pipe; do
+	for c in cold 1 16 256 pipe unix; do
 		if [ "$c" = cold ]; then
 			okv=$(eval echo "\$R_${who}_cold_ok") n=$K
 		else
@@ -189,6 +231,8 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 	for c in 1 16 256; do
 		echo "| warm, $c connection(s), p50 / p99 latency, ms | $(ms "$(eval echo "\$R_sts_p50_$c")") / $(ms "$(eval echo "\$R_sts_p99_$c")") | $(ms "$(eval echo "\$R_peer_p50_$c")") / $(ms "$(eval echo "\$R_peer_p99_$c")") | |"
 	done
+	echo "| warm, 16 connections, unix socket, lookups/s | $R_sts_unix | $R_peer_unix | $(bench_ratio "$R_sts_unix" "$R_peer_unix") |"
+	echo "| warm, 16 connections, unix socket, server CPU per lookup, µs | $R_sts_cpu_unix | $R_peer_cpu_unix | $(bench_ratio "$R_peer_cpu_unix" "$R_sts_cpu_unix") (peer/stsproxy) |"
 	echo "| RSS after the runs (peak), MiB | $(mib "$R_sts_rss") ($(mib "$R_sts_hwm")) | $(mib "$R_peer_rss") ($(mib "$R_peer_hwm")) | |"
 	echo
 	echo "Of stsproxy's $STS_REPLIES answers, $STS_ASYNC waited for a lookup (the cold ones, and any"
