@@ -938,6 +938,9 @@ upstream_timeout_s(const struct upstream *u)
 	case UP_STARTTLS:
 	case UP_HANDSHAKE:
 		return t->starttls;
+	case UP_RSET:
+		/* A check slower than a new connection gives way to one. */
+		return t->connect;
 	default:
 		return t->command;
 	}

@@ -81,7 +81,7 @@ struct mx_how {
 	 * idle_close_ms after the last message's 250; then a new connection
 	 * is taken. */
 	unsigned after_msgs;
-	enum { RSET_OK = 0, RSET_421, RSET_CLOSE } rset_after;
+	enum { RSET_OK = 0, RSET_421, RSET_CLOSE, RSET_SILENT } rset_after;
 	unsigned idle_close_ms;
 	unsigned rset_delay_ms; /* ... and that answer comes this late */
 	unsigned serve;         /* connections served one after another at least (0: one) */
@@ -354,6 +354,8 @@ mx_serve(struct fake_mx *m, bool first)
 			usleep(m->how.rset_delay_ms * 1000);
 			if (m->how.rset_after == RSET_421)
 				mx_puts(m, "421 4.7.0 Too many messages on this connection\r\n");
+			if (m->how.rset_after == RSET_SILENT)
+				usleep(2000 * 1000); /* no answer; then the next connection */
 			again = true;
 			break;
 		} else if (strncasecmp(line, "RSET", 4) == 0 || strncasecmp(line, "NOOP", 4) == 0) {
@@ -2028,6 +2030,38 @@ rfc5321_4_2_2_reuse_421_after_ehlo_reconnects(void **state)
 }
 
 /*
+ * RFC 5321 section 4.5.3.2: an MX that does not answer the RSET of a reuse.
+ * After timeouts.connect the session is carried over to a new connection.
+ */
+static void
+rfc5321_4_5_3_2_reuse_silent_rset_reconnects(void **state)
+{
+	(void)state;
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){
+	    .starttls = true, .pipelining = true, .after_msgs = 1, .rset_after = RSET_SILENT};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	t.conf.timeouts.connect = 1;
+	next_session();
+	play(STEPS(S("220"), C(EHLO), S_NOT_BEFORE("250-mx.example.net", 900),
+	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250"), S("250"), S("354"),
+	           C("Subject: test\r\n\r\nhello\r\n.\r\nQUIT\r\n"), S("250 2.0.0"), S("221"),
+	           CLOSED));
+	drain();
+	assert_int_equal(t.ended, 2);
+	assert_int_equal(STAT(reuse_taken), 1);
+	assert_int_equal(STAT(reuse_saved), 0);
+	assert_int_equal(STAT(tls_upstream), 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, 2);
+}
+
+/*
  * upstream.reuse_max_messages: a connection that carried that many
  * messages is closed with a QUIT, not parked.
  */
@@ -2184,6 +2218,7 @@ main(void)
 	    T(rfc5321_3_8_reuse_closed_at_rset_reconnects),
 	    T(rfc5321_4_2_2_reuse_421_after_n_messages),
 	    T(rfc5321_4_2_2_reuse_421_after_ehlo_reconnects),
+	    T(rfc5321_4_5_3_2_reuse_silent_rset_reconnects),
 	    T(reuse_max_messages_closes),
 	    T(rfc8461_4_2_reused_connection_recipient_fails_policy),
 	    T(reuse_plaintext_never_parked),
