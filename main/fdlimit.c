@@ -9,11 +9,18 @@
 
 #include "main/fdlimit.h"
 
-/* reserve - the descriptors that are not sessions'. */
+/*
+ * reserve - the descriptors that are not sessions': per worker, its own
+ * and its listeners, and the idle upstream connections it may keep
+ * (upstream.reuse_max when reuse is on).
+ */
 static rlim_t
 reserve(const struct conf *c)
 {
-	return FDLIMIT_BASE + (rlim_t)c->workers * (FDLIMIT_PER_WORKER + (rlim_t)c->n_listen);
+	rlim_t parked = c->upstream.reuse_idle > 0 ? c->upstream.reuse_max : 0;
+
+	return FDLIMIT_BASE +
+	       (rlim_t)c->workers * (FDLIMIT_PER_WORKER + (rlim_t)c->n_listen + parked);
 }
 
 /* fdlimit_need - see fdlimit.h */

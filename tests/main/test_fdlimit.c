@@ -27,19 +27,22 @@ need_and_fit_table(void **state)
 		unsigned workers;
 		size_t n_listen;
 		unsigned max_sessions;
+		unsigned reuse_idle, reuse_max; /* idle upstream connections kept per worker */
 		rlim_t need;
 		rlim_t limit;
 		unsigned fit;
 	} cases[] = {
 	    /* 64 + 2 * (64 + 2) = 196 reserved, 2 per session */
-	    {"default_plenty", 2, 2, 10000, 20196, 65536, 10000},
-	    {"default_shell_1024", 2, 2, 10000, 20196, 1024, 414},
-	    {"exact", 2, 2, 10000, 20196, 20196, 10000},
-	    {"one_short", 2, 2, 10000, 20196, 20195, 9999},
-	    {"reserve_only", 2, 2, 10000, 20196, 196, 0},
-	    {"below_reserve", 2, 2, 10000, 20196, 100, 0},
-	    {"one_worker_one_listener", 1, 1, 100, 329, 1024, 100},
-	    {"unlimited", 4, 2, 500, 1328, RLIM_INFINITY, 500},
+	    {"default_plenty", 2, 2, 10000, 0, 64, 20196, 65536, 10000},
+	    {"default_shell_1024", 2, 2, 10000, 0, 64, 20196, 1024, 414},
+	    {"exact", 2, 2, 10000, 0, 64, 20196, 20196, 10000},
+	    {"one_short", 2, 2, 10000, 0, 64, 20196, 20195, 9999},
+	    {"reserve_only", 2, 2, 10000, 0, 64, 20196, 196, 0},
+	    {"below_reserve", 2, 2, 10000, 0, 64, 20196, 100, 0},
+	    {"one_worker_one_listener", 1, 1, 100, 0, 64, 329, 1024, 100},
+	    {"unlimited", 4, 2, 500, 0, 64, 1328, RLIM_INFINITY, 500},
+	    /* reuse on: 2 * 64 parked connections more reserved */
+	    {"upstream_reuse_parked", 2, 2, 10000, 10, 64, 20324, 1024, 350},
 	};
 	struct conf c;
 
@@ -49,6 +52,8 @@ need_and_fit_table(void **state)
 		c.workers = cases[i].workers;
 		c.n_listen = cases[i].n_listen;
 		c.max_sessions = cases[i].max_sessions;
+		c.upstream.reuse_idle = cases[i].reuse_idle;
+		c.upstream.reuse_max = cases[i].reuse_max;
 		if (fdlimit_need(&c) != cases[i].need ||
 		    fdlimit_sessions(&c, cases[i].limit) != cases[i].fit)
 			fail_msg("%s: need %llu sessions %u", cases[i].name,
