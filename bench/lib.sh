@@ -13,13 +13,15 @@
 #
 # Every process started here lives in a lab namespace, so the lab's EXIT
 # trap stops it; bench_cleanup (called from that trap) removes what lives
-# outside one (the Postfix spool in /dev/shm).
+# outside one (the spools of the private Postfix instances in /dev/shm).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_PY=/usr/bin/python3
 BENCH_TOOL=$BENCH_ROOT/bench/smtp_bench.py
 STSPROXY=${STSPROXY:-$BENCH_ROOT/build/stsproxy}
 BENCH_PF=""
+# Private Postfix instances, "NS DIR" per line, stopped and removed on exit.
+BENCH_PF_ALL=""
 # Tens of thousands of sessions: every process started from here inherits
 # the highest open-files limit allowed (a container may cap the hard limit).
 BENCH_NOFILE=$(ulimit -Hn)
@@ -28,14 +30,18 @@ BENCH_NOFILE=$(ulimit -Hn)
 ulimit -n "$BENCH_NOFILE"
 BENCH_CLEAN_EXTRA=""
 
-# bench_cleanup - stop Postfix and remove its spool; then the lab teardown.
+# bench_cleanup - stop every Postfix instance and remove its spool; then
+# the lab teardown.
 bench_cleanup() {
-	local rc=$?
+	local rc=$? ns dir
 	set +e
-	if [ -n "$BENCH_PF" ] && [ -d "$BENCH_PF" ]; then
-		lab_exec srv postfix -c "$BENCH_PF/etc" stop >/dev/null 2>&1
-		rm -rf "$BENCH_PF"
-	fi
+	while read -r ns dir; do
+		[ -n "$dir" ] && [ -d "$dir" ] || continue
+		lab_exec "$ns" timeout 20 postfix -c "$dir/etc" stop >/dev/null 2>&1
+		# LAB_KEEP=1 keeps LAB_DIR for a post-mortem: the mail logs too.
+		[ "${LAB_KEEP:-0}" = 1 ] && cp "$dir/maillog" "$LAB_DIR/logs/postfix-$ns.log"
+		rm -rf "$dir"
+	done <<<"$BENCH_PF_ALL"
 	[ -n "$BENCH_CLEAN_EXTRA" ] && eval "$BENCH_CLEAN_EXTRA"
 	(exit "$rc")
 	lab__on_exit
@@ -77,16 +83,20 @@ bench_topology() {
 	BENCH_CRT=$LAB_CRT BENCH_KEY=$LAB_KEY
 }
 
-# bench_stsproxy_conf FILE MAX_SESSIONS - the proxy's configuration: the
-# bench domain is a local enforce policy (no fetch: "cached" from the
-# first message), upstream certificates chain to the lab CA. STARTTLS is
-# offered to clients when BENCH_CLIENT_STARTTLS is true; BENCH_TLS_EXTRA
-# adds settings to the tls group, BENCH_CONF_EXTRA top-level ones.
+# bench_stsproxy_conf FILE MAX_SESSIONS [PORT] - the proxy's
+# configuration: the bench domain is a local enforce policy (no fetch:
+# "cached" from the first message), upstream certificates chain to the lab
+# CA. It listens on PORT (10025), with a state directory of its own when
+# PORT is another. STARTTLS is offered to clients when
+# BENCH_CLIENT_STARTTLS is true; BENCH_TLS_EXTRA adds settings to the tls
+# group, BENCH_CONF_EXTRA top-level ones.
 bench_stsproxy_conf() {
-	mkdir -p "$LAB_DIR/state"
+	local port=${3:-10025} state=$LAB_DIR/state
+	[ "$port" = 10025 ] || state=$LAB_DIR/state-$port
+	mkdir -p "$state"
 	cat >"$1" <<EOF
-state_dir = "$LAB_DIR/state";
-listen = [ "0.0.0.0:10025" ];
+state_dir = "$state";
+listen = [ "0.0.0.0:$port" ];
 interception = "redirect";
 clients = [ "10.0.1.0/24" ];
 max_sessions = $2;
@@ -100,12 +110,14 @@ ${BENCH_CONF_EXTRA:-}
 EOF
 }
 
-# bench_stsproxy CONF - start stsproxy in gw (BENCH_PROXY_PID) and wait for
-# its listener.
+# bench_stsproxy CONF [PORT] - start stsproxy in gw (BENCH_PROXY_PID) and
+# wait for its listener on PORT (10025; logs/stsproxy-PORT.log for another).
 bench_stsproxy() {
-	lab__start stsproxy gw "$STSPROXY" -c "$1"
-	BENCH_PROXY_PID=$(cat "$LAB_DIR/run/stsproxy.pid")
-	lab__await stsproxy gw 10.0.1.1 10025
+	local port=${2:-10025} key=stsproxy
+	[ "$port" = 10025 ] || key=stsproxy-$port
+	lab__start "$key" gw "$STSPROXY" -c "$1"
+	BENCH_PROXY_PID=$(cat "$LAB_DIR/run/$key.pid")
+	lab__await "$key" gw 10.0.1.1 "$port"
 }
 
 # bench_redirect PORT | off - send the client's port-25 traffic arriving on
@@ -143,4 +155,146 @@ bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (b == "" || b == "n/a" || a == "n/a" || b + 0 == 0) print "n/a";
 		else printf "%.2f", a / b }'
+}
+
+# --- private Postfix instances ------------------------------------------------
+
+# bench_postfix_dir NS - a directory for a private Postfix instance in NS
+# (etc, queue, data), in BENCH_PFDIR. The spool is on tmpfs: the benchmarks
+# measure relays and mailers, not the disk's fsync. bench_cleanup stops
+# the instance and removes the directory.
+bench_postfix_dir() {
+	BENCH_PFDIR=$(mktemp -d /dev/shm/sts-postfix.XXXXXX)
+	BENCH_PF_ALL="$BENCH_PF_ALL$1 $BENCH_PFDIR
+"
+	chmod 755 "$BENCH_PFDIR"
+	mkdir -p "$BENCH_PFDIR/etc" "$BENCH_PFDIR/queue" "$BENCH_PFDIR/data"
+	chown postfix "$BENCH_PFDIR/data"
+}
+
+# bench_postfix_main DIR - the main.cf lines every instance shares: its
+# own spool and log file (DIR/maillog), IPv4, no local delivery.
+bench_postfix_main() {
+	cat <<EOF
+compatibility_level = 3.6
+queue_directory = $1/queue
+data_directory = $1/data
+mail_owner = postfix
+inet_protocols = ipv4
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_peername_lookup = no
+in_flow_delay = 0
+smtputf8_enable = no
+biff = no
+maillog_file = $1/maillog
+maillog_file_prefixes = /dev/shm
+EOF
+}
+
+# bench_postfix_master - the master.cf services every instance runs (no
+# chroot: the instance lives in its own directory).
+bench_postfix_master() {
+	cat <<'EOF'
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# bench_postfix_start NS DIR - check and start the instance in DIR inside
+# NS; on failure print what it said.
+bench_postfix_start() {
+	lab_exec "$1" postfix -c "$2/etc" check >"$2/start.log" 2>&1 || true
+	lab_exec "$1" timeout 30 postfix -c "$2/etc" start >>"$2/start.log" 2>&1 || {
+		cat "$2/start.log" "$2/maillog" >&2 2>/dev/null
+		return 1
+	}
+}
+
+# bench_postfix_receiver - the MX: a private Postfix in srv (BENCH_PF)
+# that accepts any recipient of bench.example on 10.0.25.2:25 with
+# STARTTLS (certificate of mx.bench.example from the lab CA) and on port
+# 465 in TLS wrapper mode, and discards the mail. Logs every TLS session.
+bench_postfix_receiver() {
+	bench_postfix_dir srv
+	BENCH_PF=$BENCH_PFDIR
+	cp "$BENCH_CRT" "$BENCH_PF/etc/mx.crt"
+	cp "$BENCH_KEY" "$BENCH_PF/etc/mx.key"
+	chmod 600 "$BENCH_PF/etc/mx.key"
+	{
+		bench_postfix_main "$BENCH_PF"
+		cat <<EOF
+myhostname = mx.bench.example
+mydomain = bench.example
+myorigin = bench.example
+mydestination =
+relay_domains = bench.example
+inet_interfaces = all
+mynetworks = 10.0.0.0/8
+default_transport = discard
+relay_transport = discard
+local_transport = discard
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions =
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_process_limit = 200
+message_size_limit = 52428800
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $BENCH_PF/etc/mx.crt
+smtpd_tls_key_file = $BENCH_PF/etc/mx.key
+smtpd_tls_loglevel = 1
+EOF
+	} >"$BENCH_PF/etc/main.cf"
+	{
+		echo 'smtp      inet  n       -       n       -       -       smtpd'
+		echo '465       inet  n       -       n       -       -       smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt'
+		bench_postfix_master
+	} >"$BENCH_PF/etc/master.cf"
+	bench_postfix_start srv "$BENCH_PF" || return 1
+	lab_wait_port srv 10.0.25.2 25
+	lab_wait_port srv 10.0.25.2 465
+}
+
+# bench_paired A B - from "NAME VALUE" lines on stdin, one per run in
+# round order, the median over rounds of A's value over B's, each ratio
+# taken within one round (the two ran back to back, so a slow moment of
+# the machine weighs on both); "n/a" when one of them has no usable value.
+bench_paired() {
+	awk -v a="$1" -v b="$2" '
+	$1 == a { x[++i] = $2 }
+	$1 == b { y[++j] = $2 }
+	END {
+		n = i < j ? i : j
+		m = 0
+		for (k = 1; k <= n; k++) {
+			if (y[k] + 0 == 0 || x[k] == "n/a" || y[k] == "n/a")
+				continue
+			v = x[k] / y[k]
+			for (q = ++m; q > 1 && r[q - 1] > v; q--)
+				r[q] = r[q - 1]
+			r[q] = v
+		}
+		if (m == 0) print "n/a"
+		else printf "%.2f", m % 2 ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+	}'
 }

@@ -67,79 +67,7 @@ bench_topology
 
 # --- the receiver: a private Postfix instance --------------------------------
 
-# Spool on tmpfs: the benchmark measures relays, not the disk's fsync.
-BENCH_PF=$(mktemp -d /dev/shm/sts-postfix.XXXXXX)
-chmod 755 "$BENCH_PF"
-mkdir -p "$BENCH_PF/etc" "$BENCH_PF/queue" "$BENCH_PF/data"
-chown postfix "$BENCH_PF/data"
-cp "$BENCH_CRT" "$BENCH_PF/etc/mx.crt"
-cp "$BENCH_KEY" "$BENCH_PF/etc/mx.key"
-chmod 600 "$BENCH_PF/etc/mx.key"
-cat >"$BENCH_PF/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $BENCH_PF/queue
-data_directory = $BENCH_PF/data
-mail_owner = postfix
-myhostname = mx.bench.example
-mydomain = bench.example
-myorigin = bench.example
-mydestination =
-relay_domains = bench.example
-inet_interfaces = all
-inet_protocols = ipv4
-mynetworks = 10.0.0.0/8
-local_recipient_maps =
-alias_maps =
-alias_database =
-default_transport = discard
-relay_transport = discard
-local_transport = discard
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_recipient_restrictions =
-smtpd_peername_lookup = no
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-in_flow_delay = 0
-default_process_limit = 200
-message_size_limit = 52428800
-smtputf8_enable = no
-biff = no
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = $BENCH_PF/etc/mx.crt
-smtpd_tls_key_file = $BENCH_PF/etc/mx.key
-smtpd_tls_loglevel = 1
-maillog_file = $BENCH_PF/maillog
-maillog_file_prefixes = /dev/shm
-EOF
-cat >"$BENCH_PF/etc/master.cf" <<'EOF'
-smtp      inet  n       -       n       -       -       smtpd
-465       inet  n       -       n       -       -       smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
-lab_exec srv postfix -c "$BENCH_PF/etc" check >"$LAB_DIR/logs/postfix.log" 2>&1 || true
-lab_exec srv postfix -c "$BENCH_PF/etc" start >>"$LAB_DIR/logs/postfix.log" 2>&1 ||
-	{ cat "$LAB_DIR/logs/postfix.log" "$BENCH_PF/maillog" >&2 2>/dev/null; exit 1; }
-lab_wait_port srv 10.0.25.2 25
-lab_wait_port srv 10.0.25.2 465
+bench_postfix_receiver
 
 # --- the middle boxes ------------------------------------------------------------
 
@@ -339,27 +267,11 @@ bench_redirect off
 # --- report --------------------------------------------------------------------
 
 lat() { awk -F '\t' -v p="$1" -v c="$2" '$1 == p { print $c }' "$LAT"; }
-# paired NUM DEN SIZE PER COL - the median over rounds of NUM/DEN, each
-# ratio taken within one round (the two paths ran back to back, so a slow
-# moment of the machine weighs on both); "n/a" when a path did not run.
+# paired NUM DEN SIZE PER COL - the median over rounds of NUM/DEN in
+# column COL for rows of SIZE and PER, paired by round (bench_paired).
 paired() {
-	awk -F '\t' -v a="$1" -v b="$2" -v s="$3" -v d="$4" -v c="$5" '
-	$2 == s && $4 == d && $1 == a { x[++i] = $c }
-	$2 == s && $4 == d && $1 == b { y[++j] = $c }
-	END {
-		n = i < j ? i : j
-		m = 0
-		for (k = 1; k <= n; k++) {
-			if (y[k] + 0 == 0 || x[k] == "n/a" || y[k] == "n/a")
-				continue
-			v = x[k] / y[k]
-			for (q = ++m; q > 1 && r[q - 1] > v; q--)
-				r[q] = r[q - 1]
-			r[q] = v
-		}
-		if (m == 0) print "n/a"
-		else printf "%.2f", m % 2 ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
-	}' "$RUNS"
+	awk -F '\t' -v s="$3" -v d="$4" -v c="$5" '$2 == s && $4 == d { print $1, $c }' "$RUNS" |
+		bench_paired "$1" "$2"
 }
 human() {
 	case $1 in
