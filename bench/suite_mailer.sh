@@ -56,6 +56,8 @@ S  tls
 D1 direct -o smtp_connection_cache_on_demand=no
 P1 plain  -o smtp_connection_cache_on_demand=no
 S1 tls    -o smtp_connection_cache_on_demand=no
+DR direct -o smtp_tls_connection_reuse=yes
+SR tls    -o smtp_tls_connection_reuse=yes
 '
 # REFUSALS: the same for a sender that verifies the certificate.
 REFUSALS='
@@ -70,6 +72,7 @@ describe() {
 	P) echo "stsproxy, client leg plain (client_starttls = false)" ;;
 	S) echo "stsproxy, the sender takes the proxy's STARTTLS (client_starttls = true)" ;;
 	D1 | P1 | S1) echo "${1%1}, one message per connection" ;;
+	DR | SR) echo "${1%R}, the sender reuses its TLS connections (through tlsproxy)" ;;
 	VD) echo "direct, the sender verifies (control)" ;;
 	V) echo "stsproxy with client_starttls = true (self-signed certificate)" ;;
 	VP) echo "stsproxy with client_starttls = false" ;;
@@ -180,6 +183,9 @@ count() { grep -c -e "$1" "$2" 2>/dev/null || true; }
 queued() { find "$SPF/queue/$1" -type f 2>/dev/null | wc -l; }
 pending() { find "$SPF/queue/incoming" "$SPF/queue/active" "$SPF/queue/deferred" \
 	"$SPF/queue/hold" "$SPF/queue/maildrop" -type f 2>/dev/null | wc -l; }
+# sender_tls - handshakes the sender made: its smtp processes log each one,
+# also those that tlsproxy made for them (which logs them as well).
+sender_tls() { grep 'TLS connection established to' "$SLOG" 2>/dev/null | grep -vc 'tlsproxy\[' || true; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # inject NAME COUNT - queue COUNT 1 KiB messages for the variant, on hold.
@@ -229,7 +235,7 @@ run() {
 	m0=$(count '(queue active)' "$MXLOG")
 	mc0=$(count 'smtpd\[[0-9]*\]: connect from' "$MXLOG")
 	mt0=$(count 'TLS connection established from' "$MXLOG")
-	st0=$(count 'TLS connection established to' "$SLOG")
+	st0=$(sender_tls)
 	s0=$(syns)
 	c0=0
 	[ -n "$pid" ] && c0=$(bench_cpu "$pid")
@@ -263,7 +269,7 @@ run() {
 			awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.3f", c * 1000 / hz / n }'
 		else echo n/a; fi)" \
 		"$(awk -v c=$((b1 - b0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", c * 1000 / hz / n }')" \
-		$(($(syns) - s0)) $(($(count 'TLS connection established to' "$SLOG") - st0)) \
+		$(($(syns) - s0)) $(($(sender_tls) - st0)) \
 		$(($(count 'smtpd\[[0-9]*\]: connect from' "$MXLOG") - mc0)) \
 		$(($(count 'TLS connection established from' "$MXLOG") - mt0)) >>"$RUNS"
 	echo "# mailer $name: $(tail -n 1 "$RUNS")"
