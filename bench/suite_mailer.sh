@@ -43,6 +43,7 @@ ROUNDS=${MAILER_ROUNDS:-$ROUNDS}
 PROXIES='
 plain 10025 false
 tls   10026 true
+reuse 10027 false upstream = { reuse_idle = 30; reuse_max_per_dest = 32; };
 '
 # VARIANTS: one sender setting per line: its name, where its port-25
 # connections go (direct: the gateway only forwards IP packets; or the name
@@ -58,6 +59,7 @@ P1 plain  -o smtp_connection_cache_on_demand=no
 S1 tls    -o smtp_connection_cache_on_demand=no
 DR direct -o smtp_tls_connection_reuse=yes
 SR tls    -o smtp_tls_connection_reuse=yes
+U1 reuse  -o smtp_connection_cache_on_demand=no
 '
 # REFUSALS: the same for a sender that verifies the certificate.
 REFUSALS='
@@ -73,6 +75,7 @@ describe() {
 	S) echo "stsproxy, the sender takes the proxy's STARTTLS (client_starttls = true)" ;;
 	D1 | P1 | S1) echo "${1%1}, one message per connection" ;;
 	DR | SR) echo "${1%R}, the sender reuses its TLS connections (through tlsproxy)" ;;
+	U1) echo "stsproxy with upstream connection reuse (upstream.reuse_idle = 30), client leg plain, one message per connection" ;;
 	VD) echo "direct, the sender verifies (control)" ;;
 	V) echo "stsproxy with client_starttls = true (self-signed certificate)" ;;
 	VP) echo "stsproxy with client_starttls = false" ;;
