@@ -83,7 +83,7 @@ nsx() {
 
 # --- programs: built here, the Makefile builds bench_*.c only ----------------
 
-PKGS="openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2"
+PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile) # the libraries the Makefile links
 CFL="-std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I."
 # shellcheck disable=SC2046,SC2086
 cc $CFL $(pkg-config --cflags libnetfilter_queue libmnl) -o "$DIR/nfq_accept_all" \

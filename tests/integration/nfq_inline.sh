@@ -31,7 +31,7 @@ check() { if eval "$2"; then ok "$1"; else nok "$1"; fi; }
 nsx() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 
 # --- build the driver (independent of the daemon's wiring) ---
-PKGS="openssl libunbound libconfig libnetfilter_queue libmnl libcurl sqlite3 jansson libsystemd libidn2 hiredis"
+PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile) # the libraries the Makefile links
 DRIVER=$DIR/nfq_driver
 # shellcheck disable=SC2046
 cc -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS) \
