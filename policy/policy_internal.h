@@ -68,4 +68,24 @@ sts_host_valid(const char *s, size_t n)
 	return s[n - 1] != '-' && s[n - 1] != '.';
 }
 
+/*
+ * sts_ext_value_valid - an extension value of the MTA-STS TXT record
+ * (RFC 8461 section 3.1, sts-ext-value) and of the TLS-RPT record (RFC 8460
+ * section 3, tlsrpt-ext-value), one grammar: 1*(%x21-3A / %x3C / %x3E-7E),
+ * i.e. no '=', ';' or space; n octets at s.
+ */
+static inline bool
+sts_ext_value_valid(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x21 || c > 0x7e || c == ';' || c == '=')
+			return false;
+	}
+	return true;
+}
+
 #endif

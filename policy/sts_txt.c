@@ -29,21 +29,6 @@ set_reason(char *reason, size_t reasonlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Section 3.1: sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E), i.e. no '=', ';' or space. */
-static bool
-ext_value_valid(const char *s, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x21 || c > 0x7e || c == ';' || c == '=')
-			return false;
-	}
-	return true;
-}
-
 /* Section 3.1: sts-id = 1*32(ALPHA / DIGIT) */
 static bool
 id_valid(const char *s, size_t n)
@@ -119,7 +104,7 @@ sts_txt_parse(const char *rec, size_t len, char id[STS_ID_MAX + 1], char *reason
 		for (eq = start; eq < end && rec[eq] != '='; eq++)
 			;
 		if (eq == end || !sts_ext_name_valid(rec + start, eq - start) ||
-		    !ext_value_valid(rec + eq + 1, end - eq - 1)) {
+		    !sts_ext_value_valid(rec + eq + 1, end - eq - 1)) {
 			set_reason(reason, reasonlen, "malformed field \"%.*s\"",
 			           (int)(end - start > QUOTE_MAX ? QUOTE_MAX : end - start),
 			           rec + start);

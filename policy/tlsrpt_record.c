@@ -67,21 +67,6 @@ lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Section 3: tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E), i.e. no '=', ';' or space. */
-static bool
-ext_value_valid(const char *s, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x21 || c > 0x7e || c == ';' || c == '=')
-			return false;
-	}
-	return true;
-}
-
 /*
  * A URI character of RFC 3986 (unreserved, gen-delims, sub-delims) other
  * than those section 3 says MUST be percent-encoded in a tlsrpt-uri:
@@ -366,7 +351,7 @@ tlsrpt_record_parse(const char *rec, size_t len, struct tlsrpt_record *out, char
 		} else if (eq - start == 1 && rec[start] == 'v') {
 			set_reason(reason, reasonlen, "v: repeated (two records in one?)");
 			goto invalid;
-		} else if (!ext_value_valid(rec + eq + 1, fend - eq - 1)) {
+		} else if (!sts_ext_value_valid(rec + eq + 1, fend - eq - 1)) {
 			set_reason(reason, reasonlen, "malformed field \"%.*s\"",
 			           quote_len(fend - start), rec + start);
 			goto invalid;
