@@ -67,6 +67,13 @@ VD direct -o smtp_tls_security_level=verify
 V  tls    -o smtp_tls_security_level=verify
 VP plain  -o smtp_tls_security_level=verify
 '
+# MAILER_VARIANTS="D1 U1" keeps only those variants (the first stays the
+# baseline of the ratios) and no refusals.
+if [ -n "${MAILER_VARIANTS:-}" ]; then
+	VARIANTS=$(awk -v keep=" $MAILER_VARIANTS " \
+		'NF && index(keep, " " $1 " ")' <<<"$VARIANTS")
+	REFUSALS=''
+fi
 # describe NAME - what a variant is, for the report.
 describe() {
 	case $1 in
@@ -373,15 +380,20 @@ same_mode() {
 	echo "every proxied variant. With \`client_starttls = true\` it offers STARTTLS to the"
 	echo "sender with the self-signed certificate it generates when \`server_cert\` is unset."
 	echo
-	echo "| variant | msgs | s | msg/s | msg/s range | /$base | /${base}1 | stsproxy CPU ms/msg | machine CPU ms/msg | sender connections | sender TLS handshakes | MX connections | MX TLS handshakes |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	# The second ratio column only when the run has the baseline's
+	# one-message-per-connection variant as well.
+	col1=
+	grep -qx "${base}1" <<<"$names" && col1=" /${base}1 |"
+	echo "| variant | msgs | s | msg/s | msg/s range | /$base |$col1 stsproxy CPU ms/msg | machine CPU ms/msg | sender connections | sender TLS handshakes | MX connections | MX TLS handshakes |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|${col1:+---|}"
 	for name in $names; do
 		r=$(ratio "$name" "$base")
 		r1=-
 		[ "$(same_mode "$name")" = "${base}1" ] && r1=$(ratio "$name" "${base}1")
-		awk -F '\t' -v p="$name" -v r="$r" -v r1="$r1" '$1 == p {
-			printf "| %s | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				p, $2, $3, $4, $11, $12, r, r1, $5, $6, $7, $8, $9, $10 }' "$RES"
+		awk -F '\t' -v p="$name" -v r="$r" -v r1="$r1" -v c1="$col1" '$1 == p {
+			printf "| %s | %s | %s | %s | %s-%s | %s |", p, $2, $3, $4, $11, $12, r
+			if (c1 != "") printf " %s |", r1
+			printf " %s | %s | %s | %s | %s | %s |\n", $5, $6, $7, $8, $9, $10 }' "$RES"
 	done
 	echo
 	echo "Ratios are of msg/s, each the median over the rounds of the ratio within a round."
@@ -390,18 +402,20 @@ same_mode() {
 	echo "the MX's from its log (\`connect from\`, \`TLS connection established from\`)."
 	echo "CPU is utime+stime of the stsproxy process from /proc/PID/stat, and the busy"
 	echo "time of the whole machine (both Postfix instances, the proxy, the kernel)."
-	echo
-	echo "A sender that verifies certificates (\`smtp_tls_security_level = verify\`, the"
-	echo "lab CA as trust anchor, matching the MX host name), $NV messages per variant:"
-	echo
-	echo "| variant | path | msgs | sent | deferred | at the MX | the sender's reason |"
-	echo "|---|---|---|---|---|---|---|"
-	while IFS=$'\t' read -r name n sent deferred mx why; do
-		echo "| $name | $(describe "$name") | $n | $sent | $deferred | $mx | $why |"
-	done <"$REFUSED"
+	if [ -s "$REFUSED" ]; then
+		echo
+		echo "A sender that verifies certificates (\`smtp_tls_security_level = verify\`, the"
+		echo "lab CA as trust anchor, matching the MX host name), $NV messages per variant:"
+		echo
+		echo "| variant | path | msgs | sent | deferred | at the MX | the sender's reason |"
+		echo "|---|---|---|---|---|---|---|"
+		while IFS=$'\t' read -r name n sent deferred mx why; do
+			echo "| $name | $(describe "$name") | $n | $sent | $deferred | $mx | $why |"
+		done <"$REFUSED"
+	fi
 	echo
 	echo "Reproduce: \`sudo bash bench/suite_mailer.sh $MODE out.md\` (STSPROXY=path/to/stsproxy;"
-	echo "MAILER_N and MAILER_ROUNDS narrow a run)."
+	echo "MAILER_N, MAILER_ROUNDS and MAILER_VARIANTS narrow a run)."
 } >"$OUTMD"
 echo "# mailer results:"
 cat "$RES"
