@@ -1,4 +1,4 @@
-// sources: policy/sts_cache.c policy/sts_seen.c policy/sts_policy.c policy/sts_mx.c core/types.c core/log.c
+// sources: policy/sts_cache.c policy/sts_claim.c core/util.c policy/sts_seen.c policy/sts_policy.c policy/sts_mx.c core/types.c core/log.c
 /*
  * bench_cache.c - lookups per second of the policy cache on one thread.
  *

@@ -1,5 +1,5 @@
 // sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_dane.c
-// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_claim.c policy/sts_policy.c policy/sts_txt.c
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/loop.c core/log.c core/types.c
 // sources: core/util.c core/conf.c

@@ -309,6 +309,9 @@ collect(void *arg, struct metrics_writer *w)
 	metrics_counter(w, "stsproxy_policy_fetch_errors_total",
 	                "HTTPS policy fetches that failed.", NULL,
 	                atomic_load(&d->estats.fetch_errors));
+	metrics_counter(w, "stsproxy_policy_fetch_waits_total",
+	                "Lookups that waited for another worker's fetch of the same policy.", NULL,
+	                atomic_load(&d->estats.fetch_waits));
 	for (int k = 0; k < TLSRPT_KIND_MAX; k++) {
 		for (int o = 0; o < TLSRPT_OUT_MAX; o++) {
 			const struct metrics_label l[] = {

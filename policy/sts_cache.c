@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/types.h"
 #include "policy/sts_cache.h"
+#include "policy/sts_claim.h"
 #include "policy/sts_seen.h"
 
 #define SCHEMA_VERSION  1
@@ -61,7 +62,8 @@ struct sts_cache {
 	size_t n_nodes;
 	size_t n_entries;
 	uint64_t seed;
-	struct sts_seen *seen; /* recent DNS answers, shared with the cache's users */
+	struct sts_seen *seen;     /* recent DNS answers, shared with the cache's users */
+	struct sts_claims *claims; /* policy fetches in flight, shared likewise */
 
 	pthread_mutex_t db_lock; /* serialises writers and every use of db */
 	sqlite3 *db;             /* NULL after an unrecoverable database error */
@@ -756,7 +758,7 @@ sts_cache_open(const char *state_dir, char *err, size_t errlen)
 	if ((c->buckets = calloc(INITIAL_BUCKETS, sizeof(*c->buckets))) == NULL)
 		goto nomem;
 	c->n_buckets = INITIAL_BUCKETS;
-	if ((c->seen = sts_seen_new(0)) == NULL)
+	if ((c->seen = sts_seen_new(0)) == NULL || (c->claims = sts_claims_new()) == NULL)
 		goto nomem;
 	if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed))
 		c->seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -788,8 +790,11 @@ sts_cache_open(const char *state_dir, char *err, size_t errlen)
 	return c;
 nomem:
 	snprintf(err, errlen, "%s: out of memory", state_dir);
-	if (c != NULL)
+	if (c != NULL) {
 		free(c->buckets);
+		sts_seen_free(c->seen);
+		sts_claims_free(c->claims);
+	}
 	free(c);
 	return NULL;
 }
@@ -799,6 +804,13 @@ struct sts_seen *
 sts_cache_seen(struct sts_cache *c)
 {
 	return c != NULL ? c->seen : NULL;
+}
+
+/* sts_cache_claims - the table of policy fetches in flight that lives as long as c. */
+struct sts_claims *
+sts_cache_claims(struct sts_cache *c)
+{
+	return c != NULL ? c->claims : NULL;
 }
 
 /* sts_cache_close - close the database and drop the table's references */
@@ -811,6 +823,7 @@ sts_cache_close(struct sts_cache *c)
 	table_clear(c);
 	free(c->buckets);
 	sts_seen_free(c->seen);
+	sts_claims_free(c->claims);
 	pthread_rwlock_destroy(&c->lock);
 	pthread_mutex_destroy(&c->db_lock);
 	free(c);

@@ -39,6 +39,7 @@
 #define STS_CACHE_BACKOFF_MAX 3600
 
 struct sts_cache;
+struct sts_claims;
 struct sts_seen;
 
 /*
@@ -82,6 +83,12 @@ void sts_cache_close(struct sts_cache *c);
  * open cache.
  */
 struct sts_seen *sts_cache_seen(struct sts_cache *c);
+
+/*
+ * sts_cache_claims - the table of policy fetches in flight (policy/sts_claim.h),
+ * shared like the table of recent answers by every engine of this cache.
+ */
+struct sts_claims *sts_cache_claims(struct sts_cache *c);
 
 /*
  * sts_cache_get - the cached policy of domain (ASCII case is ignored; callers

@@ -40,6 +40,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "policy/sts_claim.h"
 #include "policy/sts_dane_dns.h"
 #include "policy/sts_dns.h"
 #include "policy/sts_engine.h"
@@ -58,6 +59,8 @@
  * cost every recipient its timeout. A recheck always asks.
  */
 #define FAIL_HOLD_MS 30000
+/* How often a lookup waiting for another loop's fetch of its policy looks for the result. */
+#define CLAIM_POLL_MS 10
 
 _Static_assert(STS_ANSWER_MAX_MX == STS_SEEN_MAX_MX && STS_ANSWER_MAX_ADDR == STS_SEEN_MAX_ADDR,
                "an answer holds what the table of recent answers keeps");
@@ -70,7 +73,8 @@ enum res_kind {
 enum res_state {
 	RS_START = 0,
 	RS_TXT,
-	RS_SHARED, /* asking the shared Redis before fetching (shared.wait_max at most) */
+	RS_SHARED,     /* asking the shared Redis before fetching (shared.wait_max at most) */
+	RS_FETCH_WAIT, /* another loop is fetching the same policy: waiting for its result */
 	RS_FETCH_ADDR,
 	RS_FETCH,
 	RS_MX,
@@ -80,9 +84,16 @@ enum res_state {
 };
 
 static const char *const state_names[] = {
-    [RS_START] = "start",           [RS_TXT] = "txt",     [RS_SHARED] = "shared",
-    [RS_FETCH_ADDR] = "fetch-addr", [RS_FETCH] = "fetch", [RS_MX] = "mx",
-    [RS_MX_ADDR] = "mx-addr",       [RS_DANE] = "dane",   [RS_DONE] = "done",
+    [RS_START] = "start",
+    [RS_TXT] = "txt",
+    [RS_SHARED] = "shared",
+    [RS_FETCH_WAIT] = "fetch-wait",
+    [RS_FETCH_ADDR] = "fetch-addr",
+    [RS_FETCH] = "fetch",
+    [RS_MX] = "mx",
+    [RS_MX_ADDR] = "mx-addr",
+    [RS_DANE] = "dane",
+    [RS_DONE] = "done",
 };
 
 struct resolution;
@@ -116,6 +127,8 @@ struct resolution {
 	char domain[STS_CACHE_DOMAIN_MAX];
 	struct waiter *waiters, **wtail;
 	uint64_t timer, dns_id, fetch_id, shared_id;
+	uint64_t claim;    /* this resolution's claim on the fetch (policy/sts_claim.h); 0: none */
+	uint64_t wait_end; /* RS_FETCH_WAIT: when to stop waiting for the other loop (ms) */
 	/* A shared policy of another id, kept in case the fetch fails (section 3.3) */
 	char *shared_text;
 	size_t shared_len;
@@ -196,6 +209,7 @@ struct sts_engine {
 
 static void res_txt(struct resolution *r);
 static void res_mx(struct resolution *r);
+static void res_fetch(struct resolution *r);
 static void res_finish(struct resolution *r);
 static void res_deliver(struct resolution *r);
 static void dane_start(struct resolution *r, bool fresh);
@@ -440,6 +454,7 @@ res_free(struct resolution *r)
 	struct sts_engine *e = r->e;
 
 	res_unlink(r);
+	sts_claims_drop(sts_cache_claims(e->cache), r->claim);
 	loop_timer_cancel(e->loop, r->timer);
 	sts_dns_cancel(e->dns, r->dns_id);
 	sts_fetch_cancel(e->fetch, r->fetch_id);
@@ -541,6 +556,41 @@ refresh_alert(struct resolution *r)
 
 static void shared_fallback(struct resolution *r);
 
+/* unclaim - r's fetch is over and its outcome is in the cache: other loops stop waiting. */
+static void
+unclaim(struct resolution *r)
+{
+	sts_claims_drop(sts_cache_claims(r->e->cache), r->claim);
+	r->claim = 0;
+}
+
+/*
+ * res_have_policy - r's policy id is now known: from ce (referenced, taken
+ * over) when it is the cache's entry of that id, otherwise from r->fetched,
+ * fetched at fetched_at. Goes on to the MX set.
+ */
+static void
+res_have_policy(struct resolution *r, enum sts_source source, const struct sts_cache_entry *ce,
+                int64_t fetched_at)
+{
+	sts_cache_release(r->entry);
+	r->entry = ce;
+	r->status = STS_POLICY;
+	r->source = source;
+	sts_strlcpy(r->id, r->txt_id, sizeof(r->id));
+	if (ce != NULL && strcmp(ce->id, r->txt_id) == 0) {
+		r->policy = &ce->policy;
+		r->expires_at = ce->expires_at;
+	} else {
+		r->policy = &r->fetched;
+		r->expires_at = fetched_at + r->fetched.max_age;
+	}
+	if (r->kind == RK_LOOKUP)
+		res_mx(r);
+	else
+		res_finish(r);
+}
+
 static void
 fetch_failed(struct resolution *r)
 {
@@ -549,6 +599,7 @@ fetch_failed(struct resolution *r)
 	shared_fallback(r); /* before the failure is recorded: a put clears it */
 	/* Section 3.3: the same policy id is not fetched again within 5 minutes. */
 	sts_cache_fetch_failed(r->e->cache, r->domain, r->txt_id, sts_now_wall());
+	unclaim(r); /* after the failure is recorded: the loops waiting for it see it */
 	refresh_alert(r);
 	no_policy_or_cache(r);
 }
@@ -581,23 +632,9 @@ fetch_cb(void *arg, const struct sts_fetch_result *fr)
 	/* Section 3.3: a fetched policy, "mode: none" included, replaces the cache. A disk
 	 * error is logged by the cache and the memory copy still applies. */
 	(void)sts_cache_put(e->cache, r->domain, r->txt_id, fr->body, fr->len, &r->fetched, now);
+	unclaim(r);
 	shared_put(r, fr->body, fr->len, now);
-	sts_cache_release(r->entry);
-	r->entry = sts_cache_get(e->cache, r->domain);
-	r->status = STS_POLICY;
-	r->source = STS_SOURCE_FETCHED;
-	sts_strlcpy(r->id, r->txt_id, sizeof(r->id));
-	if (r->entry != NULL && strcmp(r->entry->id, r->txt_id) == 0) {
-		r->policy = &r->entry->policy;
-		r->expires_at = r->entry->expires_at;
-	} else {
-		r->policy = &r->fetched;
-		r->expires_at = now + r->fetched.max_age;
-	}
-	if (r->kind == RK_LOOKUP)
-		res_mx(r);
-	else
-		res_finish(r);
+	res_have_policy(r, STS_SOURCE_FETCHED, sts_cache_get(e->cache, r->domain), now);
 }
 
 static void
@@ -776,28 +813,87 @@ shared_cb(void *arg, const struct shared_policy *p)
 	/* The shared copy keeps its own fetch time: it expires when the fetched one does. */
 	(void)sts_cache_put(e->cache, r->domain, r->txt_id, p->text, p->text_len, &r->fetched,
 	                    p->fetched_at);
-	sts_cache_release(r->entry);
-	r->entry = sts_cache_get(e->cache, r->domain);
-	r->status = STS_POLICY;
-	r->source = STS_SOURCE_CACHE;
-	sts_strlcpy(r->id, r->txt_id, sizeof(r->id));
-	if (r->entry != NULL && strcmp(r->entry->id, r->txt_id) == 0) {
-		r->policy = &r->entry->policy;
-		r->expires_at = r->entry->expires_at;
-	} else {
-		r->policy = &r->fetched;
-		r->expires_at = p->fetched_at + r->fetched.max_age;
-	}
-	if (r->kind == RK_LOOKUP)
-		res_mx(r);
-	else
-		res_finish(r);
+	unclaim(r);
+	res_have_policy(r, STS_SOURCE_CACHE, sts_cache_get(e->cache, r->domain), p->fetched_at);
 }
 
-/* res_fetch - the shared Redis first, for at most shared.wait_max, then the policy host. */
+/*
+ * claim_hold_ms - how long a claim on a fetch may stand: the fetch's own
+ * bounds (the policy host's address, the shared Redis, the HTTPS fetch).
+ */
+static uint64_t
+claim_hold_ms(const struct sts_engine *e)
+{
+	const struct conf *c = e->conf;
+
+	return 1000ull * (c->dns.timeout + c->sts.fetch_timeout) +
+	       (c->shared.enabled ? c->shared.wait_max : 0) + 1000u;
+}
+
+/*
+ * fetch_wait_cb - r waits for another loop's fetch of its policy id: take
+ * the policy once the cache has it, take the failure once the cache
+ * records one (section 3.3: that id is not fetched again for a while), and
+ * fetch it here when the other loop gave up without either (its lookup was
+ * cancelled, or it stopped waiting) or took longer than a fetch may.
+ */
+static void
+fetch_wait_cb(struct loop *loop, void *arg)
+{
+	struct resolution *r = arg;
+	struct sts_engine *e = r->e;
+	const struct sts_cache_entry *ce = sts_cache_get(e->cache, r->domain);
+	uint64_t now = loop_now_ms(loop);
+	int64_t wall = sts_now_wall();
+
+	r->timer = 0;
+	/* A lookup fetches only an id not cached or expired, so a valid entry of
+	 * that id is the other loop's result. */
+	if (ce != NULL && strcmp(ce->id, r->txt_id) == 0 && entry_valid(ce, wall)) {
+		res_have_policy(r, STS_SOURCE_CACHE, ce, wall);
+		return;
+	}
+	sts_cache_release(ce);
+	if (!sts_cache_may_fetch(e->cache, r->domain, r->txt_id, wall)) {
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR,
+		            "policy id %s failed to fetch in another worker", r->txt_id);
+		no_policy_or_cache(r);
+		return;
+	}
+	if (now < r->wait_end &&
+	    sts_claims_held(sts_cache_claims(e->cache), r->domain, r->txt_id, now) &&
+	    (r->timer = loop_timer_add(loop, CLAIM_POLL_MS, fetch_wait_cb, r)) != 0)
+		return;
+	res_fetch(r);
+}
+
+/*
+ * res_fetch - one fetch of a policy id for the whole process (policy/sts_claim.h):
+ * when another loop is fetching it, wait for its result; otherwise the
+ * shared Redis first, for at most shared.wait_max, then the policy host.
+ */
 static void
 res_fetch(struct resolution *r)
 {
+	struct sts_engine *e = r->e;
+	uint64_t now = loop_now_ms(e->loop);
+
+	/* A refresh does not wait: it fetches beside the other loop. Nor does a
+	 * lookup that waited as long as a fetch may take. */
+	if (r->claim == 0 &&
+	    sts_claims_take(sts_cache_claims(e->cache), r->domain, r->txt_id, now, claim_hold_ms(e),
+	                    &r->claim) == STS_CLAIM_HELD &&
+	    r->kind == RK_LOOKUP && (r->wait_end == 0 || now < r->wait_end) &&
+	    (r->timer = loop_timer_add(e->loop, CLAIM_POLL_MS, fetch_wait_cb, r)) != 0) {
+		if (r->wait_end == 0) {
+			r->wait_end = now + claim_hold_ms(e);
+			if (e->stats != NULL)
+				atomic_fetch_add_explicit(&e->stats->fetch_waits, 1,
+				                          memory_order_relaxed);
+		}
+		res_enter(r, RS_FETCH_WAIT);
+		return;
+	}
 	if (r->e->shared != NULL &&
 	    (r->shared_id = shared_state_get(r->e->shared, r->domain, shared_cb, r)) != 0) {
 		res_enter(r, RS_SHARED);
@@ -894,7 +990,8 @@ join_fetch(struct resolution *r)
 		return false;
 	for (o = r->e->inflight; o != NULL; o = o->next)
 		if (o != r && o->kind == RK_LOOKUP && !o->solo &&
-		    (o->state == RS_SHARED || o->state == RS_FETCH_ADDR || o->state == RS_FETCH) &&
+		    (o->state == RS_SHARED || o->state == RS_FETCH_WAIT ||
+		     o->state == RS_FETCH_ADDR || o->state == RS_FETCH) &&
 		    strcmp(o->domain, r->domain) == 0 && strcmp(o->txt_id, r->txt_id) == 0)
 			break;
 	if (o == NULL)

@@ -22,7 +22,9 @@
  * policy fetch when the id is new, the MX set unless one within its TTL is
  * remembered, and the addresses of the MX hosts that match the policy.
  * sts_engine_recheck() asks for the MX set in every case. Concurrent
- * lookups of one domain share one resolution.
+ * lookups of one domain share one resolution; a policy id that the engine
+ * of another loop is fetching is not fetched again: the lookup waits for
+ * that fetch's result in the cache (policy/sts_claim.h).
  *
  * When the resolver fails temporarily, the cached policy applies (section
  * 3.3), and the last TXT answer and MX set stand for 30 s before a lookup
@@ -80,6 +82,7 @@ struct sts_engine_stats {
 	_Atomic uint64_t cache_hits;   /* answers served from the cache (lookup_now) */
 	_Atomic uint64_t fetches;      /* HTTPS policy fetches started */
 	_Atomic uint64_t fetch_errors; /* fetches that failed, for whatever reason */
+	_Atomic uint64_t fetch_waits;  /* lookups that waited for another loop's fetch */
 	struct shared_stats shared;    /* the shared Redis (shared.*), when configured */
 };
 

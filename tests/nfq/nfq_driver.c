@@ -1,4 +1,4 @@
-// sources: nfq/nfq.c nfq/detect.c nfq/hold.c nfq/flow.c nfq/srvmem.c nfq/packet.c policy/sts_cache.c policy/sts_seen.c policy/sts_policy.c policy/sts_mx.c core/conf.c core/loop.c core/evlog.c core/log.c core/util.c core/types.c
+// sources: nfq/nfq.c nfq/detect.c nfq/hold.c nfq/flow.c nfq/srvmem.c nfq/packet.c policy/sts_cache.c policy/sts_claim.c policy/sts_seen.c policy/sts_policy.c policy/sts_mx.c core/conf.c core/loop.c core/evlog.c core/log.c core/util.c core/types.c
 // sources: policy/shared_state.c policy/shared_value.c core/redis_loop.c
 /*
  * nfq_driver.c - runs the packet inspector alone on the queues of a

@@ -1,6 +1,6 @@
 // sources: policy/shared_state.c policy/shared_value.c core/redis_loop.c
 // sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_dane.c
-// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_claim.c policy/sts_policy.c policy/sts_txt.c
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c core/conf.c core/loop.c core/log.c core/types.c core/util.c
 /*

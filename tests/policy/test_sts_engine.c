@@ -1,5 +1,5 @@
 // sources: policy/sts_engine.c policy/sts_decide.c policy/sts_refresh.c policy/sts_dane.c
-// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_policy.c policy/sts_txt.c
+// sources: policy/sts_dane_dns.c policy/sts_tlsa.c tls/tls_dane.c policy/sts_cache.c policy/sts_claim.c policy/sts_policy.c policy/sts_txt.c
 // sources: policy/sts_mx.c policy/sts_seen.c tests/policy/fake_sts_dns.c tests/policy/fake_sts_fetch.c
 // sources: tls/tls_verify.c tests/tls/testca.c core/conf.c core/loop.c core/log.c
 // sources: core/types.c core/util.c
@@ -621,6 +621,136 @@ rfc8461_3_3_concurrent_lookups_share(void **state)
 	assert_int_equal(fake_dns_count("mta-sts.example.com", 'A'), 1);
 	assert_int_equal(fake_fetch_count("example.com"), 1);
 	assert_int_equal(fake_dns_count("example.com", 'M'), 1);
+}
+
+/* A second engine on a loop of its own, on the fixture's cache: another worker. */
+struct other {
+	struct loop *loop;
+	struct sts_engine *e;
+	struct sts_engine_stats stats;
+};
+
+static void
+other_start(struct fx *f, struct other *o)
+{
+	char err[256] = "";
+
+	memset(o, 0, sizeof(*o));
+	assert_non_null(o->loop = loop_new());
+	struct sts_engine_params p = {
+	    .loop = o->loop, .conf = f->conf, .cache = f->cache, .stats = &o->stats};
+	if ((o->e = sts_engine_new(&p, err, sizeof(err))) == NULL)
+		fail_msg("sts_engine_new: %s", err);
+}
+
+static void
+other_stop(struct other *o)
+{
+	sts_engine_free(o->e);
+	loop_free(o->loop);
+}
+
+/* run_both - turn both loops until both lookups answered (10 ms polls included). */
+static void
+run_both(struct fx *f, struct other *o, const struct got *g0, const struct got *g1)
+{
+	for (int i = 0; i < 2000 && (g0->calls == 0 || g1->calls == 0); i++) {
+		if (f->e != NULL)
+			loop_once(f->loop, 1);
+		loop_once(o->loop, 1);
+	}
+}
+
+/* turn_until_waiting - turn both loops until o's lookup waits for f's fetch. */
+static void
+turn_until_waiting(struct fx *f, struct other *o)
+{
+	for (int i = 0; i < 200 && atomic_load(&o->stats.fetch_waits) == 0; i++) {
+		loop_once(f->loop, 0);
+		loop_once(o->loop, 0);
+	}
+	assert_int_equal(atomic_load(&o->stats.fetch_waits), 1);
+}
+
+/*
+ * start_pair - the fixture's engine and another one each look example.com
+ * up; turn both loops until the other waits for the fixture's fetch.
+ */
+static void
+start_pair(struct fx *f, struct other *o, struct got g[2])
+{
+	fx_engine(f);
+	other_start(f, o);
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
+	assert_true(sts_engine_lookup(o->e, "example.com", NULL, got_cb, &g[1]) != 0);
+	turn_until_waiting(f, o);
+}
+
+static void
+rfc8461_3_3_loops_share_one_fetch(void **state)
+{
+	struct fx *f = *state;
+	struct other o;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	start_pair(f, &o, g);
+	run_both(f, &o, &g[0], &g[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].a.status, STS_POLICY);
+		assert_string_equal(g[i].a.id, "id1");
+		assert_int_equal(g[i].pmode, STS_MODE_ENFORCE);
+		assert_int_equal(g[i].a.n_mx, 2);
+	}
+	assert_int_equal(g[0].a.source, STS_SOURCE_FETCHED);
+	assert_int_equal(g[1].a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_int_equal(fake_dns_count("mta-sts.example.com", 'A'), 1);
+	other_stop(&o);
+}
+
+static void
+rfc8461_3_3_loops_share_one_failure(void **state)
+{
+	struct fx *f = *state;
+	struct other o;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	fake_fetch_set("example.com", 0, STS_RESULT_STS_WEBPKI_INVALID, 0, NULL);
+	start_pair(f, &o, g);
+	run_both(f, &o, &g[0], &g[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].a.status, STS_NO_POLICY);
+	}
+	assert_int_equal(g[0].a.problem, STS_RESULT_STS_WEBPKI_INVALID);
+	assert_int_equal(g[1].a.problem, STS_RESULT_STS_POLICY_FETCH_ERROR);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_true(log_has(f, "failed to fetch in another worker"));
+	other_stop(&o);
+}
+
+/* The loop that held the claim stops without a result: the waiting one fetches. */
+static void
+rfc8461_3_3_claim_holder_gone(void **state)
+{
+	struct fx *f = *state;
+	struct other o;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	start_pair(f, &o, g);
+	sts_engine_free(f->e);
+	f->e = NULL;
+	run_both(f, &o, &g[1], &g[1]);
+	assert_int_equal(g[0].calls, 0);
+	assert_int_equal(g[1].calls, 1);
+	assert_int_equal(g[1].a.status, STS_POLICY);
+	assert_int_equal(g[1].a.source, STS_SOURCE_FETCHED);
+	assert_int_equal(g[1].pmode, STS_MODE_ENFORCE);
+	other_stop(&o);
 }
 
 static void
@@ -1857,6 +1987,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_fetch_failure_with_cache, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_backoff_no_refetch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_concurrent_lookups_share, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_loops_share_one_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_loops_share_one_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_claim_holder_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(engine_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(engine_free_from_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_mode_none_replaces_cache, setup, teardown),
