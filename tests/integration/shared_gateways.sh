@@ -24,6 +24,7 @@
 # check failed. Every namespace, process and file is removed on exit.
 set -eu
 . "$(cd "$(dirname "$0")/../lab" && pwd)/lab.sh"
+. "$LAB_SRC/redis.sh"
 
 STSPROXY=${STSPROXY:-$(pwd)/build/stsproxy}
 [ -x "$STSPROXY" ] || {
@@ -58,17 +59,7 @@ lab_host mx1 "$MX/24"
 lab_host redis "$REDIS/24"
 lab_host replica "$REPLICA/24"
 lab_host sentinel "$SENTINEL/24"
-for g in $GWS; do
-	i=$(gw_i "$g")
-	lab_ns "gw$g"
-	lab_exec "gw$g" sysctl -qw net.ipv4.ip_forward=1 >/dev/null
-	lab_link "gw$g" "10.0.2$i.2/24" inet "10.0.2$i.1/24" wan0 "h-gw$g"
-	lab_ns "lan$g"
-	lab_link "lan$g" "10.0.1$i.2/24" "gw$g" "10.0.1$i.1/24" eth0 lan0
-	lab_route "lan$g" default "10.0.1$i.1"
-	lab_route "gw$g" default "10.0.2$i.1"
-	lab_route inet "10.0.1$i.0/24" "10.0.2$i.2"
-done
+for g in $GWS; do lab_gateway "$g" "$(gw_i "$g")"; done
 
 lab_ca
 lab_cert mx1 mx1.one.example mx1.two.example mx1.chg.example mx1.four.example >/dev/null
@@ -89,27 +80,7 @@ lab_dns dns 10.0.53.2
 
 # --- Redis: stsproxy's own user, nothing else allowed ----------------------------------
 
-ACL_USER='user stsproxy on >gw-secret resetchannels ~stsproxy:* &stsproxy:* -@all +get +mget +scan +set +eval +publish +subscribe +ping'
-# redis_start NS ADDR [replicaof ADDR] - a redis-server for the lab, never the system's.
-redis_start() {
-	local ns=$1 addr=$2 d="$LAB_DIR/redis-$1"
-	mkdir -p "$d"
-	{
-		echo "bind $addr"
-		echo "port 6379"
-		echo "protected-mode no"
-		echo "save \"\""
-		echo "appendonly no"
-		echo "dir $d"
-		echo "user default on nopass ~* &* +@all"
-		echo "$ACL_USER"
-		[ $# -lt 3 ] || echo "replicaof $4 6379"
-	} >"$d/redis.conf"
-	lab__start "redis-$ns" "$ns" redis-server "$d/redis.conf"
-	lab__await "redis-$ns" "$ns" "$addr" 6379
-}
-redis_cli() { local ns=$1 addr=$2; shift 2; lab_exec "$ns" redis-cli -h "$addr" "$@"; }
-redis_start redis "$REDIS"
+lab_redis_start redis "$REDIS"
 
 # --- the gateways ------------------------------------------------------------------------
 
@@ -137,7 +108,7 @@ $2
 EOF
 }
 
-SHARED_DIRECT="shared = { redis = \"$REDIS:6379\"; user = \"stsproxy\"; password = \"gw-secret\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
+SHARED_DIRECT="shared = { redis = \"$REDIS:6379\"; user = \"stsproxy\"; password = \"$LAB_REDIS_PASSWORD\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
 
 gw_start() {
 	local g=$1 i
@@ -161,16 +132,8 @@ done
 
 # shared_up G - gateway G's connections to Redis are all up.
 shared_up() { ctl "$1" status | grep -E '^shared ok '; }
-wait_for() { # SECONDS CMD... - retry CMD every 0.1 s
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -lt "$end" ] || { "$@"; return 1; }
-		sleep 0.1
-	done
-}
 for g in $GWS; do
-	lab_check "setup: gateway $g is connected to Redis as user stsproxy" wait_for 10 shared_up "$g"
+	lab_check "setup: gateway $g is connected to Redis as user stsproxy" lab_wait_for 10 shared_up "$g"
 done
 
 # --- sending and looking ------------------------------------------------------------------
@@ -217,7 +180,7 @@ send one-a a rcpt@one.example
 lab_check "1: A fetches one.example's enforce policy and delivers over TLS" accepted one-a
 lab_check "1: the MX stored it" stored one-a 1
 lab_check "1: A stored the policy in Redis" \
-	wait_for 5 eval "redis_cli redis $REDIS --user stsproxy --pass gw-secret --no-auth-warning GET stsproxy:policy:one.example | grep -q '^id=o1'"
+	lab_wait_for 5 eval "lab_redis_user_cli redis $REDIS GET stsproxy:policy:one.example | grep -q '^id=o1'"
 
 # The policy host of one.example and two.example is gone (no address), and
 # the attacker strips STARTTLS on the way to the MX.
@@ -256,12 +219,12 @@ lab_dns_set '_mta-sts.chg.example 1 TXT "v=STSv1; id=c2"'
 sleep 1.2 # past the record's TTL: a resolver asked now answers c2
 lab_check "2: A refreshes chg.example and fetches the enforce policy c2" \
 	ctl a cache refresh chg.example
-lab_check "2: A's cache holds c2" wait_for 5 eval "ctl a cache list | grep -q '^chg.example id=c2 mode=enforce'"
+lab_check "2: A's cache holds c2" lab_wait_for 5 eval "ctl a cache list | grep -q '^chg.example id=c2 mode=enforce'"
 t0=$(date +%s.%N)
 lab_check "2: B hears of c2 within a second" \
-	wait_for 1 eval "gw_log b | grep -q 'event=shared-change domain=chg.example id=c2'"
+	lab_wait_for 1 eval "gw_log b | grep -q 'event=shared-change domain=chg.example id=c2'"
 lab_check "2: B's cache holds c2 within a second of A's" \
-	wait_for 1 eval "ctl b cache list | grep -q '^chg.example id=c2 mode=enforce'"
+	lab_wait_for 1 eval "ctl b cache list | grep -q '^chg.example id=c2 mode=enforce'"
 awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "# B followed in %.2f s\n", b - a }' 
 send chg-b3 b rcpt@chg.example
 lab_check "2: B refuses the next stripped session (451 4.7.4)" refused chg-b3 '451 4\.7\.4'
@@ -269,10 +232,10 @@ lab_check "2: nothing of it reached the MX" stored chg-b3 0
 
 # --- 3. Redis down: decisions unchanged, nothing waits --------------------------------------
 
-lab__stop redis-redis
+lab_redis_stop redis
 for g in $GWS; do
 	lab_check "3: gateway $g says the shared state is down" \
-		wait_for 5 eval "ctl $g status | grep -q '^shared down '"
+		lab_wait_for 5 eval "ctl $g status | grep -q '^shared down '"
 done
 for g in $GWS; do
 	send "down-$g-strip" "$g" rcpt@one.example
@@ -293,8 +256,8 @@ lab_check "3: B fetches a domain it never saw itself (four.example), no Redis ne
 # --- 4. failover with a primary, a replica and Sentinel --------------------------------------
 
 for g in $GWS; do gw_stop "$g"; done
-redis_start redis "$REDIS"
-redis_start replica "$REPLICA" replicaof "$REDIS"
+lab_redis_start redis "$REDIS"
+lab_redis_start replica "$REPLICA" replicaof "$REDIS"
 mkdir -p "$LAB_DIR/sentinel"
 cat >"$LAB_DIR/sentinel/sentinel.conf" <<EOF
 bind $SENTINEL
@@ -309,28 +272,28 @@ EOF
 lab__start sentinel sentinel redis-sentinel "$LAB_DIR/sentinel/sentinel.conf"
 lab__await sentinel sentinel "$SENTINEL" 26379
 lab_check "4: the replica follows the primary" \
-	wait_for 10 eval "redis_cli replica $REPLICA INFO replication | grep -q 'master_link_status:up'"
-SHARED_SENTINEL="shared = { sentinels = [ \"$SENTINEL:26379\" ]; master = \"lab\"; user = \"stsproxy\"; password = \"gw-secret\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
+	lab_wait_for 10 eval "lab_redis_cli replica $REPLICA INFO replication | grep -q 'master_link_status:up'"
+SHARED_SENTINEL="shared = { sentinels = [ \"$SENTINEL:26379\" ]; master = \"lab\"; user = \"stsproxy\"; password = \"$LAB_REDIS_PASSWORD\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
 for g in $GWS; do
 	rm -rf "$LAB_DIR/gw$g/state"
 	gw_conf "$g" "$SHARED_SENTINEL"
 	gw_start "$g"
 done
 for g in $GWS; do
-	lab_check "4: gateway $g found the primary through Sentinel" wait_for 10 shared_up "$g"
+	lab_check "4: gateway $g found the primary through Sentinel" lab_wait_for 10 shared_up "$g"
 done
 lab_sts_publish four.example f2 enforce mx1.four.example
 lab_dns_set 'mta-sts.four.example A 10.0.44.2'
 send four-a a rcpt@four.example
 lab_check "4: A fetches four.example and stores it through the primary" \
-	wait_for 5 eval "redis_cli redis $REDIS GET stsproxy:policy:four.example | grep -q '^id=f2'"
+	lab_wait_for 5 eval "lab_redis_cli redis $REDIS GET stsproxy:policy:four.example | grep -q '^id=f2'"
 
-redis_cli redis "$REDIS" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
-lab__stop redis-redis
+lab_redis_cli redis "$REDIS" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+lab_redis_stop redis
 lab_check "4: Sentinel promotes the replica" \
-	wait_for 20 eval "redis_cli replica $REPLICA INFO replication | grep -q 'role:master'"
+	lab_wait_for 20 eval "lab_redis_cli replica $REPLICA INFO replication | grep -q 'role:master'"
 for g in $GWS; do
-	lab_check "4: gateway $g follows to the new primary" wait_for 15 shared_up "$g"
+	lab_check "4: gateway $g follows to the new primary" lab_wait_for 15 shared_up "$g"
 	lab_check "4: gateway $g logged the failover" \
 		eval "gw_log $g | grep -q 'event=shared-failover master=lab address=$REPLICA'"
 done

@@ -254,6 +254,20 @@ lab_check() {
 	return 0
 }
 
+# lab_wait_for SECONDS CMD... - retry CMD every 0.1 s until it succeeds;
+# after SECONDS, run it once more with its output (for lab_check) and fail.
+lab_wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$end" ] || {
+			"$@"
+			return 1
+		}
+		sleep 0.1
+	done
+}
+
 # lab_done - print the plan line and return non-zero if a check failed.
 lab_done() {
 	echo "1..$LAB_CHECKS"
@@ -368,6 +382,28 @@ lab_host() {
 		rl=$(lab__gw "$a6")
 		lab_route "$ns" default "${rl%/*}" || return 1
 	fi
+}
+
+# lab_gateway NAME I - a gateway with a LAN behind it (I from 1 to 4):
+# namespace gwNAME, forwarding, linked to the router as 10.0.2I.2 (its
+# wan0; the router's side 10.0.2I.1), and namespace lanNAME, 10.0.1I.2 on
+# its eth0, behind the gateway's lan0 (10.0.1I.1); default routes, and the
+# router's route to the LAN. The gateway's rules are the caller's.
+lab_gateway() {
+	local g=$1 i=$2 r=${LAB_ROUTER:-inet}
+	case $i in [1-4]) ;; *)
+		lab__err "lab_gateway: I is 1 to 4 (10.0.25.0/24 is mx1's), not $i"
+		return 1
+		;;
+	esac
+	lab_ns "gw$g" || return 1
+	lab_exec "gw$g" sysctl -qw net.ipv4.ip_forward=1 >/dev/null || return 1
+	lab_link "gw$g" "10.0.2$i.2/24" "$r" "10.0.2$i.1/24" wan0 "h-gw$g" || return 1
+	lab_ns "lan$g" || return 1
+	lab_link "lan$g" "10.0.1$i.2/24" "gw$g" "10.0.1$i.1/24" eth0 lan0 || return 1
+	lab_route "lan$g" default "10.0.1$i.1" || return 1
+	lab_route "gw$g" default "10.0.2$i.1" || return 1
+	lab_route "$r" "10.0.1$i.0/24" "10.0.2$i.2"
 }
 
 # lab_intercept TARGET_IP ATTACKER_IP [PORT] - make the attacker truly
