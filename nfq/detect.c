@@ -221,9 +221,9 @@ report(struct detect *d, const struct flow_key *k, uint64_t id, const struct ev 
 /* report_flow - an event about a live flow, found in the packet being inspected. */
 static void
 report_flow(struct detect *d, struct flow *f, enum detect_kind kind, const char *reason,
-            const char *detail)
+            const char *detail, const char *action)
 {
-	struct ev e = {kind, NULL, -1, reason, detail, "log", NULL, -1};
+	struct ev e = {kind, NULL, -1, reason, detail, action, NULL, -1};
 
 	report(d, flow_key_of(f), flow_id(f), &e);
 }
@@ -620,10 +620,19 @@ ehlo_done(struct detect *d, struct flow *f, struct dflow *s, bool ok)
 	s->no_starttls = true;
 	if (s->cap_mangled) {
 		s->stripped_reported = true;
-		report_flow(d, f, DETECT_MANGLED, "keyword_rewritten", s->mangled);
+		report_flow(d, f, DETECT_MANGLED, "keyword_rewritten", s->mangled, "log");
 	} else if (srvmem_has(d->servers, k->family, k->server)) {
+		/* RFC 3207 section 6: the server offered STARTTLS before (here or
+		 * at another gateway), so its absence is taken as deleted on the
+		 * way. In block mode the reply is dropped and the flow reset both
+		 * ways before any of the envelope leaves in the clear: this is
+		 * what protects a server whose domain publishes no policy. */
+		bool block = d->p.action == CONF_NFQ_BLOCK;
+
 		s->stripped_reported = true;
-		report_flow(d, f, DETECT_STRIPPED, "offered_before", NULL);
+		report_flow(d, f, DETECT_STRIPPED, "offered_before", NULL, block ? "block" : "log");
+		if (block)
+			block_now(d, f, s);
 	}
 }
 
@@ -667,7 +676,7 @@ server_line(struct detect *d, struct flow *f, struct dflow *s, const char *line,
 			/* RFC 3207 section 4: anything but 220 leaves the session in
 			 * cleartext - a downgrade when an attacker answers for the server. */
 			printable(line, len, detail, sizeof(detail));
-			report_flow(d, f, DETECT_REFUSED, "not_220", detail);
+			report_flow(d, f, DETECT_REFUSED, "not_220", detail, "log");
 		}
 		break;
 	case CMD_DATA:

@@ -9,8 +9,10 @@
  * every one naming the client and the server:
  *
  *   starttls_stripped  an EHLO reply without STARTTLS from a server that
- *                      offered it before, or (reported at RCPT) on the way
- *                      to a recipient domain with a testing/enforce policy
+ *                      offered it before (here, or at another gateway:
+ *                      detect_server_learned()), or (reported at RCPT) on
+ *                      the way to a recipient domain with a testing/enforce
+ *                      policy
  *   starttls_mangled   the keyword rewritten in the capability list
  *                      ("XXXXXXXA", a run of one character, or STARTTLS
  *                      with a few letters replaced)
@@ -29,7 +31,9 @@
  * to STARTTLS followed by a TLS record 0x16 0x03, or the message data has
  * started) - the caller marks the connection so the rules stop queueing
  * it; DROP in block mode for the packet carrying a cleartext RCPT to an
- * enforce-policy domain and every later packet of that flow, with reset
+ * enforce-policy domain, or the EHLO reply without STARTTLS of a server
+ * that offered it before (whatever the recipient domain: nothing of the
+ * envelope has left yet), and every later packet of that flow, with reset
  * set on the first so the caller sends RSTs both ways.
  *
  * HOLD (block mode): the packet carries a cleartext RCPT to a domain

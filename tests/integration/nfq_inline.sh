@@ -109,6 +109,13 @@ CONF
 	return 1
 }
 
+# forget - stop the inspector and drop its server memory (state_dir/nfq-servers).
+forget() {
+	[ -n "$INSPECTOR" ] && kill "$INSPECTOR" 2>/dev/null && wait "$INSPECTOR" 2>/dev/null
+	INSPECTOR=
+	rm -f "$DIR/state/nfq-servers"
+}
+
 SERVER=198.51.100.66
 send() { # to [swaks args]; to SERVER
 	local to=$1
@@ -183,7 +190,22 @@ send6 b@other.example
 check "ipv6: stripped starttls reported (offered before)" "events starttls_stripped fd00:0:25::2 | grep -q 'offered_before'"
 check "ipv6: log mode delivers" "[ \$(ls '$DIR'/mail/new/*.eml | wc -l) -eq 6 ]"
 
-# 3. Block mode with a cached enforce policy: the RCPT never reaches the server.
+# 2c. Block mode, no policy: the server offered STARTTLS before (1, 2b), so its EHLO
+# reply without it is dropped and the flow reset before any of the envelope passes.
+inspector block || nok "inspector restarts"
+before=$(stored)
+send b@other.example
+rc=$?
+check "offered before, block: client sees a broken connection before MAIL" "[ $rc -ne 0 ] && ! grep -q '^-> *MAIL' '$DIR/swaks.out'"
+check "offered before, block: stripped event with action block" "events starttls_stripped 198.51.100.66 | grep 'offered_before' | grep -q '\"action\":\"block\"'"
+check "offered before, block: server never stored the message" "[ \$(stored) -eq $before ]"
+send6 b@other.example
+rc=$?
+check "ipv6: offered before, block: cut, reported, nothing stored" "[ $rc -eq 2 ] && ! grep -q '^C: MAIL' '$DIR/swaks.out' && events starttls_stripped fd00:0:25::2 | grep -q '\"action\":\"block\"' && [ \$(stored) -eq $before ]"
+
+# 3. Block mode with a cached enforce policy: the RCPT never reaches the server. The
+# server memory of 1-2c is forgotten, so that the policy alone decides.
+forget
 inspector block --enforce enforce.example --enforce enforce6.example || nok "inspector restarts"
 before=$(ls "$DIR"/mail/new/*.json | wc -l)
 : >"$DIR/sink.log.mark"

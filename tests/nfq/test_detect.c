@@ -275,6 +275,69 @@ rfc3207_stripped_after_offered_before(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * In block mode a server another gateway saw offering STARTTLS
+ * (detect_server_learned, as the shared memory feeds it) is protected
+ * without any policy: its EHLO reply without STARTTLS is dropped and the
+ * flow reset both ways, and nothing later of the flow passes. A server
+ * nobody saw is let through, and log mode only reports.
+ */
+static void
+rfc3207_6_stripped_offered_elsewhere_block(void **state)
+{
+	static const struct {
+		const char *name;
+		enum conf_nfq_action action;
+		bool learned;
+		bool v6;
+		enum detect_verdict ehlo, mail;
+		bool reset;
+		const char *event_action; /* NULL: no event */
+	} cases[] = {
+	    {"block, learned", CONF_NFQ_BLOCK, true, false, DETECT_DROP, DETECT_DROP, true,
+	     "block"},
+	    {"block, learned, IPv6", CONF_NFQ_BLOCK, true, true, DETECT_DROP, DETECT_DROP, true,
+	     "block"},
+	    {"block, never seen", CONF_NFQ_BLOCK, false, false, DETECT_ACCEPT, DETECT_ACCEPT, false,
+	     NULL},
+	    {"log, learned", CONF_NFQ_LOG, true, false, DETECT_ACCEPT, DETECT_ACCEPT, false, "log"},
+	};
+	uint8_t server[16];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct detect *d = new_detect(cases[i].action, NULL);
+		struct conn c = {cases[i].v6, 40010, {1, 1}};
+		struct detect_result r;
+		int fam = cases[i].v6 ? AF_INET6 : AF_INET;
+
+		inet_pton(fam, cases[i].v6 ? "2001:db8::25" : "198.51.100.25", server);
+		if (cases[i].learned)
+			detect_server_learned(d, fam, server, 1700000000);
+		S("220 mx\r\n");
+		C("EHLO a\r\n");
+		r = S(EHLO_NONE);
+		if (r.verdict != cases[i].ehlo || r.reset != cases[i].reset)
+			fail_msg("%s: EHLO reply verdict %d reset %d", cases[i].name, r.verdict,
+			         r.reset);
+		r = C("MAIL FROM:<a@corp.example>\r\n");
+		if (r.verdict != cases[i].mail || r.reset)
+			fail_msg("%s: MAIL verdict %d reset %d", cases[i].name, r.verdict, r.reset);
+		if (cases[i].event_action == NULL) {
+			assert_int_equal(seen.n[DETECT_STRIPPED], 0);
+		} else {
+			assert_int_equal(seen.n[DETECT_STRIPPED], 1);
+			assert_string_equal(seen.reason, "offered_before");
+			assert_string_equal(seen.action, cases[i].event_action);
+			assert_int_equal(seen.blocked, cases[i].action == CONF_NFQ_BLOCK);
+			assert_string_equal(seen.server,
+			                    cases[i].v6 ? "2001:db8::25 25" : "198.51.100.25 25");
+		}
+		detect_free(d);
+	}
+}
+
 static void
 rfc3207_4_non_220_to_starttls(void **state)
 {
@@ -987,6 +1050,7 @@ main(void)
 	    cmocka_unit_test(rfc3207_mangled_keyword_table),
 	    cmocka_unit_test(rfc3207_mangled_reported),
 	    cmocka_unit_test(rfc3207_stripped_after_offered_before),
+	    cmocka_unit_test(rfc3207_6_stripped_offered_elsewhere_block),
 	    cmocka_unit_test(rfc3207_4_non_220_to_starttls),
 	    cmocka_unit_test(rfc8446_5_1_release_on_client_hello),
 	    cmocka_unit_test(rfc8461_5_cleartext_rcpt_enforce_block),
