@@ -27,7 +27,7 @@
 #include "core/log.h"
 #include "policy/report_store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 struct report_store {
 	pthread_mutex_t lock; /* every use of db and pending */
@@ -91,13 +91,17 @@ static const char *const migrations[SCHEMA_VERSION] = {
     " last_error TEXT NOT NULL DEFAULT '',"
     " report_id TEXT NOT NULL DEFAULT '',"
     " PRIMARY KEY (day, domain)) WITHOUT ROWID;",
+    /* 2: a change count per row and the count last published to the other
+     * gateways (policy/tlsrpt_shared.h); rows of an older file are unpublished. */
+    "ALTER TABLE results ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE results ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char sql_result[] =
     "INSERT INTO results (day, domain, type, gateway, policy_id, mode, success, failure,"
     " detail_other, policy, mx, policy_at, seen_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
-    " ON CONFLICT (day, domain, type, gateway) DO UPDATE SET"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT (day, domain, type, gateway) DO UPDATE SET version = version + 1,"
     " success = success + excluded.success, failure = failure + excluded.failure,"
     " detail_other = detail_other + excluded.detail_other,"
     " policy_id = excluded.policy_id, mode = excluded.mode,"
@@ -416,25 +420,24 @@ join(struct flush *f, const char *const *v, size_t n)
 }
 
 static void
-bind_key(sqlite3_stmt *st, const struct sts_report_entry *e)
+bind_key(sqlite3_stmt *st, const struct report_store_row *r)
 {
-	sqlite3_bind_int64(st, 1, e->day);
-	sqlite3_bind_text(st, 2, e->domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, sts_policy_type_name(e->type), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, r->day);
+	sqlite3_bind_text(st, 2, r->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sts_policy_type_name(r->type), -1, SQLITE_STATIC);
 }
 
 /* bind_detail - the ten parameters of the detail statements st. */
 static void
-bind_detail(sqlite3_stmt *st, const struct sts_report_entry *e, const struct sts_report_detail *d,
-            const char *gw)
+bind_detail(sqlite3_stmt *st, const struct report_store_row *r, const struct report_store_detail *d)
 {
-	bind_key(st, e);
+	bind_key(st, r);
 	sqlite3_bind_text(st, 4, sts_result_name(d->result), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, d->sending_ip, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, d->mx_host, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, d->mx_helo, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 8, d->ip, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, gw, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, d->receiving_ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, r->gateway, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, (sqlite3_int64)d->count);
 }
 
@@ -445,19 +448,19 @@ bind_detail(sqlite3_stmt *st, const struct sts_report_entry *e, const struct sts
  * a database error.
  */
 static int
-add_detail(struct flush *f, const struct sts_report_entry *e, const struct sts_report_detail *d)
+add_detail(struct flush *f, const struct report_store_row *r, const struct report_store_detail *d)
 {
 	struct report_store *s = f->s;
 	sqlite3_int64 n;
 	int rc;
 
-	bind_detail(s->st_detail_add, e, d, s->gateway);
+	bind_detail(s->st_detail_add, r, d);
 	if (!run(f, s->st_detail_add))
 		return -1;
 	if (sqlite3_changes(s->db) > 0)
 		return 1;
-	bind_key(s->st_detail_n, e);
-	sqlite3_bind_text(s->st_detail_n, 4, s->gateway, -1, SQLITE_STATIC);
+	bind_key(s->st_detail_n, r);
+	sqlite3_bind_text(s->st_detail_n, 4, r->gateway, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s->st_detail_n);
 	n = rc == SQLITE_ROW ? sqlite3_column_int64(s->st_detail_n, 0) : 0;
 	sqlite3_reset(s->st_detail_n);
@@ -468,8 +471,71 @@ add_detail(struct flush *f, const struct sts_report_entry *e, const struct sts_r
 	}
 	if (n >= REPORT_STORE_DETAILS_MAX)
 		return 0;
-	bind_detail(s->st_detail, e, d, s->gateway);
+	bind_detail(s->st_detail, r, d);
 	return run(f, s->st_detail) ? 1 : -1;
+}
+
+/*
+ * write_row - add r to the rows of r->gateway: its counts to the totals
+ * there, its policy in place of the one there (when it has one), its
+ * details to theirs. A flush adds this gateway's deltas; a merge writes
+ * another gateway's totals into rows just emptied. 0, or 1 on a database
+ * error (the first failure in f->failed).
+ */
+static int
+write_row(struct flush *f, const struct report_store_row *r)
+{
+	struct report_store *s = f->s;
+	const char *text;
+	uint64_t overflow = 0;
+
+	bind_key(s->st_result, r);
+	sqlite3_bind_text(s->st_result, 4, r->gateway, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->st_result, 5, r->policy_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->st_result, 6, sts_mode_name(r->mode), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->st_result, 7, (sqlite3_int64)r->success);
+	sqlite3_bind_int64(s->st_result, 8, (sqlite3_int64)r->failure);
+	sqlite3_bind_int64(s->st_result, 9, (sqlite3_int64)r->detail_other);
+	if ((text = join(f, r->policy, r->n_policy)) != NULL)
+		sqlite3_bind_text(s->st_result, 10, text, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s->st_result, 10);
+	if ((text = join(f, r->mx, r->n_mx)) != NULL)
+		sqlite3_bind_text(s->st_result, 11, text, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s->st_result, 11);
+	sqlite3_bind_int64(s->st_result, 12, r->policy_at);
+	sqlite3_bind_int64(s->st_result, 13, r->seen_at);
+	if (!run(f, s->st_result))
+		return 1;
+	for (int k = STS_RESULT_OK + 1; k < STS_RESULT_MAX; k++) {
+		if (r->by_result[k] == 0)
+			continue;
+		bind_key(s->st_type, r);
+		sqlite3_bind_text(s->st_type, 4, sts_result_name((enum sts_result)k), -1,
+		                  SQLITE_STATIC);
+		sqlite3_bind_text(s->st_type, 5, r->gateway, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->st_type, 6, (sqlite3_int64)r->by_result[k]);
+		if (!run(f, s->st_type))
+			return 1;
+	}
+	for (size_t i = 0; i < r->n_details; i++) {
+		int added = add_detail(f, r, &r->details[i]);
+
+		if (added < 0)
+			return 1;
+		if (added == 0)
+			overflow += r->details[i].count;
+	}
+	if (overflow > 0) {
+		bind_key(s->st_other, r);
+		sqlite3_bind_text(s->st_other, 4, r->gateway, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s->st_other, 5, (sqlite3_int64)overflow);
+		if (!run(f, s->st_other))
+			return 1;
+	}
+	f->rows++;
+	return 0;
 }
 
 /* flush_entry - one entry of the batch into this gateway's rows. */
@@ -477,60 +543,46 @@ static int
 flush_entry(void *arg, const struct sts_report_entry *e)
 {
 	struct flush *f = arg;
-	struct report_store *s = f->s;
-	const char *gw = s->gateway;
-	const char *policy;
-	uint64_t overflow = 0;
+	struct report_store_detail d[STS_REPORT_DETAILS_MAX];
+	struct report_store_row r = {
+	    .day = e->day,
+	    .domain = e->domain,
+	    .type = e->type,
+	    .gateway = f->s->gateway,
+	    .policy_id = e->policy_id,
+	    .mode = e->mode,
+	    .success = e->success,
+	    .failure = e->failure,
+	    .detail_other = e->detail_other,
+	    .n_policy = e->n_policy,
+	    .policy = e->policy,
+	    .n_mx = e->n_mx,
+	    .mx = e->mx,
+	    .details = d,
+	    .seen_at = f->now,
+	    .policy_at = f->now,
+	};
 
 	if (e->success == 0 && e->failure == 0 && e->n_policy == 0 && e->n_mx == 0)
 		return 0; /* a policy noted, nothing counted, nothing learnt */
-	bind_key(s->st_result, e);
-	sqlite3_bind_text(s->st_result, 4, gw, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->st_result, 5, e->policy_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->st_result, 6, sts_mode_name(e->mode), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s->st_result, 7, (sqlite3_int64)e->success);
-	sqlite3_bind_int64(s->st_result, 8, (sqlite3_int64)e->failure);
-	sqlite3_bind_int64(s->st_result, 9, (sqlite3_int64)e->detail_other);
-	if ((policy = join(f, e->policy, e->n_policy)) != NULL)
-		sqlite3_bind_text(s->st_result, 10, policy, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s->st_result, 10);
-	if ((policy = join(f, e->mx, e->n_mx)) != NULL)
-		sqlite3_bind_text(s->st_result, 11, policy, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s->st_result, 11);
-	sqlite3_bind_int64(s->st_result, 12, f->now);
-	if (!run(f, s->st_result))
-		return 1;
-	for (int r = STS_RESULT_OK + 1; r < STS_RESULT_MAX; r++) {
-		if (e->by_result[r] == 0)
-			continue;
-		bind_key(s->st_type, e);
-		sqlite3_bind_text(s->st_type, 4, sts_result_name((enum sts_result)r), -1,
-		                  SQLITE_STATIC);
-		sqlite3_bind_text(s->st_type, 5, gw, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s->st_type, 6, (sqlite3_int64)e->by_result[r]);
-		if (!run(f, s->st_type))
-			return 1;
-	}
+	memcpy(r.by_result, e->by_result, sizeof(r.by_result));
 	for (size_t i = 0; i < e->n_details; i++) {
-		const struct sts_report_detail *d = &e->details[i];
-		int added = add_detail(f, e, d);
+		const struct sts_report_detail *m = &e->details[i];
 
-		if (added < 0)
-			return 1;
-		if (added == 0)
-			overflow += d->count;
+		if (r.n_details == STS_REPORT_DETAILS_MAX) {
+			r.detail_other += m->count; /* memory keeps no more: never reached */
+			continue;
+		}
+		d[r.n_details++] = (struct report_store_detail){
+		    .result = m->result,
+		    .sending_ip = m->sending_ip,
+		    .mx_host = m->mx_host,
+		    .mx_helo = m->mx_helo,
+		    .receiving_ip = m->ip,
+		    .count = m->count,
+		};
 	}
-	if (overflow > 0) {
-		bind_key(s->st_other, e);
-		sqlite3_bind_text(s->st_other, 4, gw, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s->st_other, 5, (sqlite3_int64)overflow);
-		if (!run(f, s->st_other))
-			return 1;
-	}
-	f->rows++;
-	return 0;
+	return write_row(f, &r);
 }
 
 /* prune - delete every day before the oldest one kept. */
@@ -667,6 +719,41 @@ prepare_key(struct report_store *s, sqlite3_stmt **st, const char *sql, int64_t 
 	return 0;
 }
 
+/*
+ * detail_read - the columns result, sending_ip, mx_host, mx_helo,
+ * receiving_ip and count of st into *d, its strings in one new block
+ * (*block, to free). 1, 0 for a result type this version does not know
+ * (skipped), -1 without memory.
+ */
+static int
+detail_read(sqlite3_stmt *st, struct report_store_detail *d, char **block)
+{
+	const char *f[4];
+	size_t len[4], total = 0;
+	char *b;
+
+	if ((d->result = result_parse(col_text(st, 0))) >= STS_RESULT_MAX)
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		f[i] = col_text(st, i + 1);
+		len[i] = strlen(f[i]);
+		total += len[i] + 1;
+	}
+	if ((*block = b = malloc(total)) == NULL)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		memcpy(b, f[i], len[i] + 1);
+		f[i] = b;
+		b += len[i] + 1;
+	}
+	d->sending_ip = f[0];
+	d->mx_host = f[1];
+	d->mx_helo = f[2];
+	d->receiving_ip = f[3];
+	d->count = col_u64(st, 5);
+	return 1;
+}
+
 /* read_extra - the last policy, the result types and the details of one entry into e and x. */
 static int
 read_extra(struct report_store *s, struct report_store_entry *e, const char *type,
@@ -723,13 +810,8 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 	                e->day, e->domain, type) < 0)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct report_store_detail *d;
-		const char *f[4];
-		size_t len[4], total = 0;
-		char *block;
+		int got;
 
-		if (result_parse(col_text(st, 0)) >= STS_RESULT_MAX)
-			continue;
 		if (x->n_details == cap) {
 			size_t ncap = cap == 0 ? 16 : cap * 2;
 			void *p = realloc(x->details, ncap * sizeof(*x->details));
@@ -742,26 +824,10 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 			x->texts = p;
 			cap = ncap;
 		}
-		for (int i = 0; i < 4; i++) {
-			f[i] = col_text(st, i + 1);
-			len[i] = strlen(f[i]);
-			total += len[i] + 1;
-		}
-		if ((block = malloc(total)) == NULL)
+		got = detail_read(st, &x->details[x->n_details], &x->texts[x->n_details]);
+		if (got < 0)
 			break;
-		d = &x->details[x->n_details];
-		x->texts[x->n_details++] = block;
-		d->result = result_parse(col_text(st, 0));
-		d->count = col_u64(st, 5);
-		for (int i = 0; i < 4; i++) {
-			memcpy(block, f[i], len[i] + 1);
-			f[i] = block;
-			block += len[i] + 1;
-		}
-		d->sending_ip = f[0];
-		d->mx_host = f[1];
-		d->mx_helo = f[2];
-		d->receiving_ip = f[3];
+		x->n_details += (size_t)got;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1005,4 +1071,234 @@ out:
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+/* --- one gateway's rows ------------------------------------------------------ */
+
+/* What a row needs beyond its results line: owned until row_parts_free(). */
+struct row_parts {
+	char **policy, **mx;
+	struct report_store_detail details[REPORT_STORE_DETAILS_MAX];
+	char *texts[REPORT_STORE_DETAILS_MAX];
+	size_t n_details;
+};
+
+static void
+row_parts_free(struct row_parts *x)
+{
+	free(x->policy);
+	free(x->mx);
+	for (size_t i = 0; i < x->n_details; i++)
+		free(x->texts[i]);
+	x->policy = x->mx = NULL;
+	x->n_details = 0;
+}
+
+/* read_row_parts - the result types and details of gateway's row into row and x. */
+static int
+read_row_parts(struct report_store *s, struct report_store_row *row, const char *type,
+               struct row_parts *x)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (prepare_key(s, &st,
+	                "SELECT result, count FROM result_types WHERE day = ?1 AND domain = ?2"
+	                " AND type = ?3 AND gateway = ?4",
+	                row->day, row->domain, type) < 0)
+		return -1;
+	sqlite3_bind_text(st, 4, row->gateway, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		enum sts_result r = result_parse(col_text(st, 0));
+
+		if (r < STS_RESULT_MAX)
+			row->by_result[r] += col_u64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (prepare_key(
+	        s, &st,
+	        "SELECT result, sending_ip, mx_host, mx_helo, receiving_ip, count FROM details"
+	        " WHERE day = ?1 AND domain = ?2 AND type = ?3 AND gateway = ?4"
+	        " ORDER BY result, count DESC, mx_host, receiving_ip, sending_ip",
+	        row->day, row->domain, type) < 0)
+		return -1;
+	sqlite3_bind_text(st, 4, row->gateway, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && x->n_details < REPORT_STORE_DETAILS_MAX) {
+		int got = detail_read(st, &x->details[x->n_details], &x->texts[x->n_details]);
+
+		if (got < 0)
+			break;
+		x->n_details += (size_t)got;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && !(rc == SQLITE_ROW && x->n_details == REPORT_STORE_DETAILS_MAX))
+		return -1;
+	row->details = x->details;
+	row->n_details = x->n_details;
+	return 0;
+}
+
+/* report_store_changed - see report_store.h */
+int
+report_store_changed(struct report_store *s, size_t max, report_store_row_cb *cb, void *arg,
+                     char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0, rc;
+
+	if (s == NULL || cb == NULL) {
+		if (err != NULL)
+			snprintf(err, errlen, "report store: not open");
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT day, domain, type, policy_id, mode, success, failure,"
+	                       " detail_other, policy, mx, seen_at, policy_at, version FROM results"
+	                       " WHERE gateway = ?1 AND version > pushed ORDER BY day, domain, type"
+	                       " LIMIT ?2",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		n = fail(s, err, errlen, "read");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, s->gateway, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, max > INT32_MAX ? INT32_MAX : (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct report_store_row row;
+		struct row_parts x = {0};
+		char type[32];
+		int stop;
+
+		memset(&row, 0, sizeof(row));
+		snprintf(type, sizeof(type), "%s", col_text(st, 2));
+		if ((row.type = type_parse(type)) >= STS_PTYPE_MAX)
+			continue;
+		row.day = sqlite3_column_int64(st, 0);
+		row.domain = col_text(st, 1);
+		row.gateway = s->gateway;
+		row.policy_id = col_text(st, 3);
+		row.mode = mode_parse(col_text(st, 4));
+		row.success = col_u64(st, 5);
+		row.failure = col_u64(st, 6);
+		row.detail_other = col_u64(st, 7);
+		x.policy = split(col_text(st, 8), &row.n_policy);
+		x.mx = split(col_text(st, 9), &row.n_mx);
+		row.policy = (const char *const *)x.policy;
+		row.mx = (const char *const *)x.mx;
+		row.seen_at = sqlite3_column_int64(st, 10);
+		row.policy_at = sqlite3_column_int64(st, 11);
+		row.version = sqlite3_column_int64(st, 12);
+		if (read_row_parts(s, &row, type, &x) < 0) {
+			row_parts_free(&x);
+			n = fail(s, err, errlen, "read");
+			goto out;
+		}
+		n++;
+		stop = cb(arg, &row);
+		row_parts_free(&x);
+		if (stop != 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		n = fail(s, err, errlen, "read");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* report_store_pushed - see report_store.h */
+int
+report_store_pushed(struct report_store *s, int64_t day, const char *domain,
+                    enum sts_policy_type type, int64_t version, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = 0;
+
+	if (s == NULL || domain == NULL) {
+		if (err != NULL)
+			snprintf(err, errlen, "report store: not open");
+		return -1;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (prepare_key(
+	        s, &st,
+	        "UPDATE results SET pushed = ?5 WHERE day = ?1 AND domain = ?2 AND type = ?3"
+	        " AND gateway = ?4 AND pushed < ?5",
+	        day, domain, sts_policy_type_name(type)) < 0) {
+		ret = fail(s, err, errlen, "write");
+		goto out;
+	}
+	sqlite3_bind_text(st, 4, s->gateway, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, version);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		ret = fail(s, err, errlen, "write");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* report_store_replace_others - see report_store.h */
+int
+report_store_replace_others(struct report_store *s, int64_t day,
+                            const struct report_store_row *rows, size_t n, char *err, size_t errlen)
+{
+	static const char *const tables[] = {"results", "result_types", "details"};
+	struct flush f = {.s = s};
+
+	if (s == NULL || (rows == NULL && n > 0)) {
+		if (err != NULL)
+			snprintf(err, errlen, "report store: not open");
+		return -1;
+	}
+	day = sts_report_day_of(day);
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		fail(s, err, errlen, "begin");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char sql[80];
+		sqlite3_stmt *st;
+		int rc;
+
+		snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE day = ?1 AND gateway != ?2",
+		         tables[i]);
+		if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+			fail(s, err, errlen, "write");
+			goto rollback;
+		}
+		sqlite3_bind_int64(st, 1, day);
+		sqlite3_bind_text(st, 2, s->gateway, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE) {
+			fail(s, err, errlen, "write");
+			goto rollback;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].day != day || strcmp(rows[i].gateway, s->gateway) == 0)
+			continue;
+		if (write_row(&f, &rows[i]) != 0) {
+			fail(s, err, errlen, "write");
+			goto rollback;
+		}
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		fail(s, err, errlen, "commit");
+		goto rollback;
+	}
+	free(f.joined);
+	pthread_mutex_unlock(&s->lock);
+	return f.rows;
+rollback:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	free(f.joined);
+	pthread_mutex_unlock(&s->lock);
+	return -1;
 }

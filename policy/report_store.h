@@ -130,6 +130,68 @@ typedef int report_store_day_cb(void *arg, int64_t day, unsigned n_domains);
 int report_store_days(struct report_store *s, report_store_day_cb *cb, void *arg, char *err,
                       size_t errlen);
 
+/* --- one gateway's rows, shared between gateways ----------------------------- */
+
+/*
+ * The results of one gateway for one (day, policy domain, policy type), not
+ * summed: what a gateway publishes of its own rows and what it takes in of
+ * the others' (policy/tlsrpt_shared.h). Strings and arrays belong to the
+ * caller (or to the store during a callback).
+ */
+struct report_store_row {
+	int64_t day;        /* unix seconds at 00:00:00 UTC */
+	const char *domain; /* lower case; STS_REPORT_OTHER possible */
+	enum sts_policy_type type;
+	const char *gateway;   /* whose counts */
+	const char *policy_id; /* "" when none */
+	enum sts_mode mode;
+	uint64_t success;
+	uint64_t failure;                   /* the sum of by_result */
+	uint64_t by_result[STS_RESULT_MAX]; /* by_result[STS_RESULT_OK] is 0 */
+	uint64_t detail_other;              /* failures not in a detail row */
+	size_t n_policy;                    /* 0: no policy learnt */
+	const char *const *policy;
+	size_t n_mx;
+	const char *const *mx;
+	size_t n_details; /* at most REPORT_STORE_DETAILS_MAX */
+	const struct report_store_detail *details;
+	int64_t seen_at;   /* when counted last */
+	int64_t policy_at; /* when the policy strings were learnt; 0: never */
+	int64_t version;   /* this gateway's rows: the change count, for report_store_pushed() */
+};
+
+/* report_store_row_cb - one row, valid only during the call; 0 to go on. */
+typedef int report_store_row_cb(void *arg, const struct report_store_row *row);
+
+/*
+ * report_store_changed - this gateway's rows changed since they were last
+ * marked pushed, at most max of them, oldest day first. The callback runs
+ * under the store's lock: copy what it needs, do no I/O. Returns the
+ * number shown, or -1.
+ */
+int report_store_changed(struct report_store *s, size_t max, report_store_row_cb *cb, void *arg,
+                         char *err, size_t errlen);
+
+/*
+ * report_store_pushed - row (day, domain, type) of this gateway is
+ * published as it was at version: it is shown again by
+ * report_store_changed() only once a flush changed it after that.
+ * Returns 0 or -1.
+ */
+int report_store_pushed(struct report_store *s, int64_t day, const char *domain,
+                        enum sts_policy_type type, int64_t version, char *err, size_t errlen);
+
+/*
+ * report_store_replace_others - in one transaction, delete every row of
+ * day that another gateway counted and insert rows[0..n) in their place.
+ * Rows of this gateway (and of another day) in rows are left out: this
+ * gateway's counts come from its own flushes only. Returns the number of
+ * rows inserted, or -1 (nothing changed).
+ */
+int report_store_replace_others(struct report_store *s, int64_t day,
+                                const struct report_store_row *rows, size_t n, char *err,
+                                size_t errlen);
+
 /* --- report delivery state -------------------------------------------------- */
 
 /* The delivery of the report of one policy domain for one day. */
