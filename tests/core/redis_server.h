@@ -103,4 +103,27 @@ redis_server_stop(struct redis_server *s)
 	}
 }
 
+/*
+ * redis_server_setup - start s for a group of tests, or, without
+ * redis-server, say so and leave s->pid 0 (the tests then skip, see
+ * REDIS_NEED_SERVER). 0, or -1 when the server does not start.
+ */
+static inline int
+redis_server_setup(struct redis_server *s)
+{
+	if (!redis_server_available()) {
+		fprintf(stderr, "SKIP: redis-server is not installed (apt-get install "
+		                "redis-server)\n");
+		return 0;
+	}
+	return redis_server_start(s);
+}
+
+/* REDIS_NEED_SERVER - skip the test when s was not started. */
+#define REDIS_NEED_SERVER(s)                                                                       \
+	do {                                                                                       \
+		if ((s)->pid <= 0)                                                                 \
+			skip();                                                                    \
+	} while (0)
+
 #endif

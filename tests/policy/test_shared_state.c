@@ -177,12 +177,7 @@ group_setup(void **state)
 {
 	(void)state;
 	log_open(getenv("TEST_LOG") ? getenv("TEST_LOG") : "/dev/null");
-	if (!redis_server_available()) {
-		fprintf(stderr, "SKIP: redis-server is not installed (apt-get install "
-		                "redis-server)\n");
-		return 0;
-	}
-	return redis_server_start(&srv);
+	return redis_server_setup(&srv);
 }
 
 static int
@@ -193,11 +188,7 @@ group_teardown(void **state)
 	return 0;
 }
 
-#define NEED_SERVER()                                                                              \
-	do {                                                                                       \
-		if (srv.pid <= 0)                                                                  \
-			skip();                                                                    \
-	} while (0)
+#define NEED_SERVER() REDIS_NEED_SERVER(&srv)
 
 /* publish - a domain with a TXT id, a policy host serving body, and its MX hosts. */
 static void
