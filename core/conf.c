@@ -564,23 +564,15 @@ check_mailbox(const char *v)
 static int
 load_report(struct cx *x, const config_setting_t *root, struct conf *c)
 {
-	static const char *const keys[] = {"enable",
-	                                   "organization",
-	                                   "contact",
-	                                   "submitter",
-	                                   "from",
-	                                   "relay",
-	                                   "relay_user",
-	                                   "relay_password_file",
-	                                   "relay_starttls",
-	                                   "delay_max",
-	                                   "retry_first",
-	                                   "retry_for",
-	                                   "timeout",
-	                                   "max_size",
-	                                   "only_failures",
-	                                   "include_no_policy",
-	                                   NULL};
+	static const char *const keys[] = {"enable",         "organization",
+	                                   "contact",        "submitter",
+	                                   "from",           "relay",
+	                                   "relay_user",     "relay_password_file",
+	                                   "relay_starttls", "delay_max",
+	                                   "retry_first",    "retry_for",
+	                                   "timeout",        "max_size",
+	                                   "only_failures",  "include_no_policy",
+	                                   "shared_wait",    NULL};
 	const config_setting_t *g;
 	const char *why;
 	int v;
@@ -607,7 +599,8 @@ load_report(struct cx *x, const config_setting_t *root, struct conf *c)
 	    get_uint(x, g, "report", "timeout", 1, 3600, &c->report.timeout) < 0 ||
 	    get_uint(x, g, "report", "max_size", 1024, 100 << 20, &c->report.max_size) < 0 ||
 	    get_bool(x, g, "report", "only_failures", &c->report.only_failures) < 0 ||
-	    get_bool(x, g, "report", "include_no_policy", &c->report.include_no_policy) < 0)
+	    get_bool(x, g, "report", "include_no_policy", &c->report.include_no_policy) < 0 ||
+	    get_uint(x, g, "report", "shared_wait", 0, 86400, &c->report.shared_wait) < 0)
 		return -1;
 	c->report.relay_starttls = (enum conf_report_starttls)v;
 #define MEMBER(name) config_setting_get_member(g, name)
@@ -1007,6 +1000,7 @@ conf_defaults(struct conf *c)
 	c->report.delay_max = 3600;
 	c->report.retry_first = 300;
 	c->report.retry_for = 86400;
+	c->report.shared_wait = 3600;
 	c->report.timeout = 60;
 	c->report.max_size = 1 << 20;
 	c->report.only_failures = true;

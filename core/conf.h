@@ -238,6 +238,9 @@ struct conf {
 		unsigned max_size;      /* octets of the gzip report; a larger one is not sent */
 		bool only_failures;     /* report only domains with failures */
 		bool include_no_policy; /* report domains without a policy (no-policy-found) */
+		/* With shared: seconds a report waits for an unreachable Redis (the other
+		 * gateways' counts and the lock) before this gateway sends what it has */
+		unsigned shared_wait;
 	} report;
 };
 

@@ -41,6 +41,7 @@
 #include "policy/sts_engine.h"
 #include "policy/report_store.h"
 #include "policy/tlsrpt_reporter.h"
+#include "policy/tlsrpt_shared.h"
 #include "policy/sts_report.h"
 #include "proxy/proxy.h"
 
@@ -103,6 +104,7 @@ struct daemon {
 	/* The daily TLS-RPT reports (NULL: report.enable off), the attempts of those freed. */
 	struct tlsrpt_reporter *reporter;
 	uint64_t tlsrpt_gone[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
+	struct tlsrpt_shared_stats tlsrpt_shared; /* the reports' counts shared through Redis */
 };
 
 /* listen_text - "a,b,..." of the listen addresses for the start line; "none" without any. */
@@ -201,14 +203,27 @@ collect_socketmap(const struct daemon *d, struct metrics_writer *w)
 	              NULL, (double)(active + atomic_load(&ss->active)));
 }
 
+/* A counter of a stats struct of relaxed atomics: name, help, offset of the field. */
+struct counter_def {
+	const char *name, *help;
+	size_t off;
+};
+
+/* collect_counters - every counter of defs[0..n), read from the struct at base. */
+static void
+collect_counters(struct metrics_writer *w, const struct counter_def *defs, size_t n,
+                 const void *base)
+{
+	for (size_t i = 0; i < n; i++)
+		metrics_counter(w, defs[i].name, defs[i].help, NULL,
+		                atomic_load((_Atomic uint64_t *)((char *)base + defs[i].off)));
+}
+
 /* collect_shared - the shared Redis (docs/METRICS.md), when configured. */
 static void
 collect_shared(struct shared_stats *ss, struct metrics_writer *w)
 {
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} counters[] = {
+	static const struct counter_def counters[] = {
 	    {"stsproxy_shared_hits_total", "Lookups the shared Redis answered with a policy.",
 	     offsetof(struct shared_stats, hits)},
 	    {"stsproxy_shared_misses_total",
@@ -230,9 +245,32 @@ collect_shared(struct shared_stats *ss, struct metrics_writer *w)
 	              (double)atomic_load(&ss->conns));
 	metrics_gauge(w, "stsproxy_shared_up", "Of those, connected and answering now.", NULL,
 	              (double)atomic_load(&ss->up));
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-		metrics_counter(w, counters[i].name, counters[i].help, NULL,
-		                atomic_load((_Atomic uint64_t *)((char *)ss + counters[i].off)));
+	collect_counters(w, counters, sizeof(counters) / sizeof(counters[0]), ss);
+}
+
+/* collect_tlsrpt_shared - TLS-RPT counts shared between gateways (docs/METRICS.md). */
+static void
+collect_tlsrpt_shared(struct tlsrpt_shared_stats *ts, struct metrics_writer *w)
+{
+	static const struct counter_def counters[] = {
+	    {"stsproxy_tlsrpt_shared_pushes_total",
+	     "TLS-RPT rows of this gateway written to the shared Redis.",
+	     offsetof(struct tlsrpt_shared_stats, pushes)},
+	    {"stsproxy_tlsrpt_shared_push_errors_total",
+	     "Pushes of TLS-RPT rows that failed (Redis down or an error reply).",
+	     offsetof(struct tlsrpt_shared_stats, push_errors)},
+	    {"stsproxy_tlsrpt_shared_merged_total",
+	     "Other gateways' TLS-RPT rows read from the shared Redis into the store.",
+	     offsetof(struct tlsrpt_shared_stats, merged)},
+	    {"stsproxy_tlsrpt_shared_refused_total",
+	     "TLS-RPT rows read from the shared Redis that were invalid.",
+	     offsetof(struct tlsrpt_shared_stats, refused)},
+	    {"stsproxy_tlsrpt_shared_skipped_total",
+	     "TLS-RPT reports left to the gateway that holds or sent them.",
+	     offsetof(struct tlsrpt_shared_stats, skipped)},
+	};
+
+	collect_counters(w, counters, sizeof(counters) / sizeof(counters[0]), ts);
 }
 
 /* collect - the metrics of docs/METRICS.md, one family at a time. */
@@ -334,8 +372,10 @@ collect(void *arg, struct metrics_writer *w)
 		metrics_counter(w, "stsproxy_report_flushes_total",
 		                "Writes of the TLS-RPT counts to report.db.", l, d->flushes[k]);
 	}
-	if (d->conf->shared.enabled)
+	if (d->conf->shared.enabled) {
 		collect_shared(&d->estats.shared, w);
+		collect_tlsrpt_shared(&d->tlsrpt_shared, w);
+	}
 	if (d->nfq != NULL) {
 		struct detect_stats ns;
 		const struct metrics_label acc[] = {{"verdict", "accept"}, {NULL, NULL}};
@@ -826,12 +866,19 @@ reporter_stop(struct daemon *d)
 static int
 reporter_start(struct daemon *d)
 {
-	struct tlsrpt_reporter_params p = {.conf = d->conf, .store = d->results, .live = d->report};
+	struct tlsrpt_reporter_params p = {.conf = d->conf,
+	                                   .store = d->results,
+	                                   .live = d->report,
+	                                   .shared_stats = &d->tlsrpt_shared,
+	                                   .push_only = !d->conf->report.enable};
 	char err[512];
 
-	if (!d->conf->report.enable)
+	/* Without report.enable, a gateway among others still gives them its counts. */
+	if (!d->conf->report.enable && !d->conf->shared.enabled)
 		return 0;
 	if (d->results == NULL) {
+		if (!d->conf->report.enable)
+			return 0; /* no counts to give */
 		log_err("event=tlsrpt error=\"report.enable: no result store, no reports\"");
 		return -1;
 	}

@@ -107,6 +107,9 @@ tlsrpt_cli_main(int argc, char **argv)
 	}
 	log_set_level(c->log.level > LOG_LVL_INFO ? c->log.level : LOG_LVL_INFO);
 	sp.state_dir = c->state_dir;
+	/* The daemon's own rows: what this gateway publishes to the others is its own. */
+	sp.gateway_id = c->report_store.gateway_id;
+	sp.keep_days = c->report_store.keep_days;
 	if ((store = report_store_open(&sp, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "stsproxy: report: %s\n", err);
 		goto out;

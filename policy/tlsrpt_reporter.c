@@ -27,8 +27,10 @@
 #include "policy/tlsrpt_queue.h"
 #include "policy/tlsrpt_reporter.h"
 #include "policy/tlsrpt_send.h"
+#include "policy/tlsrpt_shared.h"
 
-#define WAIT_SLICE_S 60 /* the thread looks at the clock at least this often */
+#define WAIT_SLICE_S  60 /* the thread looks at the clock at least this often */
+#define MERGE_FRESH_S 60 /* a day's rows read from Redis this recently are used as they are */
 
 struct tlsrpt_reporter {
 	const struct conf *conf;
@@ -37,6 +39,10 @@ struct tlsrpt_reporter {
 	struct tlsrpt_resolver *resolver;
 	struct tlsrpt_send *send;
 	struct tlsrpt_queue *queue;
+	struct tlsrpt_shared *shared; /* NULL unless shared.enabled */
+	struct tlsrpt_shared_stats *shared_stats;
+	bool push_only;
+	int64_t merged_day, merged_at; /* the day last read from Redis, and when */
 	atomic_uint_fast64_t attempts[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
 	unsigned failed; /* reports that ended failed, for drain */
 
@@ -294,6 +300,81 @@ add_dests(struct tlsrpt_job *j, const struct tlsrpt_record *rec)
 	}
 }
 
+/* --- several gateways: one sender per report ------------------------------------ */
+
+/* lock_ms - the lock outlives one attempt at every destination; renewed before each. */
+static unsigned
+lock_ms(const struct tlsrpt_reporter *r)
+{
+	return (r->conf->report.timeout * (TLSRPT_QUEUE_URIS + 1u) + 60u) * 1000u;
+}
+
+/* count_skipped - a report left to another gateway, for the metrics. */
+static void
+count_skipped(struct tlsrpt_reporter *r)
+{
+	if (r->shared_stats != NULL)
+		atomic_fetch_add_explicit(&r->shared_stats->skipped, 1, memory_order_relaxed);
+}
+
+/* shared_sync - publish this gateway's rows, then read the others' of day (if stale). */
+static int
+shared_sync(struct tlsrpt_reporter *r, int64_t day, char *err, size_t errlen)
+{
+	int64_t now = wall_now();
+
+	if (tlsrpt_shared_push(r->shared, err, errlen) < 0)
+		return -1;
+	if (r->merged_day == day && now - r->merged_at < MERGE_FRESH_S)
+		return 0;
+	if (tlsrpt_shared_merge(r->shared, day, err, errlen) < 0)
+		return -1;
+	r->merged_day = day;
+	r->merged_at = now;
+	return 0;
+}
+
+/*
+ * shared_claim - may this gateway build and send j? DELIVERED: yes (it
+ * holds the lock, the other gateways' rows are read; or Redis has not
+ * answered for report.shared_wait: then with what the store has); PERM:
+ * another gateway sent it; TEMP: another holds it, or Redis does not
+ * answer yet.
+ */
+static enum tlsrpt_outcome
+shared_claim(struct tlsrpt_reporter *r, struct tlsrpt_job *j, char *why, size_t whylen)
+{
+	char holder[REPORT_STORE_GATEWAY_LEN], err[256] = "", day[16];
+	int64_t first = j->prep.first_at != 0 ? j->prep.first_at : wall_now();
+
+	if (r->shared == NULL)
+		return TLSRPT_OUT_DELIVERED;
+	switch (tlsrpt_shared_claim(r->shared, j->day, j->domain, lock_ms(r), holder, err,
+	                            sizeof(err))) {
+	case TLSRPT_CLAIM_SENT:
+		snprintf(why, whylen, "sent by gateway %s", holder);
+		count_skipped(r);
+		return TLSRPT_OUT_PERM;
+	case TLSRPT_CLAIM_HELD:
+		snprintf(why, whylen, "held by gateway %s", holder);
+		return TLSRPT_OUT_TEMP;
+	case TLSRPT_CLAIM_OURS:
+		if (shared_sync(r, j->day, err, sizeof(err)) == 0)
+			return TLSRPT_OUT_DELIVERED;
+		break;
+	case TLSRPT_CLAIM_DOWN:
+		break;
+	}
+	if (wall_now() - first < (int64_t)r->conf->report.shared_wait) {
+		snprintf(why, whylen, "shared counts: %s (waiting up to report.shared_wait)", err);
+		return TLSRPT_OUT_TEMP;
+	}
+	log_warn("event=tlsrpt-shared domain=%s day=%s warning=\"%s; report.shared_wait is over: "
+	         "sending the counts this gateway has\"",
+	         j->domain, day_text(j->day, day, sizeof(day)), err);
+	return TLSRPT_OUT_DELIVERED;
+}
+
 /*
  * op_prepare - section 3: the domain's _smtp._tls record says where; no
  * record (or an invalid one) means no report. Then the report text, gzip
@@ -332,6 +413,11 @@ op_prepare(void *arg, struct tlsrpt_job *j, char *why, size_t whylen)
 		snprintf(why, whylen, "_smtp._tls.%s: no usable rua URI", j->domain);
 		return TLSRPT_OUT_PERM;
 	}
+	if ((o = shared_claim(r, j, why, whylen)) != TLSRPT_OUT_DELIVERED) {
+		j->n_dest = 0;
+		return o;
+	}
+	o = TLSRPT_OUT_TEMP;
 	rc = report_text(r, j->domain, j->day, j->end, &json, &jlen, err, sizeof(err));
 	if (rc != 0) {
 		snprintf(why, whylen, "%s", rc > 0 ? "no results to report" : err);
@@ -416,8 +502,23 @@ op_deliver(void *arg, const struct tlsrpt_job *j, const struct tlsrpt_dest *d, c
            size_t whylen)
 {
 	struct tlsrpt_reporter *r = arg;
+	char holder[REPORT_STORE_GATEWAY_LEN], err[256];
 
-	(void)j;
+	if (r->shared != NULL) {
+		/* Renew the lock; a gateway that took it over (ours lapsed) sends instead. */
+		switch (tlsrpt_shared_claim(r->shared, j->day, j->domain, lock_ms(r), holder, err,
+		                            sizeof(err))) {
+		case TLSRPT_CLAIM_HELD:
+		case TLSRPT_CLAIM_SENT:
+			if (strcmp(holder, report_store_gateway(r->store)) == 0)
+				break;
+			snprintf(why, whylen, "taken over by gateway %s", holder);
+			count_skipped(r);
+			return TLSRPT_OUT_PERM;
+		default:
+			break; /* ours, or Redis is down: this gateway goes on */
+		}
+	}
 	if (d->https)
 		return tlsrpt_send_https(r->send, d->uri, d->body, d->len, why, whylen);
 	return tlsrpt_send_mail(r->send, d->addr, d->body, d->len, why, whylen);
@@ -483,6 +584,11 @@ op_settled(void *arg, const struct tlsrpt_job *j, int64_t next_try)
 	                       r->conf->report.submitter, NULL);
 	if (j->state == TLSRPT_JOB_FAILED)
 		r->failed++;
+	if (j->state == TLSRPT_JOB_SENT && r->shared != NULL &&
+	    tlsrpt_shared_sent(r->shared, j->day, j->domain, err, sizeof(err)) < 0)
+		log_warn("event=tlsrpt-shared domain=%s warning=\"sent, not marked sent in Redis: "
+		         "%s\"",
+		         j->domain, err);
 	if (report_store_delivery_put(r->store, &d, err, sizeof(err)) < 0)
 		log_err("event=tlsrpt-send domain=%s state=%s error=\"cannot record: %s\"",
 		        j->domain, tlsrpt_job_state_name(j->state), err);
@@ -555,6 +661,10 @@ tlsrpt_reporter_queue_day(struct tlsrpt_reporter *r, int64_t day, int64_t end, c
 	/* Counts still in memory belong to the day too. */
 	if (r->live != NULL && report_store_flush(r->store, r->live, now, err, errlen) < 0)
 		log_warn("event=tlsrpt-run day=%s warning=\"flush: %s\"",
+		         day_text(day, dtext, sizeof(dtext)), err);
+	/* The domains only other gateways saw have a report too. */
+	if (r->shared != NULL && shared_sync(r, day, err, errlen) < 0)
+		log_warn("event=tlsrpt-run day=%s warning=\"shared counts: %s\"",
 		         day_text(day, dtext, sizeof(dtext)), err);
 	if (report_store_foreach_day(r->store, day, pick_entry, &p, err, errlen) < 0 || p.oom) {
 		if (p.oom)
@@ -650,21 +760,58 @@ random_delay(unsigned max)
 	return (int64_t)(v % ((uint32_t)max + 1));
 }
 
+/*
+ * shared_tick - publish this gateway's counts every flush interval, and
+ * right after 00:00 UTC with the day's last counts flushed first: the
+ * reports of the day, built TLSRPT_SHARED_MIN_DELAY later by any gateway,
+ * find them. Returns when the next tick is due.
+ */
+static int64_t
+shared_tick(struct tlsrpt_reporter *r, int64_t now, int64_t *next_push, int64_t *boundary)
+{
+	char err[256];
+
+	if (r->shared == NULL)
+		return INT64_MAX;
+	if (now >= *boundary) {
+		if (r->live != NULL &&
+		    report_store_flush(r->store, r->live, now, err, sizeof(err)) < 0)
+			log_warn("event=tlsrpt-shared warning=\"flush at the day's end: %s\"", err);
+		*boundary = tlsrpt_sched_day_of(now) + TLSRPT_DAY + 1;
+		*next_push = now;
+	}
+	if (now >= *next_push) {
+		if (tlsrpt_shared_push(r->shared, err, sizeof(err)) < 0)
+			log_debug("event=tlsrpt-shared result=failed reason=\"%s\"", err);
+		*next_push = now + (int64_t)r->conf->report_store.flush_interval;
+	}
+	return *next_push < *boundary ? *next_push : *boundary;
+}
+
 static void *
 thread_main(void *arg)
 {
 	struct tlsrpt_reporter *r = arg;
 	int64_t done = TLSRPT_NO_DAY, day = 0, at = 0;
+	int64_t next_push = 0, boundary = tlsrpt_sched_day_of(wall_now()) + TLSRPT_DAY + 1;
 	bool planned = false;
 	char err[256], dtext[16];
 
 	while (!atomic_load(&r->stop)) {
-		int64_t now = wall_now(), next;
+		int64_t now = wall_now(), next, tick;
 
+		tick = shared_tick(r, now, &next_push, &boundary);
+		if (r->push_only) {
+			sleep_until(r, tick);
+			continue;
+		}
 		/* RFC 8460 section 5.3: after 00:00 UTC, spread by a random delay. */
 		if (!planned) {
-			at = tlsrpt_sched_next(now, done, random_delay(r->conf->report.delay_max),
-			                       &day);
+			int64_t delay = random_delay(r->conf->report.delay_max);
+
+			if (r->shared != NULL && delay < TLSRPT_SHARED_MIN_DELAY)
+				delay = TLSRPT_SHARED_MIN_DELAY;
+			at = tlsrpt_sched_next(now, done, delay, &day);
 			planned = true;
 			log_info("event=tlsrpt-schedule day=%s in=%lld",
 			         day_text(day, dtext, sizeof(dtext)), (long long)(at - now));
@@ -683,6 +830,8 @@ thread_main(void *arg)
 			continue;
 		}
 		next = tlsrpt_queue_step(r->queue, wall_now);
+		if (tick < next)
+			next = tick;
 		sleep_until(r, next < at ? next : at);
 	}
 	return NULL;
@@ -749,8 +898,8 @@ tlsrpt_reporter_new(const struct tlsrpt_reporter_params *p, char *err, size_t er
 	pthread_condattr_t ca;
 
 	/* Section 4.4: every report names its organization, a contact and the submitter. */
-	if (c->report.organization == NULL || c->report.contact == NULL ||
-	    c->report.submitter == NULL) {
+	if (!p->push_only && (c->report.organization == NULL || c->report.contact == NULL ||
+	                      c->report.submitter == NULL)) {
 		snprintf(err, errlen,
 		         "%s: report.%s is not set: a report needs it (RFC 8460 section 4.4)",
 		         c->path,
@@ -770,6 +919,9 @@ tlsrpt_reporter_new(const struct tlsrpt_reporter_params *p, char *err, size_t er
 	r->conf = c;
 	r->store = p->store;
 	r->live = p->live;
+	r->push_only = p->push_only;
+	r->shared_stats = p->shared_stats;
+	r->merged_day = TLSRPT_NO_DAY;
 	atomic_init(&r->stop, false);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_condattr_init(&ca);
@@ -777,8 +929,20 @@ tlsrpt_reporter_new(const struct tlsrpt_reporter_params *p, char *err, size_t er
 	pthread_cond_init(&r->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	ops.arg = r;
-	if ((r->send = tlsrpt_send_new(c, err, errlen)) == NULL ||
-	    (r->resolver = tlsrpt_resolver_new(&dp, err, errlen)) == NULL)
+	if (c->shared.enabled) {
+		struct tlsrpt_shared_params sp = {
+		    .conf = c, .store = p->store, .stats = p->shared_stats};
+
+		if ((r->shared = tlsrpt_shared_new(&sp)) == NULL) {
+			snprintf(err, errlen, "report: out of memory");
+			goto fail;
+		}
+	} else if (p->push_only) {
+		snprintf(err, errlen, "report: nothing to push without a shared group");
+		goto fail;
+	}
+	if (!p->push_only && ((r->send = tlsrpt_send_new(c, err, errlen)) == NULL ||
+	                      (r->resolver = tlsrpt_resolver_new(&dp, err, errlen)) == NULL))
 		goto fail;
 	if ((r->queue = tlsrpt_queue_new(&ops, &retry)) == NULL) {
 		snprintf(err, errlen, "report: out of memory");
@@ -799,6 +963,7 @@ tlsrpt_reporter_free(struct tlsrpt_reporter *r)
 	tlsrpt_queue_free(r->queue);
 	tlsrpt_resolver_free(r->resolver);
 	tlsrpt_send_free(r->send);
+	tlsrpt_shared_free(r->shared);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

@@ -13,6 +13,17 @@
  * store's delivery record of (domain, day) decides: a report recorded as
  * sent, failed or skipped is never sent again, also after a restart.
  *
+ * Several gateways (shared.enabled, policy/tlsrpt_shared.h): the thread
+ * publishes this gateway's counts every report_store.flush_interval and
+ * once more just after 00:00 UTC; a day's reports start no earlier than
+ * TLSRPT_SHARED_MIN_DELAY after 00:00 UTC. A report is built by the gateway
+ * that takes its lock, from the rows of every gateway; a gateway that finds
+ * it sent by another records it skipped ("sent by gateway X"), one that
+ * finds it held tries again later (the holder may die). A Redis that does
+ * not answer delays the report up to report.shared_wait after its first
+ * try; then this gateway sends what it has: its own counts, and the other
+ * gateways' as it last read them.
+ *
  * Every attempt is one log line
  *   event=tlsrpt-send domain=D day=YYYY-MM-DD uri=U attempt=N result=R ...
  * (R: delivered, retry, failed, skipped) and one count in the metrics.
@@ -20,6 +31,7 @@
 #ifndef TLSRPT_REPORTER_H
 #define TLSRPT_REPORTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +41,7 @@
 struct report_store;
 struct sts_report;
 struct tlsrpt_reporter;
+struct tlsrpt_shared_stats;
 
 /* Attempts by destination kind and outcome, for the metrics. */
 enum tlsrpt_kind { TLSRPT_KIND_HTTPS = 0, TLSRPT_KIND_MAILTO, TLSRPT_KIND_MAX };
@@ -38,6 +51,11 @@ struct tlsrpt_reporter_params {
 	struct report_store *store; /* results and delivery records; must outlive it */
 	struct sts_report *live;    /* counts not yet in the store, flushed before a day is
 	                               read; NULL: none */
+	/* With shared.enabled: the counters of policy/tlsrpt_shared.h; NULL: not counted. */
+	struct tlsrpt_shared_stats *shared_stats;
+	/* Only publish this gateway's counts to the shared Redis, send no report (a
+	 * gateway without report.enable among others that send). */
+	bool push_only;
 };
 
 /*

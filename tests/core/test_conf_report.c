@@ -35,6 +35,7 @@ rfc8460_report_defaults(void **state)
 	assert_int_equal(c->report.max_size, 1 << 20);
 	assert_true(c->report.only_failures);
 	assert_false(c->report.include_no_policy);
+	assert_int_equal(c->report.shared_wait, 3600);
 	conf_free(c);
 }
 
@@ -58,6 +59,7 @@ rfc8460_report_full(void **state)
 	                                  "  max_size = 4096;\n"
 	                                  "  only_failures = false;\n"
 	                                  "  include_no_policy = true;\n"
+	                                  "  shared_wait = 0;\n"
 	                                  "};\n";
 	char err[512];
 	struct conf *c;
@@ -81,6 +83,7 @@ rfc8460_report_full(void **state)
 	assert_int_equal(c->report.max_size, 4096);
 	assert_false(c->report.only_failures);
 	assert_true(c->report.include_no_policy);
+	assert_int_equal(c->report.shared_wait, 0);
 	conf_free(c);
 }
 
@@ -144,6 +147,10 @@ rfc8460_report_bad(void **state)
 	     "mem:2: report.retry_first: 0 is out of range (1 to 86400)"},
 	    {"max_size tiny", "max_size = 10;",
 	     "mem:2: report.max_size: 10 is out of range (1024 to 104857600)"},
+	    {"shared_wait beyond a day", "shared_wait = 86401;",
+	     "mem:2: report.shared_wait: 86401 is out of range (0 to 86400)"},
+	    {"shared_wait negative", "shared_wait = -1;",
+	     "mem:2: report.shared_wait: -1 is out of range (0 to 86400)"},
 	};
 	char text[512], err[512];
 

@@ -90,6 +90,14 @@ report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *c
 	return n;
 }
 
+/* The gateway id of every fake store. */
+const char *
+report_store_gateway(const struct report_store *s)
+{
+	(void)s;
+	return "gw1";
+}
+
 const char *
 report_state_name(enum report_state state)
 {

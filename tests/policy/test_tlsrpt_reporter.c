@@ -1,4 +1,4 @@
-// sources: policy/tlsrpt_reporter.c policy/tlsrpt_queue.c policy/tlsrpt_sched.c policy/tlsrpt_json.c policy/tlsrpt_gzip.c policy/tlsrpt_mail.c policy/tlsrpt_record.c tests/policy/fake_report_store.c tests/policy/fake_tlsrpt_dns.c tests/policy/fake_tlsrpt_send.c core/util.c core/log.c core/types.c core/conf.c
+// sources: policy/tlsrpt_reporter.c policy/tlsrpt_queue.c policy/tlsrpt_sched.c policy/tlsrpt_json.c policy/tlsrpt_gzip.c policy/tlsrpt_mail.c policy/tlsrpt_record.c tests/policy/fake_report_store.c tests/policy/fake_tlsrpt_dns.c tests/policy/fake_tlsrpt_send.c core/util.c core/log.c core/types.c core/conf.c tests/policy/fake_tlsrpt_shared.c
 /*
  * test_tlsrpt_reporter.c - the daily TLS-RPT run (RFC 8460) over a scripted
  * result store, a scripted _smtp._tls zone and a recording transport: which
@@ -8,6 +8,7 @@
  * the delivery records that keep a report from going twice.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@
 #include "policy/tlsrpt_dns.h"
 #include "policy/tlsrpt_gzip.h"
 #include "policy/tlsrpt_reporter.h"
+#include "policy/tlsrpt_shared.h"
 
 #define DAY 1796256000 /* 2026-12-03 00:00:00 UTC */
 
@@ -35,6 +37,10 @@ int fake_store_get(int64_t day, const char *domain, struct report_delivery *out)
 void fake_dns_reset(void);
 void fake_dns_set(const char *domain, enum tlsrpt_lookup_status status, const char *record);
 unsigned fake_dns_count(const char *domain);
+void fake_shared_reset(void);
+void fake_shared_claim(enum tlsrpt_claim a, const char *holder);
+void fake_shared_down(bool down);
+unsigned fake_shared_count(const char *what);
 void fake_send_reset(void);
 void fake_send_script(enum tlsrpt_outcome o);
 size_t fake_send_count(void);
@@ -105,8 +111,9 @@ struct fixture {
 	int store; /* the fake store is never dereferenced: any address will do */
 };
 
+/* setup_top - a reporter with extra in the report group and top at the top level. */
 static struct fixture *
-setup(const char *extra)
+setup_top(const char *extra, const char *top)
 {
 	static struct fixture f;
 	char text[1024], err[512];
@@ -116,8 +123,8 @@ setup(const char *extra)
 	    text, sizeof(text),
 	    "listen = [ \"127.0.0.1:10025\" ];\n"
 	    "report = { organization = \"Org\"; contact = \"mailto:pm@gw.example\";\n"
-	    "  submitter = \"gw.example\"; from = \"tlsrpt@gw.example\"; retry_for = 0; %s };\n",
-	    extra);
+	    "  submitter = \"gw.example\"; from = \"tlsrpt@gw.example\"; retry_for = 0; %s };\n%s",
+	    extra, top);
 	memset(&f, 0, sizeof(f));
 	f.conf = conf_load_string(text, "mem", err, sizeof(err));
 	if (f.conf == NULL)
@@ -128,7 +135,14 @@ setup(const char *extra)
 	if (f.r == NULL)
 		fail_msg("%s", err);
 	script_store();
+	fake_shared_reset();
 	return &f;
+}
+
+static struct fixture *
+setup(const char *extra)
+{
+	return setup_top(extra, "");
 }
 
 static void
@@ -475,6 +489,98 @@ rfc8460_5_3_thread_reports_yesterday_and_stops(void **state)
 	teardown(f);
 }
 
+#define SHARED "shared = { redis = \"127.0.0.1:6379\"; };\n"
+
+/* Several gateways: the gateway holding the lock sends, and marks the report sent. */
+static void
+rfc8460_5_3_shared_lock_holder_sends(void **state)
+{
+	struct fixture *f = setup_top("", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 2);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	/* Own rows published, the others' read before the report was built. */
+	assert_true(fake_shared_count("push") >= 1);
+	assert_true(fake_shared_count("merge") >= 1);
+	assert_int_equal(fake_shared_count("sent"), 1);
+	teardown(f);
+}
+
+/* A report another gateway sent is recorded skipped, never sent here. */
+static void
+rfc8460_5_3_shared_sent_by_another(void **state)
+{
+	struct fixture *f = setup_top("", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	fake_shared_claim(TLSRPT_CLAIM_SENT, "gw2");
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 0);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SKIPPED);
+	assert_string_equal(d.last_error, "sent by gateway gw2");
+	assert_int_equal(fake_shared_count("sent"), 0);
+	teardown(f);
+}
+
+/* A lock held by another gateway: not sent now, tried again later (the holder may die). */
+static void
+rfc8460_5_3_shared_held_by_another(void **state)
+{
+	struct fixture *f = setup_top("", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	fake_shared_claim(TLSRPT_CLAIM_HELD, "gw3");
+	assert_int_equal(queue(f, "a.example"), 1);
+	tlsrpt_reporter_drain(f->r); /* retry_for = 0: the one try */
+	assert_int_equal(fake_send_count(), 0);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_string_equal(d.last_error, "held by gateway gw3");
+	teardown(f);
+}
+
+/* Redis down: with report.shared_wait 0 this gateway sends what it has at once. */
+static void
+rfc8460_5_3_shared_down_sends_own_counts(void **state)
+{
+	struct fixture *f = setup_top("shared_wait = 0;", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	fake_shared_down(true);
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 2);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	teardown(f);
+}
+
+/* Redis down within report.shared_wait: the report waits, nothing is sent yet. */
+static void
+rfc8460_5_3_shared_down_waits(void **state)
+{
+	struct fixture *f = setup_top("shared_wait = 3600;", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	fake_shared_down(true);
+	assert_int_equal(queue(f, "a.example"), 1);
+	tlsrpt_reporter_drain(f->r);
+	assert_int_equal(fake_send_count(), 0);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_non_null(strstr(d.last_error, "report.shared_wait"));
+	teardown(f);
+}
+
 int
 main(void)
 {
@@ -490,6 +596,11 @@ main(void)
 	    cmocka_unit_test(show_text),
 	    cmocka_unit_test(identity_required),
 	    cmocka_unit_test(rfc8460_5_3_thread_reports_yesterday_and_stops),
+	    cmocka_unit_test(rfc8460_5_3_shared_lock_holder_sends),
+	    cmocka_unit_test(rfc8460_5_3_shared_sent_by_another),
+	    cmocka_unit_test(rfc8460_5_3_shared_held_by_another),
+	    cmocka_unit_test(rfc8460_5_3_shared_down_sends_own_counts),
+	    cmocka_unit_test(rfc8460_5_3_shared_down_waits),
 	};
 
 	log_set_level(LOG_LVL_ERR);
