@@ -66,17 +66,7 @@ lab_dns_record \
 # small backend that keeps every POST (tests/lab/post_sink.py).
 POSTS=$LAB_DIR/posts
 BACKEND=127.0.0.1:8480
-lab_cert reports.a.example reports.a.example >/dev/null
-site=$LAB_DIR/https/sites/reports.a.example.conf
-cat >"$site.new" <<EOF
-server_name reports.a.example;
-ssl_certificate $LAB_CRT;
-ssl_certificate_key $LAB_KEY;
-client_max_body_size 10m;
-location / { proxy_pass http://$BACKEND; }
-EOF
-mv "$site.new" "$site"
-lab_https_reload
+lab_https_proxy reports.a.example "$BACKEND"
 backend_start() {
 	lab__start post-sink https "$(lab__python)" "$LAB_SRC/post_sink.py" \
 		--listen "$BACKEND" --dir "$POSTS"

@@ -903,6 +903,22 @@ lab__site() {
 	lab_https_reload
 }
 
+# lab_https_proxy HOST BACKEND - an HTTPS site for HOST (a certificate from
+# the lab CA) that passes every request to the plain-HTTP BACKEND
+# (ADDR:PORT, e.g. tests/lab/post_sink.py), bodies up to 10 MB.
+lab_https_proxy() {
+	local new="$LAB_DIR/https/sites/$1.conf.new"
+	lab_cert "$1" "$1" >/dev/null || return 1
+	cat >"$new" <<EOF
+server_name $1;
+ssl_certificate $LAB_CRT;
+ssl_certificate_key $LAB_KEY;
+client_max_body_size 10m;
+location / { proxy_pass http://$2; }
+EOF
+	lab__site "$1" "$new"
+}
+
 # Certificate for host $1: LAB_HTTPS_CERT/LAB_HTTPS_KEY when set (e.g.
 # an expired or wrong-name one), else a good one from the lab CA.
 lab__site_cert() {

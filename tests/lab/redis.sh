@@ -14,7 +14,7 @@
 # server's files are in LAB_DIR/redis-NS; it goes with the lab.
 
 LAB_REDIS_PASSWORD=gw-secret
-LAB_REDIS_ACL="user stsproxy on >$LAB_REDIS_PASSWORD resetchannels ~stsproxy:* &stsproxy:* -@all +get +mget +scan +set +eval +publish +subscribe +ping"
+LAB_REDIS_ACL="user stsproxy on >$LAB_REDIS_PASSWORD resetchannels ~stsproxy:* &stsproxy:* -@all +get +mget +scan +set +eval +publish +subscribe +ping +hset +hlen +hgetall +expire"
 
 # lab_redis_start NS ADDR [replicaof ADDR] - start it in NS on ADDR:6379
 # (as a replica of ADDR:6379) and wait until it listens.
