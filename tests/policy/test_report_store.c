@@ -4,7 +4,8 @@
  * counts from memory flushed, the file reopened and the sums unchanged;
  * the rows of two gateways summed; retention; the UTC day boundary; a
  * damaged file; a failed flush that loses and doubles nothing; the policy
- * strings of sts and tlsa; the report delivery state.
+ * strings of sts and tlsa; the report delivery state; a schema 1 file
+ * upgraded with its rows still to publish.
  */
 #define _XOPEN_SOURCE 700
 #include <fcntl.h>
@@ -685,6 +686,58 @@ batches_merge_by_day_and_key(void **state)
 	sts_report_free(r);
 }
 
+static int
+count_changed(void *arg, const struct report_store_row *row)
+{
+	int64_t *version = arg;
+
+	*version = row->version;
+	return 0;
+}
+
+/*
+ * A file of schema 1 (before the push marks): its rows are upgraded as
+ * not yet published, shown once, and not again after they are marked.
+ */
+static void
+schema_1_rows_published_after_upgrade(void **state)
+{
+	const char *dir = *state;
+	struct report_store *s = open_gw(dir, "gw1", 7);
+	struct sts_report *r = sts_report_new(T0);
+	char path[512], err[512] = "";
+	int64_t version = 0;
+	sqlite3 *db;
+
+	ok_at(r, "example.com", STS_PTYPE_STS, T0);
+	flush_ok(s, r, T0);
+	report_store_close(s);
+	snprintf(path, sizeof(path), "%s/%s", dir, REPORT_STORE_FILE);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "ALTER TABLE results DROP COLUMN pushed;"
+	                              "ALTER TABLE results DROP COLUMN version;"
+	                              "PRAGMA user_version=1",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_gw(dir, "gw1", 7);
+	assert_int_equal(report_store_changed(s, 10, count_changed, &version, err, sizeof(err)), 1);
+	assert_int_equal(version, 1);
+	assert_int_equal(
+	    report_store_pushed(s, DAY, "example.com", STS_PTYPE_STS, version, err, sizeof(err)),
+	    0);
+	assert_int_equal(report_store_changed(s, 10, count_changed, &version, err, sizeof(err)), 0);
+	/* A flush changes the row: shown again, with a higher version. */
+	ok_at(r, "example.com", STS_PTYPE_STS, T0 + 5);
+	flush_ok(s, r, T0 + 5);
+	assert_int_equal(report_store_changed(s, 10, count_changed, &version, err, sizeof(err)), 1);
+	assert_int_equal(version, 2);
+	report_store_close(s);
+	sts_report_free(r);
+}
+
 int
 main(void)
 {
@@ -702,6 +755,8 @@ main(void)
 	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(delivery_state_idempotent, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(rfc8460_4_4_details_bounded_per_day, setup_dir,
+	                                    teardown_dir),
+	    cmocka_unit_test_setup_teardown(schema_1_rows_published_after_upgrade, setup_dir,
 	                                    teardown_dir),
 	    cmocka_unit_test(batches_merge_by_day_and_key),
 	    cmocka_unit_test(counts_while_taking_none_lost),

@@ -581,6 +581,40 @@ rfc8460_5_3_shared_down_waits(void **state)
 	teardown(f);
 }
 
+/* A gateway without report.enable among others: its thread pushes its counts, sends nothing. */
+static void
+rfc8460_5_3_shared_push_only(void **state)
+{
+	char err[512];
+	struct conf *c =
+	    conf_load_string("listen = [ \"127.0.0.1:10025\" ];\n" SHARED, "mem", err, sizeof(err));
+	int store = 0;
+	struct tlsrpt_reporter_params p = {
+	    .conf = c, .store = (struct report_store *)&store, .push_only = true};
+	struct tlsrpt_reporter *r;
+
+	(void)state;
+	assert_non_null(c);
+	fake_shared_reset();
+	fake_send_reset();
+	/* No organization, contact nor submitter: none is needed to push. */
+	assert_non_null(r = tlsrpt_reporter_new(&p, err, sizeof(err)));
+	assert_int_equal(tlsrpt_reporter_start(r, err, sizeof(err)), 0);
+	for (int i = 0; i < 200 && fake_shared_count("push") == 0; i++)
+		usleep(10 * 1000);
+	tlsrpt_reporter_stop(r);
+	assert_true(fake_shared_count("push") >= 1);
+	assert_int_equal(fake_shared_count("claim"), 0);
+	assert_int_equal(fake_send_count(), 0);
+	tlsrpt_reporter_free(r);
+	conf_free(c);
+	/* Without a shared group there is nothing to push to. */
+	c = conf_load_string("listen = [ \"127.0.0.1:10025\" ];\n", "mem", err, sizeof(err));
+	p.conf = c;
+	assert_null(tlsrpt_reporter_new(&p, err, sizeof(err)));
+	conf_free(c);
+}
+
 int
 main(void)
 {
@@ -601,6 +635,7 @@ main(void)
 	    cmocka_unit_test(rfc8460_5_3_shared_held_by_another),
 	    cmocka_unit_test(rfc8460_5_3_shared_down_sends_own_counts),
 	    cmocka_unit_test(rfc8460_5_3_shared_down_waits),
+	    cmocka_unit_test(rfc8460_5_3_shared_push_only),
 	};
 
 	log_set_level(LOG_LVL_ERR);
