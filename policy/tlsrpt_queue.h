@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "policy/sts_report.h"
+#include "policy/tlsrpt_json.h"
 #include "policy/tlsrpt_sched.h"
 
 #define TLSRPT_QUEUE_URIS    8   /* destinations per job (the record parser's bound) */
@@ -55,6 +56,9 @@ struct tlsrpt_job {
 	int64_t day;
 	int64_t end; /* last second covered: day + 86399, or earlier for a day not over */
 	char domain[STS_REPORT_DOMAIN_LEN];
+	/* "", or the part of the report id and file name that makes this gateway's
+	 * report its own when it is one of several partial reports of the domain */
+	char unique[TLSRPT_UNIQUE_MAX + 1];
 	struct tlsrpt_attempt prep; /* finding the record, building the payloads */
 	size_t n_dest;
 	struct tlsrpt_dest dest[TLSRPT_QUEUE_URIS];

@@ -210,8 +210,8 @@ copy_entry(void *arg, const struct report_store_entry *e)
  * Returns 0, 1 when there are no results to report, -1 with err.
  */
 static int
-report_text(struct tlsrpt_reporter *r, const char *domain, int64_t day, int64_t end, char **json,
-            size_t *len, char *err, size_t errlen)
+report_text(struct tlsrpt_reporter *r, const char *domain, const char *unique, int64_t day,
+            int64_t end, char **json, size_t *len, char *err, size_t errlen)
 {
 	const struct conf *c = r->conf;
 	struct results res = {.domain = domain, .include_none = c->report.include_no_policy};
@@ -233,7 +233,7 @@ report_text(struct tlsrpt_reporter *r, const char *domain, int64_t day, int64_t 
 		results_free(&res);
 		return 1;
 	}
-	if (tlsrpt_report_id(id, sizeof(id), day, domain, c->report.submitter, NULL) < 0) {
+	if (tlsrpt_report_id(id, sizeof(id), day, domain, c->report.submitter, unique) < 0) {
 		snprintf(err, errlen, "no report id for %s from submitter %s", domain,
 		         c->report.submitter);
 		results_free(&res);
@@ -257,7 +257,8 @@ int
 tlsrpt_reporter_json(struct tlsrpt_reporter *r, const char *domain, int64_t day, int64_t end,
                      char **out, size_t *outlen, char *err, size_t errlen)
 {
-	return report_text(r, domain, tlsrpt_sched_day_of(day), end, out, outlen, err, errlen);
+	return report_text(r, domain, NULL, tlsrpt_sched_day_of(day), end, out, outlen, err,
+	                   errlen);
 }
 
 /* --- the queue's operations ------------------------------------------------------ */
@@ -335,6 +336,25 @@ shared_sync(struct tlsrpt_reporter *r, int64_t day, char *err, size_t errlen)
 }
 
 /*
+ * partial_id - the unique part of the id of this gateway's partial report
+ * (several gateways may each send one): the letters and digits of its id,
+ * at most TLSRPT_UNIQUE_MAX; "gw" when it has none.
+ */
+static void
+partial_id(char out[TLSRPT_UNIQUE_MAX + 1], const char *gateway)
+{
+	size_t n = 0;
+
+	for (const char *p = gateway; *p != '\0' && n < TLSRPT_UNIQUE_MAX; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9'))
+			out[n++] = *p;
+	out[n] = '\0';
+	if (n == 0)
+		sts_strlcpy(out, "gw", TLSRPT_UNIQUE_MAX + 1);
+}
+
+/*
  * shared_claim - may this gateway build and send j? DELIVERED: yes (it
  * holds the lock, the other gateways' rows are read; or Redis has not
  * answered for report.shared_wait: then with what the store has); PERM:
@@ -372,6 +392,7 @@ shared_claim(struct tlsrpt_reporter *r, struct tlsrpt_job *j, char *why, size_t 
 	log_warn("event=tlsrpt-shared domain=%s day=%s warning=\"%s; report.shared_wait is over: "
 	         "sending the counts this gateway has\"",
 	         j->domain, day_text(j->day, day, sizeof(day)), err);
+	partial_id(j->unique, report_store_gateway(r->store));
 	return TLSRPT_OUT_DELIVERED;
 }
 
@@ -418,7 +439,7 @@ op_prepare(void *arg, struct tlsrpt_job *j, char *why, size_t whylen)
 		return o;
 	}
 	o = TLSRPT_OUT_TEMP;
-	rc = report_text(r, j->domain, j->day, j->end, &json, &jlen, err, sizeof(err));
+	rc = report_text(r, j->domain, j->unique, j->day, j->end, &json, &jlen, err, sizeof(err));
 	if (rc != 0) {
 		snprintf(why, whylen, "%s", rc > 0 ? "no results to report" : err);
 		j->n_dest = 0;
@@ -435,9 +456,10 @@ op_prepare(void *arg, struct tlsrpt_job *j, char *why, size_t whylen)
 		o = TLSRPT_OUT_TOO_BIG;
 		goto out;
 	}
-	if (tlsrpt_report_id(id, sizeof(id), j->day, j->domain, c->report.submitter, NULL) < 0 ||
+	if (tlsrpt_report_id(id, sizeof(id), j->day, j->domain, c->report.submitter, j->unique) <
+	        0 ||
 	    tlsrpt_filename(name, sizeof(name), c->report.submitter, j->domain, j->day, j->end,
-	                    NULL) < 0) {
+	                    j->unique) < 0) {
 		snprintf(why, whylen, "no report id or file name for %s", j->domain);
 		o = TLSRPT_OUT_PERM;
 		goto out;
@@ -581,7 +603,7 @@ op_settled(void *arg, const struct tlsrpt_job *j, int64_t next_try)
 	d.next_try = next_try;
 	sts_strlcpy(d.last_error, j->last_error, sizeof(d.last_error));
 	(void)tlsrpt_report_id(d.report_id, sizeof(d.report_id), j->day, j->domain,
-	                       r->conf->report.submitter, NULL);
+	                       r->conf->report.submitter, j->unique);
 	if (j->state == TLSRPT_JOB_FAILED)
 		r->failed++;
 	if (j->state == TLSRPT_JOB_SENT && r->shared != NULL &&

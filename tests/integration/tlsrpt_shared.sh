@@ -345,6 +345,24 @@ each_own() {
 	[ "$(posts /three | sort)" = "$(printf '%s' "$want" | sort)" ]
 }
 lab_check "2: three reports for three.example, each exactly one gateway's sessions" each_own
+post_ids() { # PATH - the report ids the receiver got at PATH, one a line
+	"$(lab__python)" - "$POSTS" "$1" <<'EOF'
+import glob, gzip, json, os, sys
+d, path = sys.argv[1], sys.argv[2]
+for meta in sorted(glob.glob(os.path.join(d, "*.json"))):
+    if json.load(open(meta))["path"] == path:
+        print(json.loads(gzip.decompress(open(meta[:-5] + ".body", "rb").read()))["report-id"])
+EOF
+}
+partial_ids() {
+	local want
+	want=$(for g in $GWS; do echo "$TODAY.gw$g.three.example@gw.corp.example"; done)
+	echo "ids: [$(post_ids /three | sort | tr '\n' ' ')]"
+	[ "$(post_ids /three | sort)" = "$want" ]
+}
+lab_check "2: each partial report has an id of its own, naming its gateway" partial_ids
+lab_check "1: the reports sent under the lock keep the plain id" eval \
+	'[ "$(post_ids /one)" = "$TODAY.one.example@gw.corp.example" ]'
 lab_check "2: together exactly all of them" eval \
 	'[ "$(posts /three | awk "{ s += \$1; f += \$2 } END { print s, f }")" = "${OK[three.example]} ${FAIL[three.example]}" ]'
 

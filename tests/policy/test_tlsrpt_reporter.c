@@ -508,6 +508,7 @@ rfc8460_5_3_shared_lock_holder_sends(void **state)
 	assert_true(fake_shared_count("push") >= 1);
 	assert_true(fake_shared_count("merge") >= 1);
 	assert_int_equal(fake_shared_count("sent"), 1);
+	assert_string_equal(d.report_id, "20261203.a.example@gw.example");
 	teardown(f);
 }
 
@@ -553,6 +554,7 @@ rfc8460_5_3_shared_down_sends_own_counts(void **state)
 {
 	struct fixture *f = setup_top("shared_wait = 0;", SHARED);
 	struct report_delivery d;
+	json_t *rep;
 
 	(void)state;
 	fake_shared_down(true);
@@ -561,6 +563,12 @@ rfc8460_5_3_shared_down_sends_own_counts(void **state)
 	assert_int_equal(fake_send_count(), 2);
 	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
 	assert_int_equal(d.state, REPORT_STATE_SENT);
+	/* One of several partial reports: its id names this gateway (section 4.1). */
+	rep = report_of(0);
+	assert_string_equal(json_string_value(json_object_get(rep, "report-id")),
+	                    "20261203.gw1.a.example@gw.example");
+	assert_string_equal(d.report_id, "20261203.gw1.a.example@gw.example");
+	json_decref(rep);
 	teardown(f);
 }
 
