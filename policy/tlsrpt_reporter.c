@@ -42,6 +42,7 @@ struct tlsrpt_reporter {
 	struct tlsrpt_shared *shared; /* NULL unless shared.enabled */
 	struct tlsrpt_shared_stats *shared_stats;
 	bool push_only;
+	bool push_failing;             /* the last push failed: said once, until one succeeds */
 	int64_t merged_day, merged_at; /* the day last read from Redis, and when */
 	atomic_uint_fast64_t attempts[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
 	unsigned failed; /* reports that ended failed, for drain */
@@ -803,8 +804,17 @@ shared_tick(struct tlsrpt_reporter *r, int64_t now, int64_t *next_push, int64_t 
 		*next_push = now;
 	}
 	if (now >= *next_push) {
-		if (tlsrpt_shared_push(r->shared, err, sizeof(err)) < 0)
-			log_debug("event=tlsrpt-shared result=failed reason=\"%s\"", err);
+		/* A push that fails (Redis down, an ACL without the hash commands)
+		 * leaves this gateway's counts out of the others' reports: said at
+		 * the first failure and at the recovery, counted every time. */
+		if (tlsrpt_shared_push(r->shared, err, sizeof(err)) < 0) {
+			if (!r->push_failing)
+				log_warn("event=tlsrpt-shared result=failed reason=\"%s\"", err);
+			r->push_failing = true;
+		} else if (r->push_failing) {
+			log_notice("event=tlsrpt-shared result=recovered");
+			r->push_failing = false;
+		}
 		*next_push = now + (int64_t)r->conf->report_store.flush_interval;
 	}
 	return *next_push < *boundary ? *next_push : *boundary;
