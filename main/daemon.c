@@ -144,6 +144,7 @@ stats_sum(const struct daemon *d, struct session_stats *out)
 		ADD(reuse_parked);                                                                 \
 		ADD(reuse_taken);                                                                  \
 		ADD(reuse_saved);                                                                  \
+		ADD(reuse_retried);                                                                \
 		ADD(reuse_missed);                                                                 \
 		ADD(reuse_idle);                                                                   \
 		for (size_t k = 0; k < 3; k++)                                                     \
@@ -332,6 +333,10 @@ collect(void *arg, struct metrics_writer *w)
 	metrics_counter(w, "stsproxy_upstream_connections_saved_total",
 	                "Reused upstream connections that answered RSET and carried the session.",
 	                NULL, atomic_load(&st.reuse_saved));
+	metrics_counter(w, "stsproxy_upstream_reuse_retries_total",
+	                "Reused upstream connections that failed after RSET, before the "
+	                "transaction had an answer from them: it went on over a new connection.",
+	                NULL, atomic_load(&st.reuse_retried));
 	metrics_counter(w, "stsproxy_upstream_parked_total",
 	                "Upstream connections parked for reuse after a QUIT.", NULL,
 	                atomic_load(&st.reuse_parked));
@@ -439,12 +444,14 @@ pool_text(const struct daemon *d, char *buf, size_t len)
 	}
 	snprintf(buf, len,
 	         "idle=%llu reuse_idle=%us reuse_max=%u reuse_max_per_dest=%u "
-	         "reuse_max_messages=%u parked=%llu reused=%llu saved=%llu misses=%llu",
+	         "reuse_max_messages=%u parked=%llu reused=%llu saved=%llu retries=%llu "
+	         "misses=%llu",
 	         (unsigned long long)atomic_load(&st.reuse_idle), c->upstream.reuse_idle,
 	         c->upstream.reuse_max, c->upstream.reuse_max_per_dest,
 	         c->upstream.reuse_max_messages, (unsigned long long)atomic_load(&st.reuse_parked),
 	         (unsigned long long)atomic_load(&st.reuse_taken),
 	         (unsigned long long)atomic_load(&st.reuse_saved),
+	         (unsigned long long)atomic_load(&st.reuse_retried),
 	         (unsigned long long)atomic_load(&st.reuse_missed));
 	return buf;
 }
@@ -713,6 +720,7 @@ retired_free(struct daemon *d, struct retiring *rt)
 	atomic_fetch_add(&d->retired.reuse_parked, atomic_load(&st.reuse_parked));
 	atomic_fetch_add(&d->retired.reuse_taken, atomic_load(&st.reuse_taken));
 	atomic_fetch_add(&d->retired.reuse_saved, atomic_load(&st.reuse_saved));
+	atomic_fetch_add(&d->retired.reuse_retried, atomic_load(&st.reuse_retried));
 	atomic_fetch_add(&d->retired.reuse_missed, atomic_load(&st.reuse_missed));
 	for (size_t k = 0; k < 3; k++)
 		atomic_fetch_add(&d->retired.messages_relayed[k],

@@ -17,6 +17,17 @@
  * connection. Before a recipient is refused for its policy, the policy is
  * looked up again (sts_engine_recheck), so that a 451 never rests on a
  * policy the domain has replaced.
+ *
+ * A connection taken from the pool that fails after its RSET check, before
+ * any reply of it to MAIL (but a 2xx), RCPT, DATA or a final dot reached
+ * the mailer (UPN_RETRY: above all a 421 to the first MAIL of an MX that
+ * limits messages per connection), carries nothing of the transaction the
+ * mailer was told: its MAIL was answered locally and its recipients not
+ * at all. When only that MAIL and recipients of the current transaction
+ * wait for it, the transaction moves to a new connection (relay_retry):
+ * every recipient is judged again on the new connection and sent there
+ * behind the MAIL (replay), before the client is read again. In every
+ * other case the failure is relayed as on any connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +58,15 @@ enum {
 
 /* --- FIFO of pending commands --------------------------------------------- */
 
-struct pend *
-relay_push(struct session *s, enum smtp_cmd_id cmd, unsigned flags, const char *reply, size_t len)
+/*
+ * pend_add - a new entry (reply copied, may be NULL) linked before entry
+ * at, or at the tail when at is NULL; NULL on no memory.
+ */
+static struct pend *
+pend_add(struct session *s, struct pend *at, enum smtp_cmd_id cmd, unsigned flags,
+         const char *reply, size_t len)
 {
-	struct pend *p;
+	struct pend *p, **link;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
@@ -65,13 +81,23 @@ relay_push(struct session *s, enum smtp_cmd_id cmd, unsigned flags, const char *
 		memcpy(p->reply, reply, len);
 		p->len = len;
 	}
-	if (s->tail != NULL)
-		s->tail->next = p;
-	else
-		s->head = p;
-	s->tail = p;
+	if (at == NULL) {
+		link = s->tail != NULL ? &s->tail->next : &s->head;
+		s->tail = p;
+	} else {
+		for (link = &s->head; *link != at; link = &(*link)->next)
+			;
+	}
+	p->next = at;
+	*link = p;
 	s->n_pend++;
 	return p;
+}
+
+struct pend *
+relay_push(struct session *s, enum smtp_cmd_id cmd, unsigned flags, const char *reply, size_t len)
+{
+	return pend_add(s, NULL, cmd, flags, reply, len);
 }
 
 /* pend_set_reply - store the reply of p; -1 on no memory. */
@@ -101,6 +127,9 @@ relay_pop(struct session *s)
 	if (s->head == NULL)
 		s->tail = NULL;
 	s->n_pend--;
+	if (p->flags & PF_REPLAY)
+		s->n_replay--;
+	free(p->line);
 	free(p->reply);
 	txn_report_clear(&p->tdoms);
 	free(p);
@@ -124,17 +153,28 @@ local(struct session *s, enum smtp_cmd_id cmd, const char *reply)
 	return relay_push(s, cmd, PF_DONE, reply, strlen(reply)) != NULL ? 0 : -1;
 }
 
-/* upstream_entry - forward line; its reply comes back in its turn. -1 on no memory. */
+/*
+ * upstream_entry_at - forward line; its reply comes back in its turn. The
+ * new entry is linked before at (at the tail when NULL). NULL on no memory.
+ */
+static struct pend *
+upstream_entry_at(struct session *s, struct pend *at, enum smtp_cmd_id cmd, unsigned flags,
+                  const char *line, size_t len)
+{
+	struct pend *p;
+
+	if ((p = pend_add(s, at, cmd, PF_UPSTREAM | flags, NULL, 0)) == NULL)
+		return NULL;
+	upstream_command(s->up, line, len);
+	return p;
+}
+
+/* upstream_entry - forward line at the tail of the FIFO. NULL on no memory. */
 static struct pend *
 upstream_entry(struct session *s, enum smtp_cmd_id cmd, unsigned flags, const char *line,
                size_t len)
 {
-	struct pend *p;
-
-	if ((p = relay_push(s, cmd, PF_UPSTREAM | flags, NULL, 0)) == NULL)
-		return NULL;
-	upstream_command(s->up, line, len);
-	return p;
+	return upstream_entry_at(s, NULL, cmd, flags, line, len);
 }
 
 void
@@ -519,6 +559,10 @@ entry_reply(struct session *s, struct pend *p, const struct smtp_reply *r)
 	int ret;
 
 	raw = smtp_reply_raw(r, &len);
+	/* What the mailer learns of its transaction now comes from this connection. */
+	if ((p->cmd == SMTP_CMD_MAIL && !ok) || p->cmd == SMTP_CMD_RCPT ||
+	    p->cmd == SMTP_CMD_DATA || (p->flags & PF_DOT))
+		upstream_retry_end(s->up);
 	switch (p->cmd) {
 	case SMTP_CMD_MAIL: /* our held MAIL (PF_HIDDEN) */
 		if (p->txn == s->txn && !ok) {
@@ -686,11 +730,53 @@ verdict_for(struct session *s, const struct smtp_cmd *c)
 	return 0;
 }
 
+/*
+ * rcpt_send - the recipient c (line) passed its verdict: send it behind the
+ * held MAIL, which goes first. Its entry is p, one moved to a new
+ * connection (relay_retry), or a new one at the tail. CMD_CONSUME when
+ * sent, CMD_STOP to wait (one command at a time without PIPELINING), -1 on
+ * no memory.
+ */
+static int
+rcpt_send(struct session *s, struct pend *p, const struct smtp_cmd *c, const char *line, size_t len)
+{
+	bool pipe = (upstream_caps(s->up) & SMTP_CAP_PIPELINING) != 0;
+
+	if (!pipe && relay_upstream_next(s) != NULL)
+		return CMD_STOP;
+	if (s->mail == MAIL_HELD) {
+		if (upstream_entry_at(s, p, SMTP_CMD_MAIL, PF_HIDDEN, s->mail_line, s->mail_len) ==
+		    NULL)
+			return -1;
+		s->mail = MAIL_SENT;
+		if (!pipe)
+			return CMD_STOP;
+	}
+	if (p == NULL) {
+		if ((p = upstream_entry(s, c->id, 0, line, len)) == NULL)
+			return -1;
+		/* Kept while a failure would move the transaction (see the top). */
+		if (upstream_retry_open(s->up) && (p->line = malloc(len)) != NULL) {
+			memcpy(p->line, line, len);
+			p->line_len = len;
+		}
+	} else {
+		p->flags |= PF_UPSTREAM;
+		upstream_command(s->up, line, len);
+	}
+	p->mode = s->verdict.mode;
+	p->tdom = 0;
+	if (s->verdict.counted)
+		p->tdom = txn_report_add(&s->tdoms, s->ctx->report, c->domain, s->verdict.type,
+		                         s->verdict.policy_id, s->verdict.mode);
+	s->verdict.ready = false;
+	return CMD_CONSUME;
+}
+
 static int
 cmd_rcpt(struct session *s, const struct smtp_cmd *c, const char *line, size_t len)
 {
-	struct pend *p;
-	bool pipe = (upstream_caps(s->up) & SMTP_CAP_PIPELINING) != 0;
+	int r;
 
 	if (s->mail == MAIL_REFUSED)
 		return local(s, c->id, s->mail_refusal);
@@ -703,24 +789,100 @@ cmd_rcpt(struct session *s, const struct smtp_cmd *c, const char *line, size_t l
 		s->n_rcpt++;
 		return local(s, c->id, s->verdict.reply);
 	}
-	if (!pipe && relay_upstream_next(s) != NULL)
-		return CMD_STOP;
-	if (s->mail == MAIL_HELD) {
-		if (upstream_entry(s, SMTP_CMD_MAIL, PF_HIDDEN, s->mail_line, s->mail_len) == NULL)
+	if ((r = rcpt_send(s, NULL, c, line, len)) == CMD_CONSUME)
+		s->n_rcpt++;
+	return r;
+}
+
+/*
+ * replay - the recipients moved to a new connection (relay_retry), in
+ * their order: each judged again on that connection (a verdict holds only
+ * for the connection it was made on) and sent there behind the MAIL, or
+ * answered with its refusal, or with the MX's refusal of the MAIL. The
+ * mailer was told nothing of them yet. >0 on progress, -1 on error.
+ */
+static int
+replay(struct session *s)
+{
+	struct pend *p;
+	struct smtp_cmd c;
+	const char *reply;
+	bool held;
+	int r, progress = 0;
+
+	while (s->n_replay > 0 && s->lookup == 0 && !upstream_broken(s->up)) {
+		for (p = s->head; p != NULL && !(p->flags & PF_REPLAY); p = p->next)
+			;
+		if (p == NULL ||
+		    smtp_cmd_parse_max(p->line, p->line_len, s->conf->max_line, &c) < 0)
 			return -1;
-		s->mail = MAIL_SENT;
-		if (!pipe)
-			return CMD_STOP;
+		reply = NULL;
+		if (s->mail == MAIL_REFUSED) {
+			reply = s->mail_refusal;
+		} else {
+			if (verdict_for(s, &c) == CMD_STOP)
+				break;
+			if (!s->verdict.forward) {
+				s->verdict.ready = false;
+				reply = s->verdict.reply;
+			} else {
+				held = s->mail == MAIL_HELD;
+				if ((r = rcpt_send(s, p, &c, p->line, p->line_len)) < 0)
+					return -1;
+				if (r == CMD_STOP) /* the MAIL may have gone out alone */
+					return progress | (held && s->mail == MAIL_SENT);
+			}
+		}
+		if (reply != NULL && pend_set_reply(p, reply, strlen(reply)) < 0)
+			return -1;
+		p->flags &= ~PF_REPLAY;
+		s->n_replay--;
+		free(p->line);
+		p->line = NULL;
+		progress = 1;
 	}
-	if ((p = upstream_entry(s, c->id, 0, line, len)) == NULL)
-		return -1;
-	p->mode = s->verdict.mode;
-	if (s->verdict.counted)
-		p->tdom = txn_report_add(&s->tdoms, s->ctx->report, c->domain, s->verdict.type,
-		                         s->verdict.policy_id, s->verdict.mode);
+	return progress;
+}
+
+void
+relay_retry(struct session *s)
+{
+	struct pend *p;
+
+	if (s->state != S_READY)
+		return;
+	for (p = s->head; p != NULL; p = p->next) {
+		if ((p->flags & (PF_UPSTREAM | PF_DONE)) != PF_UPSTREAM)
+			continue;
+		if (p->txn != s->txn || (p->cmd == SMTP_CMD_MAIL && !(p->flags & PF_HIDDEN)) ||
+		    (p->cmd != SMTP_CMD_MAIL && (p->cmd != SMTP_CMD_RCPT || p->line == NULL)))
+			return; /* not only this transaction's envelope: relayed as it comes */
+	}
+	if (upstream_retry(s->up) < 0) {
+		relay_flush(s);
+		session_close(s, "421 4.4.1 Cannot reach the destination mail server\r\n");
+		return;
+	}
+	/* A lookup or a verdict for the client's next command belongs to the old connection. */
+	if (s->lookup != 0) {
+		sts_engine_cancel(s->ctx->engine, s->lookup);
+		s->lookup = 0;
+		s->lookup_rechecks = false;
+	}
 	s->verdict.ready = false;
-	s->n_rcpt++;
-	return CMD_CONSUME;
+	for (p = s->head; p != NULL; p = p->next) {
+		if ((p->flags & (PF_UPSTREAM | PF_DONE)) != PF_UPSTREAM)
+			continue;
+		if (p->cmd == SMTP_CMD_MAIL) {
+			p->flags |= PF_DONE; /* hidden: goes in its turn; held again below */
+			continue;
+		}
+		p->flags = (p->flags & ~PF_UPSTREAM) | PF_REPLAY;
+		s->n_replay++;
+	}
+	if (s->mail == MAIL_SENT)
+		s->mail = MAIL_HELD;
+	session_enter(s, S_UPSTREAM);
 }
 
 static int
@@ -896,9 +1058,13 @@ relay_commands(struct session *s)
 	size_t len;
 	int flags, r, progress = 0;
 
+	if (s->n_replay > 0 && s->state == S_READY && (progress = replay(s)) < 0) {
+		s->dead = true;
+		return 1;
+	}
 	while ((s->state == S_GREET || s->state == S_READY) && !s->blocked && !s->dead &&
-	       s->lookup == 0 && s->n_pend < SESSION_PEND_MAX && !upstream_broken(s->up) &&
-	       (line = tls_io_line(s->cio, &len, &flags)) != NULL) {
+	       s->n_replay == 0 && s->lookup == 0 && s->n_pend < SESSION_PEND_MAX &&
+	       !upstream_broken(s->up) && (line = tls_io_line(s->cio, &len, &flags)) != NULL) {
 		if (flags & TLS_IO_LINE_TOO_LONG) {
 			/* RFC 5321 section 4.5.3.1.4; then close, the framing is lost. */
 			tls_io_consume(s->cio, len);

@@ -148,6 +148,13 @@ upstream_note(void *arg, enum upstream_note note, const struct smtp_reply *r, co
 		relay_flush(s);
 		session_close(s, final);
 		return;
+	case UPN_RETRY:
+		relay_retry(s);
+		return;
+	case UPN_RESUMED:
+		/* The pending recipients go out again from relay_commands(). */
+		session_enter(s, S_READY);
+		return;
 	case UPN_IO:
 		return;
 	}
@@ -451,6 +458,7 @@ session_close(struct session *s, const char *final)
 	}
 	while (s->head != NULL)
 		relay_pop(s);
+	s->n_replay = 0;
 	tls_io_shutdown(s->cio);
 	session_enter(s, S_CLOSING);
 	loop_timer_cancel(s->ctx->loop, s->timer);

@@ -38,11 +38,14 @@ struct session_stats {
 	_Atomic uint64_t tls_upstream;         /* sessions upgraded upstream */
 	_Atomic uint64_t tls_upstream_resumed; /* ... of which resumed a cached TLS session */
 	/* upstream reuse (proxy/upstream_pool.h): parked, taken from the pool,
-	 * taken and used (a connect and handshake saved), new connections made
-	 * while pooling; and the connections parked now (a gauge) */
+	 * taken and used (a connect and handshake saved), taken and failed
+	 * before the mailer's transaction had an answer from them (the session
+	 * went on over a new connection), new connections made while pooling; and the
+	 * connections parked now (a gauge) */
 	_Atomic uint64_t reuse_parked;
 	_Atomic uint64_t reuse_taken;
 	_Atomic uint64_t reuse_saved;
+	_Atomic uint64_t reuse_retried;
 	_Atomic uint64_t reuse_missed;
 	_Atomic uint64_t reuse_idle;
 };

@@ -55,6 +55,7 @@ enum {
 	PF_CLOSE = 1 << 3,    /* close the session after this reply */
 	PF_DOT = 1 << 4,      /* the final dot: its reply acknowledges the message */
 	PF_PARK = 1 << 5,     /* a local QUIT: the upstream may go to the pool */
+	PF_REPLAY = 1 << 6,   /* RCPT moved to a new connection: judged and sent again */
 };
 
 /* One command waiting for its reply (RFC 2920 section 3.1). */
@@ -68,6 +69,9 @@ struct pend {
 	struct txn_report tdoms; /* the final dot: its transaction's policy domains */
 	char *reply;             /* what the client gets, CRLF included */
 	size_t len;
+	/* RCPT sent while upstream_retry_open(): its line, for relay_retry() */
+	char *line;
+	size_t line_len;
 };
 
 /* Held MAIL FROM of the current transaction. */
@@ -110,6 +114,7 @@ struct session {
 
 	struct pend *head, *tail;
 	unsigned n_pend;
+	unsigned n_replay; /* PF_REPLAY entries: the client is not read meanwhile */
 
 	/* the client */
 	bool greeted;      /* the client said EHLO/HELO (since its last TLS start) */
@@ -172,6 +177,8 @@ void relay_upstream_note(void *arg, enum upstream_note note, const struct smtp_r
 void relay_setup_ehlo(struct session *s, const struct smtp_reply *r);
 /* relay_setup_done - the upstream is ready: answer the client's first EHLO, relay. */
 void relay_setup_done(struct session *s);
+/* relay_retry - the reused connection failed in its window (UPN_RETRY): move on, or not. */
+void relay_retry(struct session *s);
 /* relay_reply - the upstream's reply r to the oldest forwarded entry; -1 on error. */
 int relay_reply(struct session *s, const struct smtp_reply *r);
 /* relay_client_send - queue bytes for the client; a full buffer ends the session. */

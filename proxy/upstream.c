@@ -56,6 +56,12 @@ struct upstream {
 	struct tls_facts *cause;
 	bool fell_back; /* the one fallback was used */
 	unsigned conns; /* connections made */
+	/* The connection came from the pool, answered its RSET with 250, and
+	 * no reply of it was part of a transaction the mailer was told of
+	 * (upstream_retry_end): a failure now is offered to the session. */
+	bool window;
+	bool retried;  /* upstream_retry() was used: once per session */
+	bool resuming; /* ... and its connection is being set up */
 };
 
 static loop_fd_cb on_fd;
@@ -111,6 +117,7 @@ upstream_conn_free(struct loop *loop, struct up_conn *c, bool quit)
 static void
 conn_drop(struct upstream *u)
 {
+	u->window = false;
 	upstream_conn_free(u->p.loop, &u->c, false);
 }
 
@@ -305,6 +312,18 @@ upstream_reused(const struct upstream *u)
 	return u->c.reused;
 }
 
+bool
+upstream_retry_open(const struct upstream *u)
+{
+	return u->window;
+}
+
+void
+upstream_retry_end(struct upstream *u)
+{
+	u->window = false;
+}
+
 /*
  * reconnect - a connection taken from the pool failed before its RSET was
  * answered (why): nothing was relayed on it, so a new connection takes its
@@ -319,6 +338,40 @@ reconnect(struct upstream *u, const char *why)
 	upstream_conn_free(u->p.loop, &u->c, true);
 	if (conn_open(u, false, true) < 0)
 		note(u, UPN_LOST, NULL, "421 4.4.1 Cannot reach the destination mail server\r\n");
+}
+
+/*
+ * offer_retry - the connection failed (why) in its window (see struct
+ * upstream): the session may go on over a new connection. True when it
+ * did: the failed connection is gone and nothing more is done with it.
+ */
+static bool
+offer_retry(struct upstream *u, const char *why)
+{
+	if (!u->window)
+		return false;
+	u->window = false;
+	log_info("session=%s upstream reused connection failed before the transaction: %s", u->sid,
+	         why);
+	note(u, UPN_RETRY, NULL, why);
+	return u->retried;
+}
+
+int
+upstream_retry(struct upstream *u)
+{
+	log_info("session=%s upstream connecting again for the pending transaction", u->sid);
+	u->window = false;
+	u->retried = true;
+	u->resuming = true;
+	upstream_pool_count(u->p.pool, POOL_RETRY);
+	/* Never parked again: whatever it was, it is in doubt. */
+	upstream_conn_free(u->p.loop, &u->c, false);
+	if (conn_open(u, false, true) < 0) {
+		u->resuming = false;
+		return -1;
+	}
+	return 0;
 }
 
 /* cmd - send "VERB arg\r\n" during the set-up. */
@@ -419,6 +472,11 @@ static void
 ready(struct upstream *u)
 {
 	enter(u, UP_READY);
+	if (u->resuming) {
+		u->resuming = false;
+		note(u, UPN_RESUMED, NULL, NULL);
+		return;
+	}
 	note(u, UPN_READY, NULL, NULL);
 }
 
@@ -467,6 +525,8 @@ fail(struct upstream *u, const char *why)
 		reconnect(u, why);
 		return;
 	}
+	if (c->phase == UP_READY && offer_retry(u, why))
+		return;
 	if (c->phase == UP_HANDSHAKE && !tls_io_handshake_done(c->io) && !u->fell_back) {
 		fallback(u, why);
 		return;
@@ -591,7 +651,9 @@ ehlo_reply(struct upstream *u, const struct smtp_reply *r, int code)
 		c->caps = caps.caps;
 	}
 	keep_raw(&c->ehlo, r);
-	note(u, UPN_EHLO, r, NULL);
+	/* A connection of upstream_retry(): the mailer has its EHLO reply already. */
+	if (!u->resuming)
+		note(u, UPN_EHLO, r, NULL);
 	if (c->phase != ph)
 		return; /* the session closed the connection */
 	if (ph == UP_EHLO && (c->caps & SMTP_CAP_STARTTLS) && !c->plain) {
@@ -649,6 +711,7 @@ finish_reuse(struct upstream *u)
 		return;
 	}
 	c->reused = c->greeted = c->finish = false;
+	u->window = !u->retried;
 	upstream_pool_count(u->p.pool, POOL_SAVED);
 	note(u, UPN_EHLO, ehlo, NULL);
 	smtp_reply_free(ehlo);
@@ -692,6 +755,8 @@ on_reply(struct upstream *u)
 			reconnect(u, "unsolicited reply");
 			return;
 		}
+		if (code == 421 && offer_retry(u, "unsolicited 421"))
+			return;
 		note(u, UPN_UNSOLICITED, r, NULL);
 		return;
 	}
@@ -708,6 +773,9 @@ on_reply(struct upstream *u)
 		starttls_reply(u, r, code);
 		return;
 	case UP_READY:
+		/* RFC 5321 section 3.8: the server is closing the connection. */
+		if (code == 421 && offer_retry(u, "421 after the check"))
+			return;
 		c->due--;
 		c->last_ok = code >= 200 && code < 300;
 		note(u, UPN_REPLY, r, NULL);

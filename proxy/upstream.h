@@ -23,7 +23,11 @@
  * client greets with the same EHLO name and the RSET is answered 250, the
  * connection's EHLO reply is replayed. Any failure before that 250 (the MX closed, a 421, another
  * name) is a quiet reconnect: the session sees the set-up of a new
- * connection and nothing was acknowledged on the old one.
+ * connection and nothing was acknowledged on the old one. A failure after
+ * that 250 but before a reply of the connection became part of the
+ * mailer's transaction (an MX that limits messages per connection says
+ * 421 to the next MAIL) is offered to the session (UPN_RETRY), which may
+ * move to a new connection once per session (upstream_retry()).
  *
  * The upstream tells its session what happened through one callback
  * (struct upstream_params.note); the session owns the upstream and frees
@@ -87,6 +91,16 @@ enum upstream_note {
 	UPN_LOST,
 	/* The loop reported events on the connection: run the session. */
 	UPN_IO,
+	/* A connection taken from the pool answered its RSET with 250, then
+	 * failed (a 421, a close, an error: final is why) while
+	 * upstream_retry_open(). The session may carry its pending commands
+	 * over to a new connection by calling upstream_retry() from this
+	 * note; otherwise the failure goes on as on any connection
+	 * (UPN_REPLY or UPN_UNSOLICITED with the 421, or UPN_LOST). */
+	UPN_RETRY,
+	/* The connection upstream_retry() opened is set up (UP_READY); no
+	 * banner or EHLO reply of it was noted: the mailer has its own. */
+	UPN_RESUMED,
 };
 
 /*
@@ -134,6 +148,30 @@ int upstream_connect(struct upstream *u);
 
 /* upstream_reused - the current connection came from the pool. */
 bool upstream_reused(const struct upstream *u);
+
+/*
+ * upstream_retry - only from a UPN_RETRY note: close the failed reused
+ * connection (never parked) and open a new one, set up quietly for the
+ * client's EHLO name (connect, STARTTLS, handshake, EHLO); UPN_RESUMED
+ * follows, or UPN_LOST. 0, or -1 when the connect failed at once (the
+ * phase is then UP_CLOSED; no note fires).
+ */
+int upstream_retry(struct upstream *u);
+
+/*
+ * upstream_retry_open - a failure of the connection now would be offered
+ * to the session (UPN_RETRY): it came from the pool, answered its RSET
+ * with 250, upstream_retry_end() was not called since, and no retry was
+ * made yet.
+ */
+bool upstream_retry_open(const struct upstream *u);
+
+/*
+ * upstream_retry_end - a reply of the connection became part of what the
+ * mailer was told of its transaction (a refused MAIL, a recipient's
+ * reply, DATA's, the final dot's): a failure is no longer offered.
+ */
+void upstream_retry_end(struct upstream *u);
 
 /*
  * upstream_awaits_greeting - the client's EHLO/HELO sets the connection up

@@ -76,6 +76,7 @@ int upstream_pool_take(struct upstream_pool *p, const char *client, const struct
 enum upstream_pool_stat {
 	POOL_MISS = 0, /* a session of a pooling worker made a new connection */
 	POOL_SAVED,    /* a taken connection answered its RSET and carried the session */
+	POOL_RETRY,    /* ... then failed in its window: a new connection took over */
 };
 
 /* upstream_pool_count - one more of what. */

@@ -65,7 +65,17 @@ upstream_pool_count(struct upstream_pool *p, enum upstream_pool_stat what)
 {
 	if (p == NULL)
 		return;
-	stat_add(what == POOL_SAVED ? p->p.stats.saved : p->p.stats.missed, 1);
+	switch (what) {
+	case POOL_MISS:
+		stat_add(p->p.stats.missed, 1);
+		break;
+	case POOL_SAVED:
+		stat_add(p->p.stats.saved, 1);
+		break;
+	case POOL_RETRY:
+		stat_add(p->p.stats.retried, 1);
+		break;
+	}
 }
 
 /* unlink - take e out of the list, its watch and its timer; e keeps its connection. */

@@ -30,12 +30,14 @@ struct upstream_pool;
 
 /* Counters kept by the pool (each may be NULL). */
 struct upstream_pool_stats {
-	_Atomic uint64_t *parked; /* connections parked after a QUIT */
-	_Atomic uint64_t *taken;  /* ... taken by a session of the same client and destination */
-	_Atomic uint64_t *saved;  /* ... that answered RSET and carried it: a connect and a
-	                             handshake saved */
-	_Atomic uint64_t *missed; /* sessions that made a new connection while pooling */
-	_Atomic uint64_t *idle;   /* gauge: connections parked now */
+	_Atomic uint64_t *parked;  /* connections parked after a QUIT */
+	_Atomic uint64_t *taken;   /* ... taken by a session of the same client and destination */
+	_Atomic uint64_t *saved;   /* ... that answered RSET and carried it: a connect and a
+	                              handshake saved */
+	_Atomic uint64_t *retried; /* ... then failed before the mailer's transaction had an
+	                              answer from them: it went on over a new connection */
+	_Atomic uint64_t *missed;  /* sessions that made a new connection while pooling */
+	_Atomic uint64_t *idle;    /* gauge: connections parked now */
 };
 
 struct upstream_pool_params {

@@ -429,6 +429,7 @@ worker_new(const struct worker_params *p, char *err, size_t errlen)
 		    .stats = {.parked = &w->stats.reuse_parked,
 		              .taken = &w->stats.reuse_taken,
 		              .saved = &w->stats.reuse_saved,
+		              .retried = &w->stats.reuse_retried,
 		              .missed = &w->stats.reuse_missed,
 		              .idle = &w->stats.reuse_idle},
 		};
@@ -569,6 +570,7 @@ worker_stats_add(const struct worker *w, struct session_stats *sum)
 	ADD(reuse_parked);
 	ADD(reuse_taken);
 	ADD(reuse_saved);
+	ADD(reuse_retried);
 	ADD(reuse_missed);
 	ADD(reuse_idle);
 	for (size_t i = 0; i < 3; i++)

@@ -84,7 +84,13 @@ struct mx_how {
 	enum { RSET_OK = 0, RSET_421, RSET_CLOSE, RSET_SILENT } rset_after;
 	unsigned idle_close_ms;
 	unsigned rset_delay_ms; /* ... and that answer comes this late */
-	unsigned serve;         /* connections served one after another at least (0: one) */
+	/* After after_msgs messages on one connection: what the next MAIL
+	 * gets (a 421 and a close, or a close without a reply); then a new
+	 * connection is taken. */
+	enum { MAIL_OK = 0, MAIL_421, MAIL_CLOSE } mail_after;
+	bool later_mail_421; /* every MAIL after the first connection: 421 and a close */
+	bool later_bad_cert; /* after the first connection: a certificate for mx.other.example */
+	unsigned serve;      /* connections served one after another at least (0: one) */
 };
 
 struct fake_mx {
@@ -98,6 +104,7 @@ struct fake_mx {
 	bool tls_done;
 	unsigned conns, msgs, rsets; /* connections accepted, messages taken, RSETs seen */
 	unsigned conn_msgs;          /* messages on the current connection */
+	unsigned mails_cut;          /* MAILs answered with mail_after or later_mail_421 */
 	/* private */
 	int lfd;
 	uint16_t port;
@@ -112,6 +119,7 @@ struct fake_mx {
 static struct {
 	struct testca *ca;
 	SSL_CTX *mx_server;   /* the fake MX's certificate mx.example.net */
+	SSL_CTX *mx_other;    /* ... one for mx.other.example, from the same CA */
 	SSL_CTX *upstream;    /* the proxy's client context, trusting the test CA */
 	SSL_CTX *client_side; /* the proxy's server context for client STARTTLS */
 	SSL_CTX *mailer;      /* the mailer's client context, trusting the test CA */
@@ -316,11 +324,20 @@ mx_serve(struct fake_mx *m, bool first)
 				again = true;
 				break;
 			}
-			m->ssl = SSL_new(env.mx_server);
+			m->ssl =
+			    SSL_new(m->how.later_bad_cert && !first ? env.mx_other : env.mx_server);
 			SSL_set_fd(m->ssl, m->fd);
 			if (SSL_accept(m->ssl) != 1)
 				break;
 			m->tls_done = true;
+		} else if (strncasecmp(line, "MAIL", 4) == 0 &&
+		           ((m->how.later_mail_421 && !first) ||
+		            (m->how.mail_after != MAIL_OK && m->conn_msgs >= m->how.after_msgs))) {
+			m->mails_cut++;
+			if (m->how.mail_after == MAIL_421 || (m->how.later_mail_421 && !first))
+				mx_puts(m, "421 4.7.0 Too many messages on this connection\r\n");
+			again = !(m->how.later_mail_421 && !first);
+			break;
 		} else if (strncasecmp(line, "MAIL", 4) == 0) {
 			mx_puts(m, m->how.mail_refused ? "550 5.7.1 Sender refused\r\n"
 			                               : "250 2.1.0 Sender ok\r\n");
@@ -777,7 +794,7 @@ static int
 group_setup(void **state)
 {
 	char crt[TESTCA_PATH_MAX], key[TESTCA_PATH_MAX], err[256];
-	const char *sans[] = {"mx.example.net"};
+	const char *sans[] = {"mx.example.net"}, *other[] = {"mx.other.example"};
 
 	(void)state;
 	signal(SIGPIPE, SIG_IGN);
@@ -789,8 +806,11 @@ group_setup(void **state)
 	env.client_side = tls_server_ctx_new(crt, key, err, sizeof(err));
 	env.upstream = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
 	env.mailer = tls_client_ctx_new(testca_ca_file(env.ca), err, sizeof(err));
-	if (env.mx_server == NULL || env.upstream == NULL || env.client_side == NULL ||
-	    env.mailer == NULL) {
+	if (testca_issue(env.ca, "mx-other", other, 1, 0, crt, key) != 0)
+		return -1;
+	env.mx_other = tls_server_ctx_new(crt, key, err, sizeof(err));
+	if (env.mx_server == NULL || env.mx_other == NULL || env.upstream == NULL ||
+	    env.client_side == NULL || env.mailer == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
@@ -804,6 +824,7 @@ group_teardown(void **state)
 	(void)state;
 	evlog_close();
 	SSL_CTX_free(env.mx_server);
+	SSL_CTX_free(env.mx_other);
 	SSL_CTX_free(env.client_side);
 	SSL_CTX_free(env.upstream);
 	SSL_CTX_free(env.mailer);
@@ -1824,6 +1845,7 @@ reuse_on(unsigned max_messages)
 	    .stats = {.parked = &t.stats.reuse_parked,
 	              .taken = &t.stats.reuse_taken,
 	              .saved = &t.stats.reuse_saved,
+	              .retried = &t.stats.reuse_retried,
 	              .missed = &t.stats.reuse_missed,
 	              .idle = &t.stats.reuse_idle},
 	};
@@ -2171,6 +2193,144 @@ reuse_other_ehlo_name_new_connection(void **state)
 	assert_int_equal(t.mx.rsets, 1);
 }
 
+/*
+ * reuse_retry_on - the fake MX takes one message per connection and cuts the
+ * next at its MAIL (how); the first session leaves its connection parked.
+ */
+static void
+reuse_retry_on(int how, bool later_421, bool later_bad_cert)
+{
+	fake_sts_set(rules, LEN(rules));
+	t.mx.how = (struct mx_how){.starttls = true,
+	                           .pipelining = true,
+	                           .after_msgs = 1,
+	                           .mail_after = how,
+	                           .later_mail_421 = later_421,
+	                           .later_bad_cert = later_bad_cert};
+	reuse_on(100);
+	start();
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	next_session();
+}
+
+/*
+ * reuse_retry_end - the pool closes what it holds; the fake MX ends. One
+ * retry, two MX connections; msgs delivered (and counted), cut MAILs cut.
+ */
+static void
+reuse_retry_end(unsigned msgs, unsigned cut)
+{
+	drain();
+	assert_int_equal(t.ended, 2);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(STAT(reuse_retried), 1);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), msgs);
+	assert_int_equal(t.mx.conns, 2);
+	assert_int_equal(t.mx.msgs, msgs);
+	assert_int_equal(t.mx.mails_cut, cut);
+}
+
+/*
+ * RFC 5321 section 3.8: an MX that limits messages per connection answers
+ * the MAIL of a reused connection (its RSET answered 250) with 421. The
+ * mailer was told nothing of it but the proxy's own 250 to MAIL: the
+ * transaction moves to a new connection, set up and verified as any, and
+ * the message is delivered there once.
+ */
+static void
+rfc5321_3_8_reuse_421_at_mail_reconnects(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_421, false, false);
+	play(STEPS(S("220 mx.example.net ESMTP"), C(EHLO), S("250-mx.example.net"), C(MAIL),
+	           S("250 2.1.0"), C(RCPT("b@enforce.example")), S("250 2.1.5"), C("DATA\r\n"),
+	           S("354"), C(message), S("250 2.0.0"), QUIT, CLOSED));
+	reuse_retry_end(2, 1);
+	assert_int_equal(STAT(reuse_taken), 1);
+	assert_int_equal(STAT(reuse_saved), 1);
+	assert_int_equal(STAT(tls_upstream), 2);
+}
+
+/*
+ * RFC 2920 section 3.1 with the 421 of rfc5321_3_8_reuse_421_at_mail_reconnects:
+ * MAIL, RCPT and DATA pipelined; the replies still come in order, the DATA
+ * waits for the recipient's reply from the new connection.
+ */
+static void
+rfc2920_3_1_reuse_421_pipelined_reconnects(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_421, false, false);
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	reuse_retry_end(2, 1);
+}
+
+/* The same with an MX that closes at the MAIL without a word. */
+static void
+rfc5321_3_8_reuse_closed_at_mail_reconnects(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_CLOSE, false, false);
+	play(STEPS(ONE_MESSAGE("b@enforce.example")));
+	reuse_retry_end(2, 1);
+}
+
+/*
+ * RFC 5321 section 4.2.2: the new connection answers the MAIL with 421 as
+ * well. There is one retry per session: the mailer gets a 421 and nothing
+ * is acknowledged.
+ */
+static void
+rfc5321_4_2_2_reuse_421_again_on_new_connection(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_421, true, false);
+	play(STEPS(S("220"), C(EHLO), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250 2.1.0"), S("421"), CLOSED));
+	reuse_retry_end(1, 2);
+}
+
+/*
+ * RFC 8461 section 4.2 after a retry: the recipients are judged again on the
+ * new connection's own TLS facts. Its certificate names another host: both
+ * recipients (one judged at once, one after an asynchronous lookup) get the
+ * policy's 451 4.7.5, and the MX gets no recipient on it.
+ */
+static void
+rfc8461_4_2_reuse_retry_judged_on_new_connection(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_421, false, true);
+	play(STEPS(S("220"), C(EHLO), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example") RCPT("c@async.example") "DATA\r\n"),
+	           S("250 2.1.0"), S("451 4.7.5 enforce.example"), S("451 4.7.5 async.example"),
+	           S("554"), QUIT, CLOSED));
+	reuse_retry_end(1, 1);
+	assert_int_equal(STAT(recipients_blocked[STS_RESULT_CERT_HOST_MISMATCH]), 2);
+	assert_false(mx_saw("RCPT TO:<c@async.example>"));
+}
+
+/*
+ * RFC 3207 section 4.2 with the 421 of rfc5321_3_8_reuse_421_at_mail_reconnects:
+ * the mailer starts TLS with the proxy and greets again (an EHLO the reused
+ * connection answers); the 421 to the MAIL that follows still moves the
+ * transaction to a new connection.
+ */
+static void
+rfc3207_4_2_reuse_421_after_client_starttls_reconnects(void **state)
+{
+	(void)state;
+	t.ctx.client_tls = env.client_side;
+	reuse_retry_on(MAIL_421, false, false);
+	play(STEPS(S("220"), C(EHLO), S("250-mx.example.net"), HAS("STARTTLS"), C("STARTTLS\r\n"),
+	           S("220"), MAILER_TLS, C(EHLO), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250 2.1.0"), S("250 2.1.5"),
+	           S("354"), C(message), S("250 2.0.0"), QUIT, CLOSED));
+	reuse_retry_end(2, 1);
+}
+
 int
 main(void)
 {
@@ -2223,6 +2383,12 @@ main(void)
 	    T(rfc8461_4_2_reused_connection_recipient_fails_policy),
 	    T(reuse_plaintext_never_parked),
 	    T(reuse_other_ehlo_name_new_connection),
+	    T(rfc5321_3_8_reuse_421_at_mail_reconnects),
+	    T(rfc2920_3_1_reuse_421_pipelined_reconnects),
+	    T(rfc5321_3_8_reuse_closed_at_mail_reconnects),
+	    T(rfc5321_4_2_2_reuse_421_again_on_new_connection),
+	    T(rfc8461_4_2_reuse_retry_judged_on_new_connection),
+	    T(rfc3207_4_2_reuse_421_after_client_starttls_reconnects),
 #undef CASE
 #undef T
 	};
