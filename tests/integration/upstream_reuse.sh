@@ -12,6 +12,11 @@
 #   strip.example  enforce, the same MX behind the stripper, sent after the
 #                  plaintext delivery -> 451 4.7.4, the MX gets nothing: a
 #                  stripped connection never becomes a reused one
+#   lim.example    enforce, an MX that answers 421 to the MAIL after two
+#                  messages on one connection (as MX hosts that limit
+#                  messages per connection do): the session whose reused
+#                  connection gets it moves to a new connection; every
+#                  message is stored once and Postfix sees no error
 #   good.example   a stripper arrives while a verified connection is parked:
 #                  the next message goes over that connection with TLS, or,
 #                  when the attacker breaks it, over a stripped new one ->
@@ -31,12 +36,15 @@ e2e_lab
 
 e2e_mx mx1 10.0.25.2 mx1.good.example
 e2e_mx mx2 10.0.26.2 mx2.strip.example
+e2e_mx mx3 10.0.27.2 mx3.lim.example --max-messages-per-connection 2
 lab_sts_publish good.example g1 enforce mx1.good.example
 lab_sts_publish strip.example s1 enforce mx2.strip.example
+lab_sts_publish lim.example l1 enforce mx3.lim.example
 lab_dns_record \
 	"good.example MX 10 mx1.good.example." "mx1.good.example A 10.0.25.2" \
 	"strip.example MX 10 mx2.strip.example." "mx2.strip.example A 10.0.26.2" \
-	"plain.example MX 10 mx2.strip.example."
+	"plain.example MX 10 mx2.strip.example." \
+	"lim.example MX 10 mx3.lim.example." "mx3.lim.example A 10.0.27.2"
 e2e_start "upstream = { reuse_idle = 30; reuse_max_messages = 100; };
 metrics = { listen = \"127.0.0.1:9125\"; };
 control = { socket = \"$LAB_DIR/proxy/control.sock\"; };"
@@ -102,18 +110,23 @@ sessions_to() {
 # --- N one-message sessions to a verified MX ----------------------------------
 M=$LAB_DIR/msg
 mkdir -p "$M"
-for i in $(seq 1 "$N"); do
-	e2e_message "$M/good$i" "message $i of $N"
-	e2e_sendmail sender@corp.example "alice$i@good.example" <"$M/good$i"
-done
-# all_sent - Postfix logged status=sent for every one of the N recipients.
-all_sent() {
+# send_each USER DOMAIN COUNT - COUNT messages, one to each of USER1..USERCOUNT@DOMAIN.
+send_each() {
 	local i
-	for i in $(seq 1 "$N"); do
-		e2e_wait_status "alice$i@good.example" sent 90 || return 1
+	for i in $(seq 1 "$3"); do
+		e2e_message "$M/$1$i" "message $i of $3"
+		e2e_sendmail sender@corp.example "$1$i@$2" <"$M/$1$i"
 	done
 }
-lab_check "reuse: Postfix logs status=sent for every message" all_sent
+# all_sent USER DOMAIN COUNT - Postfix logged status=sent for each of them.
+all_sent() {
+	local i
+	for i in $(seq 1 "$3"); do
+		e2e_wait_status "$1$i@$2" sent 90 || return 1
+	done
+}
+send_each alice good.example "$N"
+lab_check "reuse: Postfix logs status=sent for every message" all_sent alice good.example "$N"
 lab_check "reuse: the MX stored all $N messages" \
 	test "$(lab_smtp_count mx1.good.example)" = "$N"
 lab_check "reuse: every message reached the MX over TLS" sink_all_tls mx1.good.example
@@ -135,6 +148,40 @@ lab_check "reuse: reused sessions were judged and passed (decision=pass per mess
 lab_check "reuse: ctl status shows the pool" \
 	sh -c "'$STSPROXY' ctl -s '$LAB_DIR/proxy/control.sock' status |
 		grep -E '^upstream_pool idle=[0-9]+ .* saved=[1-9]'"
+
+# --- an MX that limits messages per connection ---------------------------------
+# It takes two messages per connection and answers the next MAIL with 421.
+# The session that reused that connection was told nothing but the proxy's
+# own 250 to MAIL: it moves to a new verified connection, and Postfix never
+# sees the 421.
+L=${REUSE_LIMITED:-7}
+send_each lena lim.example "$L"
+# lim_once - each recipient stored exactly once, over TLS; Postfix logged no
+# other status for any of them.
+lim_once() {
+	local i
+	for i in $(seq 1 "$L"); do
+		test "$(e2e_sink_count mx3.lim.example "lena$i@lim.example")" = 1 || return 1
+		test "$(grep -F " to=<lena$i@lim.example>" "$E2E_POSTFIX_LOG" |
+			grep -c ' status=')" = 1 || return 1
+	done
+}
+lab_check "limit: Postfix logs status=sent for every message" all_sent lena lim.example "$L"
+lab_check "limit: the MX stored each of the $L messages exactly once" lim_once
+lab_check "limit: every message reached the MX over TLS" sink_all_tls mx3.lim.example
+lab_check "limit: the MX did answer 421 at MAIL" \
+	e2e_grep "$LAB_DIR/logs/smtp-mx3.lim.example.log" '421 at MAIL after 2 messages'
+lim_peers=$(sink_peers mx3.lim.example lim.example)
+lab_check "limit: $lim_peers MX connections for $L messages (at least $(((L + 1) / 2)))" \
+	test "$lim_peers" -ge $(((L + 1) / 2))
+retries=$(metric stsproxy_upstream_reuse_retries_total)
+lab_check "limit: metrics count ${retries:-none} retries on a new connection (>= 1)" \
+	test "${retries:-0}" -ge 1
+lab_check "limit: the proxy logged the move to a new connection" \
+	e2e_grep "$E2E_PROXY_LOG" 'upstream connecting again for the pending transaction'
+lab_check "limit: ctl status counts the retries" \
+	sh -c "'$STSPROXY' ctl -s '$LAB_DIR/proxy/control.sock' status |
+		grep -E '^upstream_pool idle=[0-9]+ .* retries=[1-9]'"
 
 # --- an attacker who arrives later ---------------------------------------------
 # A stripper is put on the path to mx1 while a verified connection is parked.

@@ -17,6 +17,10 @@ MAILDIR/tmp/ and renamed so a reader never sees a partial file:
 
 The .json is renamed into place before the .eml, so once the .eml
 exists its metadata is there too.
+
+With --max-messages-per-connection N it limits messages per connection
+as some MX hosts do: the MAIL after the Nth message of a connection is
+answered 421 and the connection closed.
 """
 
 import argparse
@@ -36,14 +40,28 @@ log = logging.getLogger("smtp_sink")
 
 
 class Sink:
-    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, reject_data):
+    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, reject_data,
+                 max_per_conn=0):
         self.maildir = maildir
+        self.max_per_conn = max_per_conn
         self.reject_rcpt = reject_rcpt
         self.tempfail_rcpt = tempfail_rcpt
         self.reject_data = reject_data
         self.seq = 0
         for sub in ("tmp", "new"):
             os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.max_per_conn and \
+                getattr(session, "lab_msgs", 0) >= self.max_per_conn:
+            # Closed once the reply is written (it is, before the next turn).
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            log.info("421 at MAIL after %d messages from %s",
+                     session.lab_msgs, session.peer)
+            return "421 4.7.0 Too many messages on this connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         for pat in self.tempfail_rcpt:
@@ -98,6 +116,7 @@ class Sink:
         log.info("stored %s from=%s rcpt=%s tls=%s size=%d", stamp,
                  envelope.mail_from, ",".join(envelope.rcpt_tos), tls,
                  len(data))
+        session.lab_msgs = getattr(session, "lab_msgs", 0) + 1
         return "250 2.0.0 OK queued as %s" % stamp
 
 
@@ -130,6 +149,9 @@ def main():
                     metavar="SUBSTR", help="451 for matching recipients")
     ap.add_argument("--reject-data", action="store_true",
                     help="554 after DATA")
+    ap.add_argument("--max-messages-per-connection", type=int, default=0,
+                    metavar="N", help="421 and close at the MAIL after N "
+                    "messages on one connection")
     args = ap.parse_args()
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
@@ -146,7 +168,7 @@ def main():
         ap.error("--require-tls needs STARTTLS")
 
     handler = Sink(args.maildir, args.reject_rcpt, args.tempfail_rcpt,
-                   args.reject_data)
+                   args.reject_data, args.max_messages_per_connection)
 
     def factory():
         return SMTP(handler, hostname=args.hostname, ident="lab-smtp",
