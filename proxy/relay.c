@@ -27,7 +27,8 @@
  * wait for it, the transaction moves to a new connection (relay_retry):
  * every recipient is judged again on the new connection and sent there
  * behind the MAIL (replay), before the client is read again. In every
- * other case the failure is relayed as on any connection.
+ * other case, and during a draining stop, the failure is relayed as on
+ * any connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -849,7 +850,8 @@ relay_retry(struct session *s)
 {
 	struct pend *p;
 
-	if (s->state != S_READY)
+	/* A draining stop lets transactions finish; it opens no connection. */
+	if (s->state != S_READY || s->shutting_down)
 		return;
 	for (p = s->head; p != NULL; p = p->next) {
 		if ((p->flags & (PF_UPSTREAM | PF_DONE)) != PF_UPSTREAM)

@@ -83,7 +83,7 @@ struct mx_how {
 	unsigned after_msgs;
 	enum { RSET_OK = 0, RSET_421, RSET_CLOSE, RSET_SILENT } rset_after;
 	unsigned idle_close_ms;
-	unsigned rset_delay_ms; /* ... and that answer comes this late */
+	unsigned rset_delay_ms; /* ... and that answer (or mail_after's) comes this late */
 	/* After after_msgs messages on one connection: what the next MAIL
 	 * gets (a 421 and a close, or a close without a reply); then a new
 	 * connection is taken. */
@@ -334,6 +334,7 @@ mx_serve(struct fake_mx *m, bool first)
 		           ((m->how.later_mail_421 && !first) ||
 		            (m->how.mail_after != MAIL_OK && m->conn_msgs >= m->how.after_msgs))) {
 			m->mails_cut++;
+			usleep(m->how.rset_delay_ms * 1000);
 			if (m->how.mail_after == MAIL_421 || (m->how.later_mail_421 && !first))
 				mx_puts(m, "421 4.7.0 Too many messages on this connection\r\n");
 			again = !(m->how.later_mail_421 && !first);
@@ -2331,6 +2332,31 @@ rfc3207_4_2_reuse_421_after_client_starttls_reconnects(void **state)
 	reuse_retry_end(2, 1);
 }
 
+/*
+ * A draining stop (session_shutdown_all) lets a transaction finish but
+ * opens no connection: a reused connection that closes at the MAIL then
+ * is relayed as any lost connection (421), nothing acknowledged.
+ */
+static void
+reuse_no_retry_while_draining(void **state)
+{
+	(void)state;
+	reuse_retry_on(MAIL_CLOSE, false, false);
+	t.mx.how.rset_delay_ms = 300;
+	play(STEPS(S("220"), C(EHLO), S("250-mx.example.net"),
+	           C(MAIL RCPT("b@enforce.example") "DATA\r\n"), S("250 2.1.0"), SHUTDOWN_ALL,
+	           S("421 4.4.2"), CLOSED));
+	drain();
+	assert_int_equal(t.ended, 2);
+	assert_int_equal(STAT(reuse_retried), 0);
+	assert_int_equal(STAT(messages_relayed[STS_MODE_ENFORCE]), 1);
+	upstream_pool_free(t.ctx.pool);
+	t.ctx.pool = NULL;
+	mx_join();
+	assert_int_equal(t.mx.conns, 1);
+	assert_int_equal(t.mx.msgs, 1);
+}
+
 int
 main(void)
 {
@@ -2389,6 +2415,7 @@ main(void)
 	    T(rfc5321_4_2_2_reuse_421_again_on_new_connection),
 	    T(rfc8461_4_2_reuse_retry_judged_on_new_connection),
 	    T(rfc3207_4_2_reuse_421_after_client_starttls_reconnects),
+	    T(reuse_no_retry_while_draining),
 #undef CASE
 #undef T
 	};
