@@ -185,6 +185,8 @@ build/fuzz/$(1): fuzz/$(1).c $$(call fuzz_sources,$(1))
 	clang $$(FUZZ_CFLAGS) -o $$@ fuzz/$(1).c $$(call fuzz_sources,$(1)) $$(PKG_LIBS) -lpthread
 endef
 $(foreach f,$(patsubst fuzz/%.c,%,$(FUZZ_SRCS)),$(eval $(call fuzz_rule,$(f))))
+# fuzz_session_reuse.c is fuzz_session.c with reuse on: it includes it.
+build/fuzz/fuzz_session_reuse: fuzz/fuzz_session.c
 
 fuzz-run: fuzz
 	@bash fuzz/run.sh $(SECONDS) $(FUZZ_BINS)

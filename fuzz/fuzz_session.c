@@ -28,7 +28,10 @@
  *       n == 0 while the handshake runs is one step of it: the MX's
  *       server reads what the proxy sent and sends the flight it produces;
  *       n == 0 after a TLS 1.3 handshake sends a KeyUpdate (update requested)
- *   10  n odd: session_shutdown_all(); even: the mailer half-closes
+ *   10  n odd: session_shutdown_all(); even: the mailer half-closes, or,
+ *       in fuzz_session_reuse with n bit 1 set, hangs up (the session
+ *       ends, its upstream connection may be parked) and a new session of
+ *       the same client to the same MX starts (up to SESSIONS_MAX)
  *   11  the MX cuts the connection: n bit 1 first takes a handshake step
  *       and sends its flight with no loop turn in between (the peer reads
  *       the flight and the cut together); n bit 2 first sends close_notify
@@ -63,6 +66,13 @@
  *    outside message data (RFC 8461 section 5);
  *  - once the proxy began a handshake on a connection, everything it sends
  *    on it is TLS records: no plaintext behind STARTTLS.
+ * fuzz_session_reuse (FUZZ_REUSE) runs the same with upstream connection
+ * reuse on (proxy/upstream_pool.h) and sessions from one client address:
+ * a session may take the connection the last one parked, check it with
+ * RSET and move to a new one when it fails; the MX's script answers all
+ * of that, and the invariants hold across the sessions (every session
+ * ends; the dot replies of each session are matched to the dots the MX
+ * received during it).
  * Leaks are found by the address sanitizer: every session must be freed.
  * With FUZZ_SESSION_TRACE set, a run prints what both peers received and
  * a summary of its connections and handshakes.
@@ -92,16 +102,21 @@
 #include "core/loop.h"
 #include "proxy/session.h"
 #include "proxy/smtp_cmd.h"
+#include "proxy/upstream_pool.h"
 #include "tests/proxy/fake_sts_engine.h"
 #include "tests/tls/testca.h"
 #include "tls/tls_ctx.h"
 #include "tls/tls_resume.h"
 
-#define INPUT_MAX  16384
-#define STREAM_MAX (1024 * 1024) /* replies can be many times the commands that caused them */
-#define DOTS_MAX   8192
-#define SETTLE_MAX 400  /* loop iterations until quiet after one operation */
-#define END_MAX    2000 /* loop iterations for the session to end once both peers closed */
+#ifndef FUZZ_REUSE
+#define FUZZ_REUSE 0 /* fuzz_session_reuse.c sets it */
+#endif
+#define SESSIONS_MAX 16 /* sessions of one run, with FUZZ_REUSE */
+#define INPUT_MAX    16384
+#define STREAM_MAX   (1024 * 1024) /* replies can be many times the commands that caused them */
+#define DOTS_MAX     8192
+#define SETTLE_MAX   400  /* loop iterations until quiet after one operation */
+#define END_MAX      2000 /* loop iterations for the session to end once both peers closed */
 /* RFC 5246 section 6.2.3: the longest TLS 1.2 record (TLS 1.3 allows less). */
 #define RECORD_MAX (16384 + 2048)
 
@@ -161,7 +176,7 @@ static struct {
 	struct session_stats stats;
 	struct session_ctx ctx;
 	int cfd, ufd;
-	unsigned ended;
+	unsigned ended, sessions;
 	bool enforce;
 	bool tls12;
 
@@ -981,6 +996,47 @@ on_end(void *arg)
 	r.ended++;
 }
 
+/*
+ * new_session - a session of the mailer to the MX (with FUZZ_REUSE from
+ * 10.0.0.1, so that the pool can match its sessions). The mailer's view
+ * starts again; the MX's dots before it belong to the sessions before.
+ */
+static void
+new_session(void)
+{
+	struct sockaddr_in client = {.sin_family = AF_INET, .sin_port = htons(40000)};
+	int sv[2];
+
+	client.sin_addr.s_addr = htonl(0x0a000001);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	r.cfd = sv[1];
+	r.banner_seen = r.await_dot = false;
+	r.cpos = r.cs_sent;
+	r.cr_done = r.cr_len;
+	r.n_slots = r.n_dots;
+	r.sessions++;
+	if (session_start(&r.ctx, sv[0], FUZZ_REUSE ? (struct sockaddr *)&client : NULL,
+	                  FUZZ_REUSE ? sizeof(client) : 0, (struct sockaddr *)&g.addr,
+	                  sizeof(g.addr)) < 0)
+		abort();
+}
+
+/*
+ * next_session - the mailer hangs up and a new session starts. The last
+ * one may still wait for its MX (a set-up, a reply due): it ends when that
+ * connection does, at the latest at the end of the run.
+ */
+static void
+next_session(void)
+{
+	if (r.cfd >= 0)
+		close(r.cfd);
+	r.cfd = -1;
+	settle();
+	new_session();
+}
+
 /* trace_end - what the run did, for FUZZ_SESSION_TRACE. */
 static void
 trace_end(void)
@@ -1010,7 +1066,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct conf conf;
 	size_t pos = 1, n_ops = 0, i;
 	char err[128];
-	int sv[2];
 
 	if (size < 1 || size > INPUT_MAX)
 		return 0;
@@ -1074,13 +1129,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.ctx.upstream_tls = g.upstream;
 	r.ctx.stats = &r.stats;
 	r.ctx.on_end = on_end;
+	if (FUZZ_REUSE) {
+		struct upstream_pool_params pp = {.loop = r.loop, .conf = &conf};
+
+		conf.upstream.reuse_idle = 30;
+		conf.upstream.reuse_max_messages = 3;
+		conf.upstream.reuse_max_per_dest = 2;
+		conf.upstream.reuse_max = 4;
+		pp.stats.parked = &r.stats.reuse_parked;
+		pp.stats.taken = &r.stats.reuse_taken;
+		pp.stats.saved = &r.stats.reuse_saved;
+		pp.stats.retried = &r.stats.reuse_retried;
+		pp.stats.missed = &r.stats.reuse_missed;
+		pp.stats.idle = &r.stats.reuse_idle;
+		if ((r.ctx.pool = upstream_pool_new(&pp)) == NULL)
+			abort();
+	}
 	flush_backlog();
-	if (loop_fd_add(r.loop, g.lfd, LOOP_READ, on_accept, NULL) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+	if (loop_fd_add(r.loop, g.lfd, LOOP_READ, on_accept, NULL) < 0)
 		abort();
-	r.cfd = sv[1];
-	if (session_start(&r.ctx, sv[0], NULL, 0, (struct sockaddr *)&g.addr, sizeof(g.addr)) < 0)
-		abort();
+	new_session();
 	settle();
 
 	for (i = 0; i < n_ops; i++) {
@@ -1105,6 +1173,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 2:
 			if (o->arg & 1)
 				session_shutdown_all(&r.ctx);
+			else if (FUZZ_REUSE && (o->arg & 2) && r.sessions < SESSIONS_MAX)
+				next_session();
 			else if (r.cfd >= 0)
 				shutdown(r.cfd, SHUT_WR);
 			break;
@@ -1127,10 +1197,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < END_MAX && session_count(&r.ctx) > 0; i++)
 		loop_once(r.loop, 0);
 	check(session_count(&r.ctx) == 0, "the session did not end");
-	check(r.ended == 1, "on_end not called exactly once");
+	check(r.ended == r.sessions, "on_end not called exactly once per session");
 	if (trace)
 		trace_end();
 
+	upstream_pool_free(r.ctx.pool); /* parked connections: a QUIT, closed */
 	loop_fd_del(r.loop, g.lfd);
 	flush_backlog();
 	sts_engine_free(r.engine);
