@@ -13,7 +13,9 @@
  * with READY reached straight from EHLO when STARTTLS is not offered or
  * refused. A handshake that fails before it completes reconnects once
  * without STARTTLS (CONNECT -> BANNER -> EHLO -> READY, the banner not
- * relayed again); every other failure is UP_CLOSED with UPN_LOST.
+ * relayed again); a connection taken from the pool may be replaced once
+ * (reconnect, upstream_retry); every other failure is UP_CLOSED with
+ * UPN_LOST.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -239,7 +239,8 @@ bool upstream_broken(const struct upstream *u);
 /*
  * upstream_fail - the session gives up on the connection (timeout, write
  * failure, bad data): a handshake that has not completed falls back to
- * plaintext once; anything else is UPN_LOST with why logged.
+ * plaintext once; a connection open to a retry (upstream_retry_open) is
+ * offered first (UPN_RETRY); anything else is UPN_LOST with why logged.
  */
 void upstream_fail(struct upstream *u, const char *why);
 
