@@ -447,9 +447,18 @@ check_prefix(const char *v)
 static int
 load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
 {
-	static const char *const keys[] = {
-	    "redis",  "sentinels",       "master",          "user",     "password",
-	    "prefix", "connect_timeout", "command_timeout", "wait_max", NULL};
+	static const char *const keys[] = {"redis",
+	                                   "sentinels",
+	                                   "master",
+	                                   "user",
+	                                   "password",
+	                                   "sentinel_user",
+	                                   "sentinel_password",
+	                                   "prefix",
+	                                   "connect_timeout",
+	                                   "command_timeout",
+	                                   "wait_max",
+	                                   NULL};
 	const config_setting_t *g;
 	char *redis = NULL, **strs = NULL;
 	size_t nstrs = 0;
@@ -488,6 +497,8 @@ load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
 	if (get_str(x, g, "shared", "master", &c->shared.master) < 0 ||
 	    get_str(x, g, "shared", "user", &c->shared.user) < 0 ||
 	    get_str(x, g, "shared", "password", &c->shared.password) < 0 ||
+	    get_str(x, g, "shared", "sentinel_user", &c->shared.sentinel_user) < 0 ||
+	    get_str(x, g, "shared", "sentinel_password", &c->shared.sentinel_password) < 0 ||
 	    get_str(x, g, "shared", "prefix", &c->shared.prefix) < 0 ||
 	    get_uint(x, g, "shared", "connect_timeout", 10, 60000, &c->shared.connect_timeout) <
 	        0 ||
@@ -507,6 +518,12 @@ load_shared(struct cx *x, const config_setting_t *root, struct conf *c)
 	if (c->shared.user != NULL && c->shared.password == NULL)
 		return bad(x, config_setting_get_member(g, "user"), "shared.user",
 		           "an ACL user needs \"password\"");
+	if (c->shared.n_sentinels == 0 && c->shared.sentinel_password != NULL)
+		return bad(x, config_setting_get_member(g, "sentinel_password"),
+		           "shared.sentinel_password", "only with \"sentinels\"");
+	if (c->shared.sentinel_user != NULL && c->shared.sentinel_password == NULL)
+		return bad(x, config_setting_get_member(g, "sentinel_user"), "shared.sentinel_user",
+		           "an ACL user needs \"sentinel_password\"");
 	if (!check_prefix(c->shared.prefix))
 		return bad(x, config_setting_get_member(g, "prefix"), "shared.prefix",
 		           "\"%s\": 1 to 64 printable characters, no space", c->shared.prefix);
@@ -1121,6 +1138,8 @@ conf_free(struct conf *c)
 	free(c->shared.master);
 	free(c->shared.user);
 	free(c->shared.password);
+	free(c->shared.sentinel_user);
+	free(c->shared.sentinel_password);
 	free(c->shared.prefix);
 	free(c->metrics.listen);
 	free(c->control.socket);

@@ -200,9 +200,11 @@ struct conf {
 		char *redis_path;        /* a unix socket ("/run/redis/redis.sock") */
 		struct conf_addr *sentinels;
 		size_t n_sentinels;
-		char *master;             /* the Sentinel master name, with sentinels */
-		char *user;               /* ACL user; NULL: AUTH with password only */
-		char *password;           /* NULL: no AUTH */
+		char *master;        /* the Sentinel master name, with sentinels */
+		char *user;          /* ACL user; NULL: AUTH with password only */
+		char *password;      /* NULL: no AUTH */
+		char *sentinel_user; /* ACL user at the Sentinels; NULL: AUTH with password only */
+		char *sentinel_password;  /* NULL: no AUTH to the Sentinels */
 		char *prefix;             /* of every key and channel: "stsproxy:" */
 		unsigned connect_timeout; /* ms */
 		unsigned command_timeout; /* ms */

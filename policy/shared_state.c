@@ -258,6 +258,8 @@ sentinels_start(struct shared_state *s)
 		    .loop = s->loop,
 		    .name = "sentinel",
 		    .host = host,
+		    .user = c->shared.sentinel_user,
+		    .password = c->shared.sentinel_password,
 		    .connect_timeout_ms = c->shared.connect_timeout,
 		    .command_timeout_ms = c->shared.command_timeout,
 		};

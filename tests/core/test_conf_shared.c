@@ -42,7 +42,8 @@ shared_keys(void **state)
 	static const char unix_sock[] = LISTEN "shared = { redis = \"/run/redis/redis.sock\"; };\n";
 	static const char sentinels[] =
 	    LISTEN "shared = { sentinels = [ \"10.0.0.1:26379\", \"[2001:db8::2]:26379\" ]; "
-	           "master = \"mymaster\"; };\n";
+	           "master = \"mymaster\"; sentinel_user = \"gw-s\"; "
+	           "sentinel_password = \"spw\"; };\n";
 	char err[512];
 	struct conf *c;
 
@@ -69,6 +70,10 @@ shared_keys(void **state)
 	assert_int_equal(c->shared.n_sentinels, 2);
 	assert_string_equal(c->shared.sentinels[1].text, "[2001:db8::2]:26379");
 	assert_string_equal(c->shared.master, "mymaster");
+	assert_string_equal(c->shared.sentinel_user, "gw-s");
+	assert_string_equal(c->shared.sentinel_password, "spw");
+	assert_null(c->shared.user);
+	assert_null(c->shared.password);
 	conf_free(c);
 }
 
@@ -94,6 +99,13 @@ static const struct {
      "mem:2: shared.master: only with \"sentinels\""},
     {"user without password", LISTEN "shared = { redis = \"10.0.0.1:6379\"; user = \"gw\"; };\n",
      "mem:2: shared.user: an ACL user needs \"password\""},
+    {"sentinel password without sentinels",
+     LISTEN "shared = { redis = \"10.0.0.1:6379\"; sentinel_password = \"x\"; };\n",
+     "mem:2: shared.sentinel_password: only with \"sentinels\""},
+    {"sentinel user without sentinel password",
+     LISTEN "shared = { sentinels = [ \"10.0.0.2:26379\" ]; master = \"m\"; "
+            "password = \"pw\"; sentinel_user = \"gw\"; };\n",
+     "mem:2: shared.sentinel_user: an ACL user needs \"sentinel_password\""},
     {"prefix with space", LISTEN "shared = { redis = \"10.0.0.1:6379\"; prefix = \"a b\"; };\n",
      "mem:2: shared.prefix: \"a b\": 1 to 64 printable characters, no space"},
     {"wait_max too long", LISTEN "shared = { redis = \"10.0.0.1:6379\"; wait_max = 9000; };\n",
