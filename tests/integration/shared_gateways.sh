@@ -14,9 +14,11 @@
 #   3. Redis stops: every gateway decides as before (refusals stay
 #      refusals, clean mail is delivered), without waiting, and says so in
 #      "ctl status";
-#   4. failover: a primary, a replica and redis-sentinel; the primary dies,
-#      Sentinel promotes the replica, the gateways follow (+switch-master)
-#      and share again.
+#   4. failover: a primary, a replica and redis-sentinel, which answers only
+#      an ACL user with a password; the primary dies, Sentinel promotes the
+#      replica, the gateways follow (+switch-master) and share again;
+#   5. a gateway with a wrong Sentinel password says so in its log and in
+#      "ctl status", and decides from its own cache as before.
 #
 # Each check looks at the SMTP reply the client got and at what the MX
 # stored. Needs root, redis-server and redis-sentinel; STSPROXY names the
@@ -268,12 +270,20 @@ sentinel monitor lab $REDIS 6379 1
 sentinel down-after-milliseconds lab 1000
 sentinel failover-timeout lab 5000
 sentinel parallel-syncs lab 1
+user default off
+user stsproxy-sentinel on >sentinel-secret resetchannels &+switch-master -@all +ping +auth +subscribe +sentinel|get-master-addr-by-name
 EOF
 lab__start sentinel sentinel redis-sentinel "$LAB_DIR/sentinel/sentinel.conf"
 lab__await sentinel sentinel "$SENTINEL" 26379
+lab_check "4: Sentinel refuses a client without a password" \
+	eval "lab_redis_cli sentinel $SENTINEL -p 26379 SENTINEL get-master-addr-by-name lab | grep -q '^NOAUTH'"
 lab_check "4: the replica follows the primary" \
 	lab_wait_for 10 eval "lab_redis_cli replica $REPLICA INFO replication | grep -q 'master_link_status:up'"
-SHARED_SENTINEL="shared = { sentinels = [ \"$SENTINEL:26379\" ]; master = \"lab\"; user = \"stsproxy\"; password = \"$LAB_REDIS_PASSWORD\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
+# shared_sentinel PASSWORD - the shared group through Sentinel, as its ACL user.
+shared_sentinel() {
+	echo "shared = { sentinels = [ \"$SENTINEL:26379\" ]; master = \"lab\"; sentinel_user = \"stsproxy-sentinel\"; sentinel_password = \"$1\"; user = \"stsproxy\"; password = \"$LAB_REDIS_PASSWORD\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
+}
+SHARED_SENTINEL=$(shared_sentinel sentinel-secret)
 for g in $GWS; do
 	rm -rf "$LAB_DIR/gw$g/state"
 	gw_conf "$g" "$SHARED_SENTINEL"
@@ -304,5 +314,27 @@ send four-b-strip b rcpt@four.example
 lab_check "4: after the failover B takes A's policy from the new primary and refuses the stripped session" \
 	refused four-b-strip '451 4\.7\.4'
 attack_off
+
+# --- 5. a wrong Sentinel password: a clear error, local decisions unchanged -----------------
+
+# A keeps its state directory: four.example is in its own cache.
+gw_stop a
+gw_conf a "$(shared_sentinel not-the-secret)"
+gw_start a
+lab_check "5: A logs that the Sentinel refused its password" \
+	lab_wait_for 10 eval "gw_log a | grep -q 'event=redis-auth name=sentinel result=refused reason=\"WRONGPASS'"
+lab_check "5: A says the shared state is down" \
+	lab_wait_for 5 eval "ctl a status | grep -q '^shared down '"
+lab_check "5: A's own cache still holds four.example" \
+	eval "ctl a cache list | grep -q '^four.example id=f2 mode=enforce'"
+attack_on
+send four-a-wrong a rcpt@four.example
+lab_check "5: A refuses the stripped session to four.example from its own cache (451 4.7.4)" \
+	refused four-a-wrong '451 4\.7\.4'
+lab_check "5: A answered at once (<= 3 s)" quick four-a-wrong 3
+lab_check "5: nothing of it reached the MX" stored four-a-wrong 0
+attack_off
+send four-a-clean a rcpt@four.example
+lab_check "5: A delivers the clean session to four.example over TLS" accepted four-a-clean
 
 lab_done
