@@ -150,6 +150,10 @@ bench_busy() {
 	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 
+# bench_field LINE KEY - the value of KEY=... in a line of KEY=VALUE words
+# (smap_load's, smtp_load's).
+bench_field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
 # bench_ratio A B - A/B with two decimals, "n/a" when B is zero or missing.
 bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {

@@ -65,8 +65,6 @@ cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LOAD" "$BENCH_ROOT/bench/smap_load.
 UNIX_SOCK=
 load() { lab_exec client "$LOAD" "$@" -f "$DOMS" "${UNIX_SOCK:-127.0.0.1}" "$PORT"; }
 SOCK=$LAB_DIR/socketmap.sock
-# field LINE KEY - the value of KEY=... in a smap_load line.
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # kib PID KEY - VmRSS or VmHWM of PID, in KiB.
 kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -82,7 +80,7 @@ measure() {
 	pid=$(cat "$LAB_DIR/run/$key.pid")
 	line=$(load -c 16 -1)
 	echo "# $who cold: $line"
-	eval "R_${who}_cold=$(field "$line" rate) R_${who}_cold_ok=$(field "$line" ok)"
+	eval "R_${who}_cold=$(bench_field "$line" rate) R_${who}_cold_ok=$(bench_field "$line" ok)"
 	for c in 1 16 256 pipe; do
 		args="-c $c"
 		[ "$c" = pipe ] && args="-c 16 -p 16"
@@ -91,10 +89,10 @@ measure() {
 		line=$(load $args -s "$SECS")
 		t1=$(bench_cpu "$pid")
 		echo "# $who warm $args: $line"
-		eval "R_${who}_w${c}=$(field "$line" rate) R_${who}_p50_${c}=$(field "$line" p50_us)"
-		eval "R_${who}_p99_${c}=$(field "$line" p99_us) R_${who}_ok_${c}=$(field "$line" ok)"
-		eval "R_${who}_n_${c}=$(field "$line" requests)"
-		eval "R_${who}_cpu_${c}=$(cpu_us $((t1 - t0)) "$(field "$line" requests)")"
+		eval "R_${who}_w${c}=$(bench_field "$line" rate) R_${who}_p50_${c}=$(bench_field "$line" p50_us)"
+		eval "R_${who}_p99_${c}=$(bench_field "$line" p99_us) R_${who}_ok_${c}=$(bench_field "$line" ok)"
+		eval "R_${who}_n_${c}=$(bench_field "$line" requests)"
+		eval "R_${who}_cpu_${c}=$(cpu_us $((t1 - t0)) "$(bench_field "$line" requests)")"
 	done
 	eval "R_${who}_rss=$(kib "$pid" VmRSS) R_${who}_hwm=$(kib "$pid" VmHWM)"
 }
@@ -111,9 +109,9 @@ measure_unix() {
 	t1=$(bench_cpu "$pid")
 	UNIX_SOCK=
 	echo "# $who warm unix -c 16: $line"
-	eval "R_${who}_unix=$(field "$line" rate) R_${who}_ok_unix=$(field "$line" ok)"
-	eval "R_${who}_n_unix=$(field "$line" requests)"
-	eval "R_${who}_cpu_unix=$(cpu_us $((t1 - t0)) "$(field "$line" requests)")"
+	eval "R_${who}_unix=$(bench_field "$line" rate) R_${who}_ok_unix=$(bench_field "$line" ok)"
+	eval "R_${who}_n_unix=$(bench_field "$line" requests)"
+	eval "R_${who}_cpu_unix=$(cpu_us $((t1 - t0)) "$(bench_field "$line" requests)")"
 }
 
 # --- stsproxy ---------------------------------------------------------------------
