@@ -601,6 +601,27 @@ capability(struct dflow *s, const char *text, size_t len)
 	}
 }
 
+/*
+ * downgrade - the server's reply leaves the session in cleartext (STARTTLS
+ * missing, rewritten, or refused): reported. RFC 3207 section 6: when the
+ * server offered STARTTLS before (here or at another gateway), the reply
+ * is taken as changed on the way, and in block mode it is dropped and the
+ * flow reset both ways before any of the envelope leaves in the clear:
+ * this is what protects a server whose domain publishes no policy. A
+ * server never seen offering it may really lack it: only reported.
+ */
+static void
+downgrade(struct detect *d, struct flow *f, struct dflow *s, enum detect_kind kind,
+          const char *reason, const char *detail)
+{
+	const struct flow_key *k = flow_key_of(f);
+	bool block = d->p.action == CONF_NFQ_BLOCK && srvmem_has(d->servers, k->family, k->server);
+
+	report_flow(d, f, kind, reason, detail, block ? "block" : "log");
+	if (block)
+		block_now(d, f, s);
+}
+
 static void
 ehlo_done(struct detect *d, struct flow *f, struct dflow *s, bool ok)
 {
@@ -620,19 +641,10 @@ ehlo_done(struct detect *d, struct flow *f, struct dflow *s, bool ok)
 	s->no_starttls = true;
 	if (s->cap_mangled) {
 		s->stripped_reported = true;
-		report_flow(d, f, DETECT_MANGLED, "keyword_rewritten", s->mangled, "log");
+		downgrade(d, f, s, DETECT_MANGLED, "keyword_rewritten", s->mangled);
 	} else if (srvmem_has(d->servers, k->family, k->server)) {
-		/* RFC 3207 section 6: the server offered STARTTLS before (here or
-		 * at another gateway), so its absence is taken as deleted on the
-		 * way. In block mode the reply is dropped and the flow reset both
-		 * ways before any of the envelope leaves in the clear: this is
-		 * what protects a server whose domain publishes no policy. */
-		bool block = d->p.action == CONF_NFQ_BLOCK;
-
 		s->stripped_reported = true;
-		report_flow(d, f, DETECT_STRIPPED, "offered_before", NULL, block ? "block" : "log");
-		if (block)
-			block_now(d, f, s);
+		downgrade(d, f, s, DETECT_STRIPPED, "offered_before", NULL);
 	}
 }
 
@@ -676,7 +688,7 @@ server_line(struct detect *d, struct flow *f, struct dflow *s, const char *line,
 			/* RFC 3207 section 4: anything but 220 leaves the session in
 			 * cleartext - a downgrade when an attacker answers for the server. */
 			printable(line, len, detail, sizeof(detail));
-			report_flow(d, f, DETECT_REFUSED, "not_220", detail, "log");
+			downgrade(d, f, s, DETECT_REFUSED, "not_220", detail);
 		}
 		break;
 	case CMD_DATA:

@@ -338,6 +338,68 @@ rfc3207_6_stripped_offered_elsewhere_block(void **state)
 	}
 }
 
+/*
+ * The other ways a reply leaves the session in cleartext, to a server seen
+ * offering STARTTLS before: its keyword rewritten (XXXXXXXA), or STARTTLS
+ * answered with 454 (the server offered it in this very reply, so it is
+ * remembered by then). In block mode the reply is dropped and the flow
+ * reset both ways; to a server never seen (the rewritten keyword) and in
+ * log mode, reported only.
+ */
+static void
+rfc3207_6_mangled_or_refused_offered_before_block(void **state)
+{
+	static const struct {
+		const char *name;
+		enum conf_nfq_action action;
+		bool learned, refuse;
+		enum detect_verdict verdict;
+		enum detect_kind kind;
+		const char *event_action;
+	} cases[] = {
+	    {"rewritten, block, learned", CONF_NFQ_BLOCK, true, false, DETECT_DROP, DETECT_MANGLED,
+	     "block"},
+	    {"rewritten, block, never seen", CONF_NFQ_BLOCK, false, false, DETECT_ACCEPT,
+	     DETECT_MANGLED, "log"},
+	    {"rewritten, log, learned", CONF_NFQ_LOG, true, false, DETECT_ACCEPT, DETECT_MANGLED,
+	     "log"},
+	    {"454, block", CONF_NFQ_BLOCK, false, true, DETECT_DROP, DETECT_REFUSED, "block"},
+	    {"454, log", CONF_NFQ_LOG, false, true, DETECT_ACCEPT, DETECT_REFUSED, "log"},
+	};
+	uint8_t server[4];
+
+	(void)state;
+	inet_pton(AF_INET, "198.51.100.25", server);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct detect *d = new_detect(cases[i].action, NULL);
+		struct conn c = {false, 40020, {1, 1}};
+		struct detect_result r;
+		bool block = cases[i].verdict == DETECT_DROP;
+
+		if (cases[i].learned)
+			detect_server_learned(d, AF_INET, server, 1700000000);
+		S("220 mx\r\n");
+		C("EHLO a\r\n");
+		if (cases[i].refuse) {
+			S(EHLO_TLS);
+			C("STARTTLS\r\n");
+			r = S("454 4.7.0 TLS not available\r\n");
+		} else {
+			r = S("250-mx.example\r\n250-XXXXXXXA\r\n250 8BITMIME\r\n");
+		}
+		if (r.verdict != cases[i].verdict || r.reset != block)
+			fail_msg("%s: reply verdict %d reset %d", cases[i].name, r.verdict,
+			         r.reset);
+		r = C("MAIL FROM:<a@corp.example>\r\n");
+		if (r.verdict != cases[i].verdict || r.reset)
+			fail_msg("%s: MAIL verdict %d reset %d", cases[i].name, r.verdict, r.reset);
+		assert_int_equal(seen.n[cases[i].kind], 1);
+		assert_string_equal(seen.action, cases[i].event_action);
+		assert_int_equal(seen.blocked, block);
+		detect_free(d);
+	}
+}
+
 static void
 rfc3207_4_non_220_to_starttls(void **state)
 {
@@ -1050,6 +1112,7 @@ main(void)
 	    cmocka_unit_test(rfc3207_mangled_keyword_table),
 	    cmocka_unit_test(rfc3207_mangled_reported),
 	    cmocka_unit_test(rfc3207_stripped_after_offered_before),
+	    cmocka_unit_test(rfc3207_6_mangled_or_refused_offered_before_block),
 	    cmocka_unit_test(rfc3207_6_stripped_offered_elsewhere_block),
 	    cmocka_unit_test(rfc3207_4_non_220_to_starttls),
 	    cmocka_unit_test(rfc8446_5_1_release_on_client_hello),
