@@ -13,7 +13,8 @@
 #      TXT answer for 300 s, refuses the next stripped session;
 #   3. Redis stops: every gateway decides as before (refusals stay
 #      refusals, clean mail is delivered), without waiting, and says so in
-#      "ctl status";
+#      "ctl status"; Redis comes back empty: the gateways reconnect by
+#      themselves, and a policy A then fetches protects C again;
 #   4. failover: a primary, a replica and redis-sentinel, which answers only
 #      an ACL user with a password; the primary dies, Sentinel promotes the
 #      replica, the gateways follow (+switch-master) and share again;
@@ -64,12 +65,14 @@ lab_host sentinel "$SENTINEL/24"
 for g in $GWS; do lab_gateway "$g" "$(gw_i "$g")"; done
 
 lab_ca
-lab_cert mx1 mx1.one.example mx1.two.example mx1.chg.example mx1.four.example >/dev/null
+lab_cert mx1 mx1.one.example mx1.two.example mx1.chg.example mx1.four.example \
+	mx1.five.example >/dev/null
 lab_smtp mx1 "$MX" mx1.one.example "$LAB_CRT" "$LAB_KEY"
 lab_https https 10.0.44.2
 lab_sts_publish one.example o1 enforce mx1.one.example
 lab_sts_publish two.example t1 enforce mx1.two.example
 lab_sts_publish four.example f1 enforce mx1.four.example
+lab_sts_publish five.example v1 enforce mx1.five.example
 lab_sts_publish chg.example c1 testing mx1.chg.example
 lab_dns_del _mta-sts.chg.example TXT
 lab_dns_record \
@@ -77,6 +80,7 @@ lab_dns_record \
 	"one.example MX 10 mx1.one.example." "mx1.one.example A $MX" \
 	"two.example MX 10 mx1.two.example." "mx1.two.example A $MX" \
 	"four.example MX 10 mx1.four.example." "mx1.four.example A $MX" \
+	"five.example MX 10 mx1.five.example." "mx1.five.example A $MX" \
 	"chg.example MX 10 mx1.chg.example." "mx1.chg.example A $MX"
 lab_dns dns 10.0.53.2
 
@@ -254,6 +258,26 @@ done
 send down-b-new b rcpt@four.example
 lab_check "3: B fetches a domain it never saw itself (four.example), no Redis needed" \
 	accepted down-b-new
+
+# --- 3b. Redis back (empty): the gateways reconnect by themselves and share again -----------
+
+lab_redis_start redis "$REDIS"
+for g in $GWS; do
+	lab_check "3b: gateway $g reconnects to Redis by itself" lab_wait_for 15 shared_up "$g"
+done
+send five-a a rcpt@five.example
+lab_check "3b: A fetches five.example and delivers over TLS" accepted five-a
+lab_check "3b: A stored the policy in the restarted Redis" \
+	lab_wait_for 5 eval "lab_redis_user_cli redis $REDIS GET stsproxy:policy:five.example | grep -q '^id=v1'"
+lab_dns_del mta-sts.five.example A
+lab_dns_reload
+attack_on
+send five-c-strip c rcpt@five.example
+lab_check "3b: C, which never saw five.example, refuses the stripped session (451 4.7.4)" \
+	refused five-c-strip '451 4\.7\.4'
+lab_check "3b: nothing of it reached the MX" stored five-c-strip 0
+attack_off
+lab_redis_stop redis
 
 # --- 4. failover with a primary, a replica and Sentinel --------------------------------------
 
