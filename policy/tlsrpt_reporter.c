@@ -43,6 +43,7 @@ struct tlsrpt_reporter {
 	struct tlsrpt_shared_stats *shared_stats;
 	bool push_only;
 	bool push_failing;             /* the last push failed: said once, until one succeeds */
+	bool catching_up;              /* in catch_up(): "recorded already" is not news */
 	int64_t merged_day, merged_at; /* the day last read from Redis, and when */
 	atomic_uint_fast64_t attempts[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
 	unsigned failed; /* reports that ended failed, for drain */
@@ -711,10 +712,11 @@ tlsrpt_reporter_queue_day(struct tlsrpt_reporter *r, int64_t day, int64_t end, c
 			continue;
 		}
 		if (got == 1 && d.state != REPORT_STATE_PENDING) {
-			log_info("event=tlsrpt-run domain=%s day=%s state=%s attempts=%u "
-			         "note=\"recorded already, not sent again\"",
-			         p.domains[i], day_text(day, dtext, sizeof(dtext)),
-			         report_state_name(d.state), d.attempts);
+			if (!r->catching_up)
+				log_info("event=tlsrpt-run domain=%s day=%s state=%s attempts=%u "
+				         "note=\"recorded already, not sent again\"",
+				         p.domains[i], day_text(day, dtext, sizeof(dtext)),
+				         report_state_name(d.state), d.attempts);
 			continue;
 		}
 		if (got == 1) {
@@ -725,8 +727,9 @@ tlsrpt_reporter_queue_day(struct tlsrpt_reporter *r, int64_t day, int64_t end, c
 		if (tlsrpt_queue_add(r->queue, p.domains[i], day, end, at, attempts) > 0)
 			queued++;
 	}
-	log_info("event=tlsrpt-run day=%s domains=%zu queued=%d",
-	         day_text(day, dtext, sizeof(dtext)), p.n, queued);
+	if (!r->catching_up || queued > 0)
+		log_info("event=tlsrpt-run day=%s domains=%zu queued=%d",
+		         day_text(day, dtext, sizeof(dtext)), p.n, queued);
 	free(p.domains);
 	free(p.failures);
 	return queued;
@@ -820,6 +823,52 @@ shared_tick(struct tlsrpt_reporter *r, int64_t now, int64_t *next_push, int64_t 
 	return *next_push < *boundary ? *next_push : *boundary;
 }
 
+/* The days the store holds results for, oldest first (at most a retention's worth). */
+struct days {
+	int64_t day[64];
+	size_t n;
+};
+
+static int
+add_day(void *arg, int64_t day, unsigned n_domains)
+{
+	struct days *d = arg;
+
+	(void)n_domains;
+	if (d->n < sizeof(d->day) / sizeof(d->day[0]))
+		d->day[d->n++] = day;
+	return 0;
+}
+
+/*
+ * catch_up - at start, the reports of the days before yesterday that the
+ * store still holds and that never finished: the daemon was down when they
+ * were due, or stopped while one was retried (RFC 8460 section 4.1: every
+ * day has its report). A report recorded as sent, failed or skipped is
+ * not sent again; a pending one resumes its retries. Yesterday's follows
+ * the daily schedule.
+ */
+static void
+catch_up(struct tlsrpt_reporter *r, int64_t now)
+{
+	struct days d = {.n = 0};
+	int64_t yesterday = tlsrpt_sched_day_of(now) - TLSRPT_DAY;
+	char err[256], dtext[16];
+
+	if (report_store_days(r->store, add_day, &d, err, sizeof(err)) < 0) {
+		log_warn("event=tlsrpt-catch-up error=\"%s\"", err);
+		return;
+	}
+	r->catching_up = true;
+	for (size_t i = 0; i < d.n && !atomic_load(&r->stop); i++)
+		if (d.day[i] < yesterday &&
+		    tlsrpt_reporter_queue_day(r, d.day[i], d.day[i] + TLSRPT_DAY - 1, NULL, err,
+		                              sizeof(err)) < 0)
+			log_err("event=tlsrpt-catch-up day=%s error=\"%s\"",
+			        day_text(d.day[i], dtext, sizeof(dtext)), err);
+	r->catching_up = false;
+}
+
 static void *
 thread_main(void *arg)
 {
@@ -829,6 +878,8 @@ thread_main(void *arg)
 	bool planned = false;
 	char err[256], dtext[16];
 
+	if (!r->push_only)
+		catch_up(r, wall_now());
 	while (!atomic_load(&r->stop)) {
 		int64_t now = wall_now(), next, tick;
 

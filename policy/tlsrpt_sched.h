@@ -32,7 +32,8 @@ int64_t tlsrpt_sched_day_of(int64_t t);
  * The day reported is the day before today (section 4.1), never one that
  * is not over and never done_day or an earlier one: after a clock stepped
  * back below done_day the next run waits for the day after done_day to
- * end. Days missed while the daemon was down are not caught up.
+ * end. Days missed while the daemon was down are the reporter's to catch
+ * up at its start (policy/tlsrpt_reporter.c), not this schedule's.
  */
 int64_t tlsrpt_sched_next(int64_t now, int64_t done_day, int64_t delay, int64_t *day);
 

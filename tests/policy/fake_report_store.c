@@ -90,6 +90,35 @@ report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *c
 	return n;
 }
 
+/* The days of the entries added, oldest first, each once. */
+int
+report_store_days(struct report_store *s, report_store_day_cb *cb, void *arg, char *err,
+                  size_t errlen)
+{
+	int64_t last = INT64_MIN;
+	int n = 0;
+
+	(void)s;
+	(void)err;
+	(void)errlen;
+	for (;;) {
+		int64_t next = INT64_MAX;
+		unsigned k = 0;
+
+		for (size_t i = 0; i < n_entries; i++)
+			if (entries[i].day > last && entries[i].day < next)
+				next = entries[i].day;
+		if (next == INT64_MAX)
+			return n;
+		for (size_t i = 0; i < n_entries; i++)
+			k += entries[i].day == next;
+		n++;
+		if (cb(arg, next, k) != 0)
+			return n;
+		last = next;
+	}
+}
+
 /* The gateway id of every fake store. */
 const char *
 report_store_gateway(const struct report_store *s)

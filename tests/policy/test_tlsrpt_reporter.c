@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/util.h"
 #include "policy/report_store.h"
 #include "policy/tlsrpt_dns.h"
 #include "policy/tlsrpt_gzip.h"
@@ -489,6 +490,51 @@ rfc8460_5_3_thread_reports_yesterday_and_stops(void **state)
 	teardown(f);
 }
 
+/*
+ * Days missed while the daemon was down: at start, the thread sends the
+ * report of every day before yesterday the store holds and that never
+ * finished; one recorded as sent is not sent again (RFC 8460 section 4.1).
+ */
+static void
+rfc8460_4_1_missed_days_caught_up(void **state)
+{
+	struct fixture *f = setup("delay_max = 0;");
+	int64_t today = (int64_t)time(NULL) / 86400 * 86400;
+	const int64_t days[3] = {today - 4 * 86400, today - 3 * 86400, today - 86400};
+	struct report_store_entry e[3];
+	struct report_delivery d = {.day = days[1], .state = REPORT_STATE_SENT, .attempts = 1};
+	char err[256];
+
+	(void)state;
+	fake_store_reset();
+	for (int i = 0; i < 3; i++) {
+		e[i] = (struct report_store_entry){.day = days[i],
+		                                   .domain = "a.example",
+		                                   .type = STS_PTYPE_STS,
+		                                   .policy_id = "a1",
+		                                   .success = 1,
+		                                   .failure = 1};
+		e[i].by_result[STS_RESULT_CERT_HOST_MISMATCH] = 1;
+		fake_store_add(&e[i]);
+	}
+	sts_strlcpy(d.domain, "a.example", sizeof(d.domain));
+	assert_int_equal(report_store_delivery_put(NULL, &d, err, sizeof(err)), 0);
+	assert_int_equal(tlsrpt_reporter_start(f->r, err, sizeof(err)), 0);
+	/* two days, an https and a mailto destination each */
+	for (int i = 0; i < 300 && fake_send_count() < 4; i++)
+		usleep(10 * 1000);
+	usleep(50 * 1000); /* a report sent twice would show now */
+	tlsrpt_reporter_stop(f->r);
+	assert_int_equal(fake_send_count(), 4);
+	assert_int_equal(fake_store_get(days[0], "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	assert_int_equal(fake_store_get(days[2], "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	assert_int_equal(fake_store_get(days[1], "a.example", &d), 1);
+	assert_int_equal(d.attempts, 1);
+	teardown(f);
+}
+
 #define SHARED "shared = { redis = \"127.0.0.1:6379\"; };\n"
 
 /* Several gateways: the gateway holding the lock sends, and marks the report sent. */
@@ -638,6 +684,7 @@ main(void)
 	    cmocka_unit_test(show_text),
 	    cmocka_unit_test(identity_required),
 	    cmocka_unit_test(rfc8460_5_3_thread_reports_yesterday_and_stops),
+	    cmocka_unit_test(rfc8460_4_1_missed_days_caught_up),
 	    cmocka_unit_test(rfc8460_5_3_shared_lock_holder_sends),
 	    cmocka_unit_test(rfc8460_5_3_shared_sent_by_another),
 	    cmocka_unit_test(rfc8460_5_3_shared_held_by_another),
