@@ -245,7 +245,7 @@ shared_fill(struct loop *loop, const struct conf *conf, char (*names)[32], size_
 		snprintf(p.id, sizeof(p.id), "bench1");
 		for (size_t j = 0; j < 512 && i < n_dom; j++, i++)
 			shared_state_put(s, names[i], &p, false);
-		if (shared_state_get(s, names[i - 1], filled, &done) == 0)
+		if (shared_state_get(s, names[i - 1], "bench1", filled, &done) == 0)
 			goto out;
 		while (done == 0)
 			loop_once(loop, 10);

@@ -57,12 +57,32 @@ static const char put_max_lua[] = "local cur = tonumber(redis.call('GET', KEYS[1
                                   "end\n"
                                   "return 0\n";
 
+/*
+ * KEYS[1] the policy key, KEYS[2] the fetch claim of (domain, id); ARGV:
+ * the claim's milliseconds to live, the id wanted. Returns {value, 2} when
+ * the stored policy has that id; otherwise {value or nil, 1} when this
+ * caller now holds the claim (it fetches), {value or nil, 0} when another
+ * gateway holds it (it is fetching that id now: wait for its store).
+ */
+static const char get_policy_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local want = 'v1\\nid=' .. ARGV[2] .. '\\n'\n"
+    "if v and string.sub(v, 1, #want) == want then return {v, 2} end\n"
+    "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {v or false, 1} end\n"
+    "return {v or false, 0}\n";
+
+#define CLAIM_POLL_MS 10 /* how often a gateway waiting for another's fetch asks again */
+
 struct get_req {
 	struct get_req *next, *prev;
 	struct shared_state *s;
 	uint64_t id;
-	uint64_t cmd;   /* the Redis command */
-	uint64_t timer; /* wait_max */
+	uint64_t cmd;         /* the Redis command */
+	uint64_t timer;       /* wait_max */
+	uint64_t poll;        /* the next ask while another gateway fetches */
+	char key[80 + 254];   /* the policy key */
+	char claim[80 + 300]; /* the fetch claim of (domain, id) */
+	char want[40];        /* the TXT id asked for */
 	shared_state_get_cb *cb;
 	void *arg;
 };
@@ -581,6 +601,7 @@ req_done(struct get_req *g, const struct shared_policy *p)
 
 	req_unlink(s, g);
 	loop_timer_cancel(s->loop, g->timer);
+	loop_timer_cancel(s->loop, g->poll);
 	redis_loop_cancel(s->rc, g->cmd);
 	free(g);
 	if (p != NULL)
@@ -590,24 +611,50 @@ req_done(struct get_req *g, const struct shared_policy *p)
 	cb(arg, p);
 }
 
+static int get_ask(struct get_req *g);
+
+static void
+get_poll(struct loop *loop, void *arg)
+{
+	struct get_req *g = arg;
+
+	(void)loop;
+	g->poll = 0;
+	if (get_ask(g) < 0) {
+		COUNT(g->s, errors);
+		req_done(g, NULL);
+	}
+}
+
 static void
 get_reply(void *arg, const struct redisReply *rep)
 {
 	struct get_req *g = arg;
+	const struct redisReply *v;
 	struct shared_policy p;
 	const char *why = "";
 
 	g->cmd = 0;
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != 2 || rep->element[1]->type != REDIS_REPLY_INTEGER) {
 		COUNT(g->s, errors);
 		req_done(g, NULL);
 		return;
 	}
-	if (rep->type != REDIS_REPLY_STRING) {
+	v = rep->element[0];
+	if (rep->element[1]->integer == 0) {
+		/* Another gateway is fetching this id: ask again until wait_max. */
+		if ((g->poll = loop_timer_add(g->s->loop, CLAIM_POLL_MS, get_poll, g)) == 0)
+			req_done(g, NULL);
+		else
+			COUNT(g->s, waits);
+		return;
+	}
+	if (v->type != REDIS_REPLY_STRING) {
 		req_done(g, NULL); /* nil: nobody stored it */
 		return;
 	}
-	if (shared_policy_decode(rep->str, rep->len, &p, &why) < 0) {
+	if (shared_policy_decode(v->str, v->len, &p, &why) < 0) {
 		COUNT(g->s, refused);
 		log_notice("event=shared-policy result=invalid reason=\"%s\"", why);
 		req_done(g, NULL);
@@ -626,20 +673,34 @@ get_timeout(struct loop *loop, void *arg)
 	req_done(g, NULL);
 }
 
-uint64_t
-shared_state_get(struct shared_state *s, const char *domain, shared_state_get_cb *cb, void *arg)
+/* get_ask - send g's script: the policy, or the claim to fetch it. 0, or -1. */
+static int
+get_ask(struct get_req *g)
 {
-	char key[80 + 254];
-	const char *argv[2] = {"GET", key};
+	char hold[24];
+	const char *argv[7] = {"EVAL", get_policy_lua, "2", g->key, g->claim, hold, g->want};
+
+	/* A claim lasts as long as a fetch may take; the store ends the wait sooner. */
+	snprintf(hold, sizeof(hold), "%u",
+	         1000u * (g->s->conf->sts.fetch_timeout + g->s->conf->dns.timeout));
+	return (g->cmd = redis_loop_command(g->s->rc, 7, argv, NULL, get_reply, g)) == 0 ? -1 : 0;
+}
+
+uint64_t
+shared_state_get(struct shared_state *s, const char *domain, const char *id,
+                 shared_state_get_cb *cb, void *arg)
+{
 	struct get_req *g;
 
 	if (!shared_state_up(s) || (g = calloc(1, sizeof(*g))) == NULL)
 		return 0;
-	snprintf(key, sizeof(key), "%spolicy:%s", s->conf->shared.prefix, domain);
+	snprintf(g->key, sizeof(g->key), "%spolicy:%s", s->conf->shared.prefix, domain);
+	snprintf(g->claim, sizeof(g->claim), "%sfetch:%s:%s", s->conf->shared.prefix, domain, id);
+	sts_strlcpy(g->want, id, sizeof(g->want));
 	g->s = s;
 	g->cb = cb;
 	g->arg = arg;
-	if ((g->cmd = redis_loop_command(s->rc, 2, argv, NULL, get_reply, g)) == 0 ||
+	if (get_ask(g) < 0 ||
 	    (g->timer = loop_timer_add(s->loop, s->conf->shared.wait_max, get_timeout, g)) == 0) {
 		redis_loop_cancel(s->rc, g->cmd);
 		COUNT(s, errors);
@@ -663,6 +724,7 @@ shared_state_cancel(struct shared_state *s, uint64_t id)
 		if (g->id == id) {
 			req_unlink(s, g);
 			loop_timer_cancel(s->loop, g->timer);
+			loop_timer_cancel(s->loop, g->poll);
 			redis_loop_cancel(s->rc, g->cmd);
 			free(g);
 			return;

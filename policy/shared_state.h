@@ -14,6 +14,8 @@
  *   <prefix>policy:<domain>  a policy fetched by some gateway, expiring
  *                            with it; newest fetch wins (a script compares
  *                            fetch times)
+ *   <prefix>fetch:<domain>:<id>  a gateway is fetching that policy now
+ *                            (SET NX, expiring with the fetch's time bound)
  *   <prefix>srv:<address>    unix time a server was last seen offering
  *                            STARTTLS; only ever raised (a script keeps the
  *                            maximum), expiring with srvmem's memory
@@ -42,6 +44,7 @@ struct shared_stats {
 	_Atomic uint64_t up;        /* of those, up now (gauge) */
 	_Atomic uint64_t hits;      /* lookups Redis answered with a valid policy */
 	_Atomic uint64_t misses;    /* lookups without one: none, timeout, down */
+	_Atomic uint64_t waits;     /* asks again while another gateway fetched the same id */
 	_Atomic uint64_t refused;   /* values read that were invalid or not accepted */
 	_Atomic uint64_t stores;    /* policies written */
 	_Atomic uint64_t publishes; /* changes and servers published */
@@ -88,13 +91,19 @@ bool shared_state_up(const struct shared_state *s);
 typedef void shared_state_get_cb(void *arg, const struct shared_policy *p);
 
 /*
- * shared_state_get - ask Redis for domain's policy. Returns a non-zero id;
- * cb runs once, later (never inside this call), at the latest after
- * shared.wait_max. Returns 0 when Redis is not up or on allocation
- * failure: cb never runs, the caller goes on at once.
+ * shared_state_get - ask Redis for domain's policy of TXT id. When Redis has
+ * no policy of that id, the first gateway to ask claims its fetch (the
+ * claim <prefix>fetch:<domain>:<id> lasts as long as a fetch may take) and
+ * gets a miss (or the stored policy of another id): it fetches. A gateway
+ * that finds the claim taken asks again every 10 ms for the policy the
+ * claimant will store, until shared.wait_max: gateways that look up a
+ * new policy at once fetch it once when the fetch takes less than that.
+ * Returns a non-zero id; cb runs once, later (never inside this call), at
+ * the latest after shared.wait_max. Returns 0 when Redis is not up or on
+ * allocation failure: cb never runs, the caller goes on at once.
  */
-uint64_t shared_state_get(struct shared_state *s, const char *domain, shared_state_get_cb *cb,
-                          void *arg);
+uint64_t shared_state_get(struct shared_state *s, const char *domain, const char *id,
+                          shared_state_get_cb *cb, void *arg);
 
 /* shared_state_cancel - cb of id will not run; 0 and unknown ids are ignored. */
 void shared_state_cancel(struct shared_state *s, uint64_t id);

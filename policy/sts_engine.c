@@ -894,8 +894,8 @@ res_fetch(struct resolution *r)
 		res_enter(r, RS_FETCH_WAIT);
 		return;
 	}
-	if (r->e->shared != NULL &&
-	    (r->shared_id = shared_state_get(r->e->shared, r->domain, shared_cb, r)) != 0) {
+	if (r->e->shared != NULL && (r->shared_id = shared_state_get(
+	                                 r->e->shared, r->domain, r->txt_id, shared_cb, r)) != 0) {
 		res_enter(r, RS_SHARED);
 		return;
 	}

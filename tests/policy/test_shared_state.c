@@ -124,6 +124,16 @@ wait_up(struct fx *f, const struct gw *g, uint64_t conns)
 	run_ms(f, 30); /* the SUBSCRIBE behind the PING lands */
 }
 
+/* two_up - gateways A and B started, neither subscribing, both connected. */
+static void
+two_up(struct fx *f)
+{
+	gw_start(f, &f->a, false);
+	gw_start(f, &f->b, false);
+	wait_up(f, &f->a, 1);
+	wait_up(f, &f->b, 1);
+}
+
 static int
 setup(void **state)
 {
@@ -271,10 +281,7 @@ rfc8461_3_3_policy_learned_by_a_serves_b_with_policy_host_down(void **state)
 	const struct sts_cache_entry *ce;
 
 	NEED_SERVER();
-	gw_start(f, &f->a, false);
-	gw_start(f, &f->b, false);
-	wait_up(f, &f->a, 1);
-	wait_up(f, &f->b, 1);
+	two_up(f);
 	publish("example.com", "id1", ENFORCE);
 	g = lookup(f, &f->a, "example.com");
 	assert_int_equal(g.a.source, STS_SOURCE_FETCHED);
@@ -297,6 +304,47 @@ rfc8461_3_3_policy_learned_by_a_serves_b_with_policy_host_down(void **state)
 	sts_cache_release(ce);
 }
 
+/*
+ * Two gateways look a new policy up at once: the first to ask Redis claims
+ * its fetch, the other waits for the policy the first stores instead of
+ * fetching it too. One fetch at the policy host for both.
+ */
+static void
+rfc8461_3_3_gateways_at_once_fetch_once(void **state)
+{
+	struct fx *f = *state;
+	struct got ga = {0}, gb = {0};
+
+	NEED_SERVER();
+	two_up(f);
+	publish("example.com", "id1", ENFORCE);
+	assert_true(sts_engine_lookup(f->a.e, "example.com", NULL, got_cb, &ga) != 0);
+	assert_true(sts_engine_lookup(f->b.e, "example.com", NULL, got_cb, &gb) != 0);
+	for (int i = 0; i < 300 && (ga.calls == 0 || gb.calls == 0); i++)
+		loop_once(f->loop, 10);
+	assert_int_equal(ga.calls, 1);
+	assert_int_equal(gb.calls, 1);
+	assert_int_equal(ga.a.status, STS_POLICY);
+	assert_int_equal(gb.a.status, STS_POLICY);
+	assert_string_equal(ga.a.id, "id1");
+	assert_string_equal(gb.a.id, "id1");
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_int_equal(
+	    atomic_load(&f->a.stats.shared.hits) + atomic_load(&f->b.stats.shared.hits), 1);
+	assert_true(atomic_load(&f->a.stats.shared.waits) + atomic_load(&f->b.stats.shared.waits) >=
+	            1);
+	/* a new id is a new claim: fetched once more, by one of them */
+	publish("example.com", "id2", ENFORCE2);
+	ga.calls = gb.calls = 0;
+	assert_true(sts_engine_recheck(f->a.e, "example.com", NULL, got_cb, &ga) != 0);
+	assert_true(sts_engine_recheck(f->b.e, "example.com", NULL, got_cb, &gb) != 0);
+	for (int i = 0; i < 300 && (ga.calls == 0 || gb.calls == 0); i++)
+		loop_once(f->loop, 10);
+	assert_string_equal(ga.a.id, "id2");
+	assert_string_equal(gb.a.id, "id2");
+	assert_int_equal(fake_fetch_count("example.com"), 2);
+}
+
 static void
 newest_fetch_wins(void **state)
 {
@@ -307,10 +355,7 @@ newest_fetch_wins(void **state)
 	struct got g;
 
 	NEED_SERVER();
-	gw_start(f, &f->a, false);
-	gw_start(f, &f->b, false);
-	wait_up(f, &f->a, 1);
-	wait_up(f, &f->b, 1);
+	two_up(f);
 	/* A slow gateway's older fetch (now - 100) arrives after a newer one (now - 10). */
 	p.fetched_at = now - 10;
 	p.expires_at = p.fetched_at + 86400;
@@ -584,6 +629,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        rfc8461_3_3_policy_learned_by_a_serves_b_with_policy_host_down, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_gateways_at_once_fetch_once, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(newest_fetch_wins, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        rfc8461_3_1_other_id_weaker_mode_and_garbage_are_fetched, setup, teardown),
