@@ -87,21 +87,10 @@ $2
 EOF
 }
 
-# gw_start G - (re)start gateway G's stsproxy and wait for its start line.
-gw_start() {
-	local g=$1 conf=$LAB_DIR/gw$1/stsproxy.conf log=$LAB_DIR/logs/stsproxy-gw$1.log before
-	lab__stop "stsproxy-gw$g"
-	"$STSPROXY" -c "$conf" --check-config >"$LAB_DIR/gw$g/check.out" 2>&1 || {
-		cat "$LAB_DIR/gw$g/check.out" >&2
-		return 1
-	}
-	before=$(grep -c 'event=start version=' "$log" 2>/dev/null || true)
-	lab__start "stsproxy-gw$g" "gw$g" "$STSPROXY" -c "$conf"
-	lab_wait_for 10 eval "lab__alive stsproxy-gw$g &&
-		[ \"\$(grep -c 'event=start version=' '$log')\" -gt ${before:-0} ]"
-}
-ctl() { local g=$1; shift; "$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" ctl "$@"; }
-gw_log() { cat "$LAB_DIR/logs/stsproxy-gw$1.log"; }
+# gw_start G - (re)start gateway G's stsproxy (no listener: it inspects).
+gw_start() { lab_gw_start "$1"; }
+ctl() { lab_gw_ctl "$@"; }
+gw_log() { lab_gw_log "$1"; }
 
 # shared_synced G - G's Redis connections are all up and its inspector has
 # read the servers already stored (the sync on connect).

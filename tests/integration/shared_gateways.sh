@@ -116,19 +116,10 @@ EOF
 
 SHARED_DIRECT="shared = { redis = \"$REDIS:6379\"; user = \"stsproxy\"; password = \"$LAB_REDIS_PASSWORD\"; wait_max = 300; connect_timeout = 500; command_timeout = 500; };"
 
-gw_start() {
-	local g=$1 i
-	i=$(gw_i "$g")
-	"$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" --check-config >"$LAB_DIR/gw$g/check.out" 2>&1 || {
-		cat "$LAB_DIR/gw$g/check.out" >&2
-		return 1
-	}
-	lab__start "stsproxy-gw$g" "gw$g" "$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf"
-	lab__await "stsproxy-gw$g" "gw$g" "10.0.1$i.1" "$PORT"
-}
-gw_stop() { lab__stop "stsproxy-gw$1"; }
-ctl() { local g=$1; shift; "$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" ctl "$@"; }
-gw_log() { cat "$LAB_DIR/logs/stsproxy-gw$1.log"; }
+gw_start() { lab_gw_start "$1" "10.0.1$(gw_i "$1").1" "$PORT"; }
+gw_stop() { lab_gw_stop "$1"; }
+ctl() { lab_gw_ctl "$@"; }
+gw_log() { lab_gw_log "$1"; }
 
 for g in $GWS; do
 	gw_conf "$g" "$SHARED_DIRECT"

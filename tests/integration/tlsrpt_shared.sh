@@ -126,17 +126,8 @@ report = {
 };
 EOF
 }
-gw_start() {
-	local g=$1 i
-	i=$(gw_i "$g")
-	"$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" --check-config >"$LAB_DIR/gw$g/check.out" 2>&1 || {
-		cat "$LAB_DIR/gw$g/check.out" >&2
-		return 1
-	}
-	lab__start "stsproxy-gw$g" "gw$g" "$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf"
-	lab__await "stsproxy-gw$g" "gw$g" "10.0.1$i.1" "$PORT"
-}
-ctl() { local g=$1; shift; "$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" ctl "$@"; }
+gw_start() { lab_gw_start "$1" "10.0.1$(gw_i "$1").1" "$PORT"; }
+ctl() { lab_gw_ctl "$@"; }
 shared_up() { ctl "$1" status | grep -E '^shared ok '; }
 
 for g in $GWS; do

@@ -406,6 +406,40 @@ lab_gateway() {
 	lab_route "$r" "10.0.1$i.0/24" "10.0.2$i.2"
 }
 
+# The stsproxy of a gateway of lab_gateway: its configuration in
+# $LAB_DIR/gwNAME/stsproxy.conf (the caller's), its log in
+# $LAB_DIR/logs/stsproxy-gwNAME.log, the binary $STSPROXY.
+
+# lab_gw_start NAME [ADDR PORT] - check the configuration, (re)start the
+# gateway's stsproxy and wait for its start line (and for ADDR:PORT to
+# listen, when given).
+lab_gw_start() {
+	local g=$1 conf=$LAB_DIR/gw$1/stsproxy.conf log=$LAB_DIR/logs/stsproxy-gw$1.log before
+	lab__stop "stsproxy-gw$g"
+	"$STSPROXY" -c "$conf" --check-config >"$LAB_DIR/gw$g/check.out" 2>&1 || {
+		cat "$LAB_DIR/gw$g/check.out" >&2
+		return 1
+	}
+	before=$(grep -c 'event=start version=' "$log" 2>/dev/null || true)
+	lab__start "stsproxy-gw$g" "gw$g" "$STSPROXY" -c "$conf" || return 1
+	lab_wait_for 10 eval "lab__alive stsproxy-gw$g &&
+		[ \"\$(grep -c 'event=start version=' '$log')\" -gt ${before:-0} ]" || return 1
+	[ $# -lt 3 ] || lab__await "stsproxy-gw$g" "gw$g" "$2" "$3"
+}
+
+# lab_gw_stop NAME - stop it.
+lab_gw_stop() { lab__stop "stsproxy-gw$1"; }
+
+# lab_gw_ctl NAME ARG... - its control command ("status", "cache list", ...).
+lab_gw_ctl() {
+	local g=$1
+	shift
+	"$STSPROXY" -c "$LAB_DIR/gw$g/stsproxy.conf" ctl "$@"
+}
+
+# lab_gw_log NAME - its log so far.
+lab_gw_log() { cat "$LAB_DIR/logs/stsproxy-gw$1.log"; }
+
 # lab_intercept TARGET_IP ATTACKER_IP [PORT] - make the attacker truly
 # on-path: the router redirects TCP to TARGET_IP:PORT (default 25) to
 # ATTACKER_IP, except the attacker's own connections to the target.
