@@ -831,6 +831,37 @@ claim_hold_ms(const struct sts_engine *e)
 }
 
 /*
+ * other_loop_result - another loop's fetch of r's policy id ended: take its
+ * policy once the cache has it, or its failure once the cache records one
+ * (section 3.3: that id is not fetched again for a while). Drops r's own
+ * claim, if any, when it does.
+ */
+static bool
+other_loop_result(struct resolution *r)
+{
+	struct sts_engine *e = r->e;
+	const struct sts_cache_entry *ce = sts_cache_get(e->cache, r->domain);
+	int64_t wall = sts_now_wall();
+
+	/* A lookup fetches only an id not cached or expired, so a valid entry of
+	 * that id is the other loop's result. */
+	if (ce != NULL && strcmp(ce->id, r->txt_id) == 0 && entry_valid(ce, wall)) {
+		unclaim(r);
+		res_have_policy(r, STS_SOURCE_CACHE, ce, wall);
+		return true;
+	}
+	sts_cache_release(ce);
+	if (!sts_cache_may_fetch(e->cache, r->domain, r->txt_id, wall)) {
+		unclaim(r);
+		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR,
+		            "policy id %s failed to fetch in another worker", r->txt_id);
+		no_policy_or_cache(r);
+		return true;
+	}
+	return false;
+}
+
+/*
  * fetch_wait_cb - r waits for another loop's fetch of its policy id: take
  * the policy once the cache has it, take the failure once the cache
  * records one (section 3.3: that id is not fetched again for a while), and
@@ -842,24 +873,11 @@ fetch_wait_cb(struct loop *loop, void *arg)
 {
 	struct resolution *r = arg;
 	struct sts_engine *e = r->e;
-	const struct sts_cache_entry *ce = sts_cache_get(e->cache, r->domain);
 	uint64_t now = loop_now_ms(loop);
-	int64_t wall = sts_now_wall();
 
 	r->timer = 0;
-	/* A lookup fetches only an id not cached or expired, so a valid entry of
-	 * that id is the other loop's result. */
-	if (ce != NULL && strcmp(ce->id, r->txt_id) == 0 && entry_valid(ce, wall)) {
-		res_have_policy(r, STS_SOURCE_CACHE, ce, wall);
+	if (other_loop_result(r))
 		return;
-	}
-	sts_cache_release(ce);
-	if (!sts_cache_may_fetch(e->cache, r->domain, r->txt_id, wall)) {
-		set_problem(r, STS_RESULT_STS_POLICY_FETCH_ERROR,
-		            "policy id %s failed to fetch in another worker", r->txt_id);
-		no_policy_or_cache(r);
-		return;
-	}
 	if (now < r->wait_end &&
 	    sts_claims_held(sts_cache_claims(e->cache), r->domain, r->txt_id, now) &&
 	    (r->timer = loop_timer_add(loop, CLAIM_POLL_MS, fetch_wait_cb, r)) != 0)
@@ -894,6 +912,11 @@ res_fetch(struct resolution *r)
 		res_enter(r, RS_FETCH_WAIT);
 		return;
 	}
+	/* The other loop may have finished between this lookup's reading of the
+	 * cache and its claim: its outcome is in the cache before its claim
+	 * ends, so looking again now, claim held, misses nothing. */
+	if (r->kind == RK_LOOKUP && other_loop_result(r))
+		return;
 	if (r->e->shared != NULL && (r->shared_id = shared_state_get(
 	                                 r->e->shared, r->domain, r->txt_id, shared_cb, r)) != 0) {
 		res_enter(r, RS_SHARED);

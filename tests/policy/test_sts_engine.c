@@ -732,6 +732,43 @@ rfc8461_3_3_loops_share_one_failure(void **state)
 	other_stop(&o);
 }
 
+/*
+ * The other loop's TXT answer comes after the fixture's fetch has ended:
+ * its policy is in the cache and the claim is gone, so the other takes the
+ * cached policy instead of fetching the same id again.
+ */
+static void
+rfc8461_3_3_late_loop_takes_fetched(void **state)
+{
+	struct fx *f = *state;
+	struct other o;
+	struct got g[2] = {{0}};
+
+	publish("example.com", "id1", POLICY_A);
+	fx_engine(f);
+	other_start(f, &o);
+	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
+	assert_true(sts_engine_lookup(o.e, "example.com", NULL, got_cb, &g[1]) != 0);
+	/* both TXT queries asked; the other's answer waits on its loop */
+	for (int i = 0; i < 200 && fake_dns_count("_mta-sts.example.com", 'T') < 2; i++) {
+		loop_once(f->loop, 0);
+		loop_once(o.loop, 0);
+	}
+	assert_int_equal(fake_dns_count("_mta-sts.example.com", 'T'), 2);
+	for (int i = 0; i < 2000 && g[0].calls == 0; i++)
+		loop_once(f->loop, 1);
+	assert_int_equal(g[0].calls, 1);
+	assert_int_equal(g[0].a.source, STS_SOURCE_FETCHED);
+	run_both(f, &o, &g[0], &g[1]);
+	assert_int_equal(g[1].calls, 1);
+	assert_int_equal(g[1].a.status, STS_POLICY);
+	assert_string_equal(g[1].a.id, "id1");
+	assert_int_equal(g[1].a.source, STS_SOURCE_CACHE);
+	assert_int_equal(fake_fetch_count("example.com"), 1);
+	assert_int_equal(atomic_load(&o.stats.fetch_waits), 0);
+	other_stop(&o);
+}
+
 /* The loop that held the claim stops without a result: the waiting one fetches. */
 static void
 rfc8461_3_3_claim_holder_gone(void **state)
@@ -1990,6 +2027,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_loops_share_one_fetch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_loops_share_one_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_claim_holder_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rfc8461_3_3_late_loop_takes_fetched, setup, teardown),
 	    cmocka_unit_test_setup_teardown(engine_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(engine_free_from_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rfc8461_3_3_mode_none_replaces_cache, setup, teardown),
