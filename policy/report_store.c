@@ -27,7 +27,7 @@
 #include "core/log.h"
 #include "policy/report_store.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 struct report_store {
 	pthread_mutex_t lock; /* every use of db and pending */
@@ -95,6 +95,13 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * gateways (policy/tlsrpt_shared.h); rows of an older file are unpublished. */
     "ALTER TABLE results ADD COLUMN version INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE results ADD COLUMN pushed INTEGER NOT NULL DEFAULT 0;",
+    /* 3: who is sending a day's report now (the daemon or "report send"), and until when. */
+    "CREATE TABLE sending ("
+    " day INTEGER NOT NULL,"
+    " domain TEXT NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " until INTEGER NOT NULL,"
+    " PRIMARY KEY (day, domain)) WITHOUT ROWID;",
 };
 
 static const char sql_result[] =
@@ -993,41 +1000,172 @@ out:
 	return ret;
 }
 
-/* report_store_delivery_put - see report_store.h */
-int
-report_store_delivery_put(struct report_store *s, const struct report_delivery *d, char *err,
-                          size_t errlen)
+/*
+ * claim_read - in a transaction of s: 1 when (day, domain) is recorded
+ * settled (sent, failed or skipped), otherwise 0 with the sender holding
+ * it at now copied to holder ("" when none or expired); -1 on error.
+ */
+static int
+claim_read(struct report_store *s, int64_t day, const char *domain, int64_t now, char *holder,
+           size_t holderlen)
 {
 	sqlite3_stmt *st = NULL;
-	int ret = 0;
+	int rc, ret = 0;
+
+	holder[0] = '\0';
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT (SELECT state FROM reported WHERE day = ?1 AND domain = ?2),"
+	                       " (SELECT sender FROM sending WHERE day = ?1 AND domain = ?2"
+	                       " AND until > ?3)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, day);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		ret = -1;
+	else if (sqlite3_column_type(st, 0) != SQLITE_NULL &&
+	         state_parse(col_text(st, 0)) != REPORT_STATE_PENDING)
+		ret = 1;
+	else
+		snprintf(holder, holderlen, "%s", col_text(st, 1));
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* db_run - one statement of s with ?1 day, ?2 domain and, when it has them, ?3 text and ?4 n;
+ * SQLITE_DONE on success. */
+static int
+db_run(struct report_store *s, const char *sql, int64_t day, const char *domain, const char *text,
+       int64_t n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return SQLITE_ERROR;
+	sqlite3_bind_int64(st, 1, day);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	if (text != NULL)
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 4)
+		sqlite3_bind_int64(st, 4, n);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* report_store_delivery_claim - see report_store.h */
+int
+report_store_delivery_claim(struct report_store *s, int64_t day, const char *domain,
+                            const char *sender, int64_t now, unsigned hold_s, char *holder,
+                            size_t holderlen, char *err, size_t errlen)
+{
+	char who[REPORT_STORE_ERROR_LEN];
+	int ret, got;
+
+	if (s == NULL || domain == NULL || sender == NULL || sender[0] == '\0') {
+		if (err != NULL)
+			snprintf(err, errlen, "report store: not open, or no sender");
+		return -1;
+	}
+	day = sts_report_day_of(day);
+	pthread_mutex_lock(&s->lock);
+	/* IMMEDIATE: the read and the write are one step for every process of the file. */
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = fail(s, err, errlen, "claim");
+		goto out;
+	}
+	got = claim_read(s, day, domain, now, who, sizeof(who));
+	if (got < 0) {
+		ret = fail(s, err, errlen, "claim");
+	} else if (got == 1) {
+		ret = REPORT_CLAIM_SETTLED;
+	} else if (who[0] != '\0' && strcmp(who, sender) != 0) {
+		ret = REPORT_CLAIM_HELD;
+	} else if (db_run(s,
+	                  "INSERT OR REPLACE INTO sending (day, domain, sender, until)"
+	                  " VALUES (?1, ?2, ?3, ?4)",
+	                  day, domain, sender, now + (int64_t)hold_s) != SQLITE_DONE) {
+		ret = fail(s, err, errlen, "claim");
+	} else {
+		ret = REPORT_CLAIM_OURS;
+	}
+	if (ret < 0 || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (ret >= 0)
+			ret = fail(s, err, errlen, "claim");
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (ret == REPORT_CLAIM_HELD && holder != NULL)
+		snprintf(holder, holderlen, "%s", who);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* report_store_delivery_put - see report_store.h */
+int
+report_store_delivery_put(struct report_store *s, const struct report_delivery *d,
+                          const char *sender, int64_t now, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	char who[REPORT_STORE_ERROR_LEN];
+	int64_t day;
+	int ret = 0, got;
 
 	if (s == NULL || d == NULL || d->domain[0] == '\0') {
 		if (err != NULL)
 			snprintf(err, errlen, "report store: not open, or no domain");
 		return -1;
 	}
+	day = sts_report_day_of(d->day);
 	pthread_mutex_lock(&s->lock);
 	/* A sent report must never be sent again: this commit reaches the disk. */
 	sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		ret = fail(s, err, errlen, "write");
+		goto out;
+	}
+	/* A settled report stays settled, and a sender whose claim another took
+	 * over records nothing: the other sender's outcome is the one that holds. */
+	got = claim_read(s, day, d->domain, now, who, sizeof(who));
+	if (got < 0) {
+		ret = fail(s, err, errlen, "write");
+		goto end;
+	}
+	if (got == 1 || (sender != NULL && who[0] != '\0' && strcmp(who, sender) != 0)) {
+		ret = 1;
+		goto end;
+	}
 	if (sqlite3_prepare_v2(s->db,
 	                       "INSERT OR REPLACE INTO reported (day, domain, state, attempts,"
 	                       " next_try, last_error, report_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
 	                       " ?7)",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		ret = fail(s, err, errlen, "write");
-		goto out;
+		goto end;
 	}
-	sqlite3_bind_int64(st, 1, sts_report_day_of(d->day));
+	sqlite3_bind_int64(st, 1, day);
 	sqlite3_bind_text(st, 2, d->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, report_state_name(d->state), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, d->attempts);
 	sqlite3_bind_int64(st, 5, d->next_try);
 	sqlite3_bind_text(st, 6, d->last_error, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, d->report_id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (sqlite3_step(st) != SQLITE_DONE ||
+	    (sender != NULL && db_run(s,
+	                              "DELETE FROM sending WHERE day = ?1 AND domain = ?2"
+	                              " AND sender = ?3",
+	                              day, d->domain, sender, 0) != SQLITE_DONE))
 		ret = fail(s, err, errlen, "write");
-out:
+end:
 	sqlite3_finalize(st);
+	if (ret < 0 || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (ret >= 0)
+			ret = fail(s, err, errlen, "write");
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+out:
 	sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
 	pthread_mutex_unlock(&s->lock);
 	return ret;

@@ -227,10 +227,37 @@ int report_store_delivery_get(struct report_store *s, int64_t day, const char *d
 /*
  * report_store_delivery_put - record *d (insert or replace), durably
  * (committed before it returns): a sender that records SENT before it
- * forgets a report never sends it twice after a restart. Returns 0 or -1.
+ * forgets a report never sends it twice after a restart. A report already
+ * recorded sent, failed or skipped is left as it is, and so is one that
+ * another sender holds at now (report_store_delivery_claim()): then 1 is
+ * returned and nothing written. sender: the claim this put ends (it is
+ * dropped with the write); NULL for none. Returns 0, 1 or -1.
  */
-int report_store_delivery_put(struct report_store *s, const struct report_delivery *d, char *err,
-                              size_t errlen);
+int report_store_delivery_put(struct report_store *s, const struct report_delivery *d,
+                              const char *sender, int64_t now, char *err, size_t errlen);
+
+/*
+ * Who sends a report. Every process that opens the file sends (the
+ * daemon's reporter and "stsproxy report send" by hand): a claim makes
+ * one of them send each (day, domain) at a time.
+ */
+enum report_claim {
+	REPORT_CLAIM_OURS = 0, /* taken, or renewed: this sender goes on */
+	REPORT_CLAIM_HELD,     /* another sender holds it (holder says which) */
+	REPORT_CLAIM_SETTLED,  /* recorded sent, failed or skipped: nobody sends it */
+};
+
+/*
+ * report_store_delivery_claim - claim (day, domain) for sender (a name
+ * unique to one process of this store) at now, for hold_s seconds: taken
+ * when nobody holds it or the holder's time is over, renewed when sender
+ * holds it. It ends with report_store_delivery_put() by the same sender,
+ * or at its time. Returns an enum report_claim, or -1 (the file is busy
+ * or failing: try later).
+ */
+int report_store_delivery_claim(struct report_store *s, int64_t day, const char *domain,
+                                const char *sender, int64_t now, unsigned hold_s, char *holder,
+                                size_t holderlen, char *err, size_t errlen);
 
 /* report_store_delivery_cb - one recorded delivery; 0 to go on. */
 typedef int report_store_delivery_cb(void *arg, const struct report_delivery *d);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -41,8 +42,10 @@ struct tlsrpt_reporter {
 	struct tlsrpt_queue *queue;
 	struct tlsrpt_shared *shared; /* NULL unless shared.enabled */
 	struct tlsrpt_shared_stats *shared_stats;
+	char sender[REPORT_STORE_ERROR_LEN]; /* this process among the senders of the store */
 	bool push_only;
 	bool push_failing;             /* the last push failed: said once, until one succeeds */
+	bool left;                     /* the last delivery was left to another process */
 	bool catching_up;              /* in catch_up(): "recorded already" is not news */
 	int64_t merged_day, merged_at; /* the day last read from Redis, and when */
 	atomic_uint_fast64_t attempts[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
@@ -312,6 +315,29 @@ lock_ms(const struct tlsrpt_reporter *r)
 	return (r->conf->report.timeout * (TLSRPT_QUEUE_URIS + 1u) + 60u) * 1000u;
 }
 
+/*
+ * local_claim - may this process send j? The daemon and "stsproxy report
+ * send" share the store: one of them sends each report at a time, and a
+ * report one of them recorded settled is not sent by the other. Returns
+ * report_store_delivery_claim()'s answer, with why set unless it is ours.
+ */
+static int
+local_claim(struct tlsrpt_reporter *r, const struct tlsrpt_job *j, char *why, size_t whylen)
+{
+	char holder[REPORT_STORE_ERROR_LEN] = "", err[256] = "";
+	int got = report_store_delivery_claim(r->store, j->day, j->domain, r->sender, wall_now(),
+	                                      lock_ms(r) / 1000u, holder, sizeof(holder), err,
+	                                      sizeof(err));
+
+	if (got == REPORT_CLAIM_HELD)
+		snprintf(why, whylen, "being sent by %s", holder);
+	else if (got == REPORT_CLAIM_SETTLED)
+		snprintf(why, whylen, "recorded settled by another sender");
+	else if (got < 0)
+		snprintf(why, whylen, "%s", err);
+	return got;
+}
+
 /* count_skipped - a report left to another gateway, for the metrics. */
 static void
 count_skipped(struct tlsrpt_reporter *r)
@@ -436,6 +462,11 @@ op_prepare(void *arg, struct tlsrpt_job *j, char *why, size_t whylen)
 		snprintf(why, whylen, "_smtp._tls.%s: no usable rua URI", j->domain);
 		return TLSRPT_OUT_PERM;
 	}
+	rc = local_claim(r, j, why, whylen);
+	if (rc != REPORT_CLAIM_OURS) {
+		j->n_dest = 0;
+		return rc == REPORT_CLAIM_SETTLED ? TLSRPT_OUT_PERM : TLSRPT_OUT_TEMP;
+	}
 	if ((o = shared_claim(r, j, why, whylen)) != TLSRPT_OUT_DELIVERED) {
 		j->n_dest = 0;
 		return o;
@@ -528,6 +559,19 @@ op_deliver(void *arg, const struct tlsrpt_job *j, const struct tlsrpt_dest *d, c
 	struct tlsrpt_reporter *r = arg;
 	char holder[REPORT_STORE_GATEWAY_LEN], err[256];
 
+	/* Renew this process's claim; another that took it over (or settled the
+	 * report) decides. Once this process recorded it sent, its other
+	 * destinations still get it. A store that does not answer stops nobody. */
+	if (j->state != TLSRPT_JOB_SENT) {
+		switch (local_claim(r, j, why, whylen)) {
+		case REPORT_CLAIM_HELD:
+		case REPORT_CLAIM_SETTLED:
+			r->left = true;
+			return TLSRPT_OUT_PERM;
+		default:
+			break;
+		}
+	}
 	if (r->shared != NULL) {
 		/* Renew the lock; a gateway that took it over (ours lapsed) sends instead. */
 		switch (tlsrpt_shared_claim(r->shared, j->day, j->domain, lock_ms(r), holder, err,
@@ -573,6 +617,13 @@ op_attempted(void *arg, const struct tlsrpt_job *j, const struct tlsrpt_dest *d,
 		        next, why);
 		return;
 	}
+	if (r->left) {
+		/* Not an attempt: the other sender's outcome is the report's. */
+		r->left = false;
+		log_info("event=tlsrpt-send domain=%s day=%s uri=%s result=left detail=\"%s\"",
+		         j->domain, day, d->uri, why);
+		return;
+	}
 	atomic_fetch_add(&r->attempts[d->https ? TLSRPT_KIND_HTTPS : TLSRPT_KIND_MAILTO][o], 1);
 	if (s == TLSRPT_S_PENDING)
 		snprintf(next, sizeof(next), " next_in=%lld",
@@ -606,16 +657,29 @@ op_settled(void *arg, const struct tlsrpt_job *j, int64_t next_try)
 	sts_strlcpy(d.last_error, j->last_error, sizeof(d.last_error));
 	(void)tlsrpt_report_id(d.report_id, sizeof(d.report_id), j->day, j->domain,
 	                       r->conf->report.submitter, j->unique);
-	if (j->state == TLSRPT_JOB_FAILED)
-		r->failed++;
 	if (j->state == TLSRPT_JOB_SENT && r->shared != NULL &&
 	    tlsrpt_shared_sent(r->shared, j->day, j->domain, err, sizeof(err)) < 0)
 		log_warn("event=tlsrpt-shared domain=%s warning=\"sent, not marked sent in Redis: "
 		         "%s\"",
 		         j->domain, err);
-	if (report_store_delivery_put(r->store, &d, err, sizeof(err)) < 0)
+	switch (report_store_delivery_put(r->store, &d, r->sender, wall_now(), err, sizeof(err))) {
+	case 0:
+		if (j->state == TLSRPT_JOB_FAILED)
+			r->failed++;
+		break;
+	case 1:
+		/* Another process of this store sends it, or has settled it. */
+		log_info("event=tlsrpt-send domain=%s note=\"the outcome of another sender of this "
+		         "store stands\"",
+		         j->domain);
+		break;
+	default:
+		if (j->state == TLSRPT_JOB_FAILED)
+			r->failed++;
 		log_err("event=tlsrpt-send domain=%s state=%s error=\"cannot record: %s\"",
 		        j->domain, tlsrpt_job_state_name(j->state), err);
+		break;
+	}
 }
 
 static int
@@ -1001,6 +1065,8 @@ tlsrpt_reporter_new(const struct tlsrpt_reporter_params *p, char *err, size_t er
 	}
 	r->conf = c;
 	r->store = p->store;
+	snprintf(r->sender, sizeof(r->sender), "%s pid %ld", report_store_gateway(p->store),
+	         (long)getpid());
 	r->live = p->live;
 	r->push_only = p->push_only;
 	r->shared_stats = p->shared_stats;

@@ -8,6 +8,9 @@
  *   fake_store_add(entry)      a copy of the struct (its pointers are kept)
  *   fake_store_puts()          how many delivery records were written
  *   fake_store_get(day, domain, out)   1 when recorded
+ *   fake_store_claims(answers, n)      what the next n claims answer, in order
+ *                                      (then REPORT_CLAIM_OURS); holder "other pid 1"
+ *   fake_store_claimed()               how many claims were asked
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,17 +25,38 @@ static size_t n_entries;
 static struct report_delivery records[FAKE_MAX];
 static size_t n_records;
 static unsigned n_puts;
+static int claims[FAKE_MAX];
+static size_t n_claims, next_claim;
+static unsigned n_claimed;
 
 void fake_store_reset(void);
 void fake_store_add(const struct report_store_entry *e);
 unsigned fake_store_puts(void);
 int fake_store_get(int64_t day, const char *domain, struct report_delivery *out);
+void fake_store_claims(const int *answers, size_t n);
+unsigned fake_store_claimed(void);
 
 void
 fake_store_reset(void)
 {
 	n_entries = n_records = 0;
 	n_puts = 0;
+	n_claims = next_claim = 0;
+	n_claimed = 0;
+}
+
+void
+fake_store_claims(const int *answers, size_t n)
+{
+	n_claims = n < FAKE_MAX ? n : FAKE_MAX;
+	memcpy(claims, answers, n_claims * sizeof(*claims));
+	next_claim = 0;
+}
+
+unsigned
+fake_store_claimed(void)
+{
+	return n_claimed;
 }
 
 void
@@ -151,10 +175,12 @@ report_store_delivery_get(struct report_store *s, int64_t day, const char *domai
 }
 
 int
-report_store_delivery_put(struct report_store *s, const struct report_delivery *d, char *err,
-                          size_t errlen)
+report_store_delivery_put(struct report_store *s, const struct report_delivery *d,
+                          const char *sender, int64_t now, char *err, size_t errlen)
 {
 	(void)s;
+	(void)sender;
+	(void)now;
 	(void)err;
 	(void)errlen;
 	n_puts++;
@@ -166,4 +192,25 @@ report_store_delivery_put(struct report_store *s, const struct report_delivery *
 	if (n_records < FAKE_MAX)
 		records[n_records++] = *d;
 	return 0;
+}
+
+int
+report_store_delivery_claim(struct report_store *s, int64_t day, const char *domain,
+                            const char *sender, int64_t now, unsigned hold_s, char *holder,
+                            size_t holderlen, char *err, size_t errlen)
+{
+	(void)s;
+	(void)day;
+	(void)domain;
+	(void)sender;
+	(void)now;
+	(void)hold_s;
+	n_claimed++;
+	if (next_claim == n_claims)
+		return REPORT_CLAIM_OURS;
+	if (holder != NULL)
+		sts_strlcpy(holder, "other pid 1", holderlen);
+	if (claims[next_claim] < 0 && err != NULL)
+		sts_strlcpy(err, "report store: database is locked", errlen);
+	return claims[next_claim++];
 }

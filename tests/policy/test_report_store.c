@@ -521,11 +521,11 @@ delivery_state_idempotent(void **state)
 	d.attempts = 1;
 	d.next_try = T0 + 600;
 	snprintf(d.last_error, sizeof(d.last_error), "451 try later");
-	assert_int_equal(report_store_delivery_put(s, &d, NULL, 0), 0);
+	assert_int_equal(report_store_delivery_put(s, &d, NULL, T0, NULL, 0), 0);
 	snprintf(d.domain, sizeof(d.domain), "example.org");
 	d.state = REPORT_STATE_SENT;
 	snprintf(d.report_id, sizeof(d.report_id), "2023-11-14T00:00:00Z_example.org@gw");
-	assert_int_equal(report_store_delivery_put(s, &d, NULL, 0), 0);
+	assert_int_equal(report_store_delivery_put(s, &d, NULL, T0, NULL, 0), 0);
 	report_store_close(s);
 
 	s = open_gw(dir, "gw1", 7);
@@ -540,6 +540,68 @@ delivery_state_idempotent(void **state)
 	assert_string_equal(d.report_id, "2023-11-14T00:00:00Z_example.org@gw");
 	assert_string_equal(report_state_name(REPORT_STATE_SKIPPED), "skipped");
 	report_store_close(s);
+}
+
+/*
+ * Two processes of one store (the daemon and "report send"), as two
+ * handles on the file: one sender at a time, a claim past its time is
+ * taken over, the sender that lost it records nothing, and a settled
+ * report is neither claimed nor rewritten.
+ */
+static void
+rfc8460_4_one_sender_per_store(void **state)
+{
+	const char *dir = *state;
+	struct report_store *a = open_gw(dir, "gw1", 7), *b = open_gw(dir, "gw1", 7);
+	struct report_delivery d;
+	char who[REPORT_STORE_ERROR_LEN] = "";
+
+	assert_int_equal(report_store_delivery_claim(a, DAY, "example.com", "gw1 pid 1", T0, 60,
+	                                             who, sizeof(who), NULL, 0),
+	                 REPORT_CLAIM_OURS);
+	assert_int_equal(report_store_delivery_claim(b, DAY, "example.com", "gw1 pid 2", T0 + 1, 60,
+	                                             who, sizeof(who), NULL, 0),
+	                 REPORT_CLAIM_HELD);
+	assert_string_equal(who, "gw1 pid 1");
+	/* renewed by its holder; another domain is free */
+	assert_int_equal(report_store_delivery_claim(a, DAY, "example.com", "gw1 pid 1", T0 + 50,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
+	assert_int_equal(report_store_delivery_claim(b, DAY, "example.com", "gw1 pid 2", T0 + 100,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_HELD);
+	assert_int_equal(report_store_delivery_claim(b, DAY, "example.org", "gw1 pid 2", T0 + 100,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
+	/* a's time is over: b takes it, and a's outcome is not recorded */
+	assert_int_equal(report_store_delivery_claim(b, DAY, "example.com", "gw1 pid 2", T0 + 111,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
+	assert_int_equal(report_store_delivery_get(a, DAY, "example.com", &d, NULL, 0), 0);
+	d.state = REPORT_STATE_FAILED;
+	assert_int_equal(report_store_delivery_put(a, &d, "gw1 pid 1", T0 + 112, NULL, 0), 1);
+	assert_int_equal(report_store_delivery_get(b, DAY, "example.com", &d, NULL, 0), 0);
+	/* b records it sent: settled for both, and a later put changes nothing */
+	d.state = REPORT_STATE_SENT;
+	assert_int_equal(report_store_delivery_put(b, &d, "gw1 pid 2", T0 + 120, NULL, 0), 0);
+	assert_int_equal(report_store_delivery_claim(a, DAY, "example.com", "gw1 pid 1", T0 + 121,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_SETTLED);
+	d.state = REPORT_STATE_PENDING;
+	assert_int_equal(report_store_delivery_put(a, &d, NULL, T0 + 122, NULL, 0), 1);
+	assert_int_equal(report_store_delivery_get(a, DAY, "example.com", &d, NULL, 0), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	/* a pending outcome ends the claim: the other process may send at once */
+	memset(&d, 0, sizeof(d));
+	d.day = DAY;
+	snprintf(d.domain, sizeof(d.domain), "example.org");
+	d.attempts = 1;
+	assert_int_equal(report_store_delivery_put(b, &d, "gw1 pid 2", T0 + 130, NULL, 0), 0);
+	assert_int_equal(report_store_delivery_claim(a, DAY, "example.org", "gw1 pid 1", T0 + 131,
+	                                             60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
+	report_store_close(a);
+	report_store_close(b);
 }
 
 static int
@@ -715,6 +777,7 @@ schema_1_rows_published_after_upgrade(void **state)
 	snprintf(path, sizeof(path), "%s/%s", dir, REPORT_STORE_FILE);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
+	                              "DROP TABLE sending;"
 	                              "ALTER TABLE results DROP COLUMN pushed;"
 	                              "ALTER TABLE results DROP COLUMN version;"
 	                              "PRAGMA user_version=1",
@@ -755,6 +818,8 @@ main(void)
 	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(delivery_state_idempotent, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(rfc8460_4_4_details_bounded_per_day, setup_dir,
+	                                    teardown_dir),
+	    cmocka_unit_test_setup_teardown(rfc8460_4_one_sender_per_store, setup_dir,
 	                                    teardown_dir),
 	    cmocka_unit_test_setup_teardown(schema_1_rows_published_after_upgrade, setup_dir,
 	                                    teardown_dir),

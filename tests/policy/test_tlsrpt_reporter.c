@@ -35,6 +35,8 @@ void fake_store_reset(void);
 void fake_store_add(const struct report_store_entry *e);
 unsigned fake_store_puts(void);
 int fake_store_get(int64_t day, const char *domain, struct report_delivery *out);
+void fake_store_claims(const int *answers, size_t n);
+unsigned fake_store_claimed(void);
 void fake_dns_reset(void);
 void fake_dns_set(const char *domain, enum tlsrpt_lookup_status status, const char *record);
 unsigned fake_dns_count(const char *domain);
@@ -385,10 +387,10 @@ resumed_after_restart(void **state)
 
 	(void)state;
 	strcpy(d.domain, "a.example");
-	assert_int_equal(report_store_delivery_put(NULL, &d, err, sizeof(err)), 0);
+	assert_int_equal(report_store_delivery_put(NULL, &d, NULL, 0, err, sizeof(err)), 0);
 	d.state = REPORT_STATE_FAILED;
 	strcpy(d.domain, "b.example");
-	assert_int_equal(report_store_delivery_put(NULL, &d, err, sizeof(err)), 0);
+	assert_int_equal(report_store_delivery_put(NULL, &d, NULL, 0, err, sizeof(err)), 0);
 	/* a.example pending: resumed; b.example failed: left alone */
 	assert_int_equal(queue(f, NULL), 1);
 	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
@@ -518,7 +520,7 @@ rfc8460_4_1_missed_days_caught_up(void **state)
 		fake_store_add(&e[i]);
 	}
 	sts_strlcpy(d.domain, "a.example", sizeof(d.domain));
-	assert_int_equal(report_store_delivery_put(NULL, &d, err, sizeof(err)), 0);
+	assert_int_equal(report_store_delivery_put(NULL, &d, NULL, 0, err, sizeof(err)), 0);
 	assert_int_equal(tlsrpt_reporter_start(f->r, err, sizeof(err)), 0);
 	/* two days, an https and a mailto destination each */
 	for (int i = 0; i < 300 && fake_send_count() < 4; i++)
@@ -536,6 +538,85 @@ rfc8460_4_1_missed_days_caught_up(void **state)
 }
 
 #define SHARED "shared = { redis = \"127.0.0.1:6379\"; };\n"
+
+/*
+ * The daemon and "stsproxy report send" share the store: a report another
+ * process is sending is not sent here now, and is tried again later.
+ */
+static void
+rfc8460_5_3_another_process_sending(void **state)
+{
+	struct fixture *f = setup("");
+	static const int held[] = {REPORT_CLAIM_HELD};
+	struct report_delivery d;
+
+	(void)state;
+	fake_store_claims(held, 1);
+	assert_int_equal(queue(f, "a.example"), 1);
+	tlsrpt_reporter_drain(f->r); /* retry_for = 0: the one try */
+	assert_int_equal(fake_send_count(), 0);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_string_equal(d.last_error, "being sent by other pid 1");
+	teardown(f);
+}
+
+/* A report the other process recorded settled is never sent here. */
+static void
+rfc8460_5_3_settled_by_another_process(void **state)
+{
+	struct fixture *f = setup("");
+	static const int settled[] = {REPORT_CLAIM_SETTLED};
+	struct report_delivery d;
+
+	(void)state;
+	fake_store_claims(settled, 1);
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 0);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_string_equal(d.last_error, "recorded settled by another sender");
+	teardown(f);
+}
+
+/*
+ * The claim is renewed before each destination: one the other process
+ * took over (this one's time ran out) goes to none of them from here. A
+ * store that does not answer stops nobody, nor does this process's own
+ * record of the report sent.
+ */
+static void
+rfc8460_5_3_taken_over_before_sending(void **state)
+{
+	struct fixture *f = setup("");
+	static const int over[] = {REPORT_CLAIM_OURS, REPORT_CLAIM_HELD, REPORT_CLAIM_SETTLED};
+	static const int busy[] = {REPORT_CLAIM_OURS, -1, -1};
+	static const int sent_here[] = {REPORT_CLAIM_OURS, REPORT_CLAIM_OURS, REPORT_CLAIM_SETTLED};
+
+	(void)state;
+	fake_store_claims(over, 3);
+	assert_int_equal(queue(f, "a.example"), 1);
+	tlsrpt_reporter_drain(f->r);
+	assert_int_equal(fake_store_claimed(), 3);
+	assert_int_equal(fake_send_count(), 0);
+	teardown(f);
+
+	f = setup("");
+	fake_store_claims(busy, 3);
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 2);
+	teardown(f);
+
+	/* Recorded sent by this process at the first destination: the claim
+	 * is over, and the second destination still gets the report. */
+	f = setup("");
+	fake_store_claims(sent_here, 3);
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_store_claimed(), 2);
+	assert_int_equal(fake_send_count(), 2);
+	teardown(f);
+}
 
 /* Several gateways: the gateway holding the lock sends, and marks the report sent. */
 static void
@@ -685,6 +766,9 @@ main(void)
 	    cmocka_unit_test(identity_required),
 	    cmocka_unit_test(rfc8460_5_3_thread_reports_yesterday_and_stops),
 	    cmocka_unit_test(rfc8460_4_1_missed_days_caught_up),
+	    cmocka_unit_test(rfc8460_5_3_another_process_sending),
+	    cmocka_unit_test(rfc8460_5_3_settled_by_another_process),
+	    cmocka_unit_test(rfc8460_5_3_taken_over_before_sending),
 	    cmocka_unit_test(rfc8460_5_3_shared_lock_holder_sends),
 	    cmocka_unit_test(rfc8460_5_3_shared_sent_by_another),
 	    cmocka_unit_test(rfc8460_5_3_shared_held_by_another),
