@@ -32,6 +32,9 @@
 
 #define WAIT_SLICE_S  60 /* the thread looks at the clock at least this often */
 #define MERGE_FRESH_S 60 /* a day's rows read from Redis this recently are used as they are */
+#define MARK_RETRY_S  2  /* a report sent but not marked sent in Redis: asked again this often */
+#define MARK_WAIT_S   30 /* "report send" waits this long for the marks before it exits */
+#define UNMARKED_MAX  64 /* such reports remembered (beyond: logged, not retried) */
 
 struct tlsrpt_reporter {
 	const struct conf *conf;
@@ -44,8 +47,13 @@ struct tlsrpt_reporter {
 	struct tlsrpt_shared_stats *shared_stats;
 	char sender[REPORT_STORE_ERROR_LEN]; /* this process among the senders of the store */
 	bool push_only;
-	bool push_failing;             /* the last push failed: said once, until one succeeds */
-	bool left;                     /* the last delivery was left to another process */
+	bool push_failing; /* the last push failed: said once, until one succeeds */
+	bool left;         /* the last delivery was left to another process */
+	struct {
+		int64_t day;
+		char domain[STS_REPORT_DOMAIN_LEN];
+	} unmarked[UNMARKED_MAX]; /* sent, not yet marked sent in Redis (this thread only) */
+	size_t n_unmarked;
 	bool catching_up;              /* in catch_up(): "recorded already" is not news */
 	int64_t merged_day, merged_at; /* the day last read from Redis, and when */
 	atomic_uint_fast64_t attempts[TLSRPT_KIND_MAX][TLSRPT_OUT_MAX];
@@ -657,11 +665,22 @@ op_settled(void *arg, const struct tlsrpt_job *j, int64_t next_try)
 	sts_strlcpy(d.last_error, j->last_error, sizeof(d.last_error));
 	(void)tlsrpt_report_id(d.report_id, sizeof(d.report_id), j->day, j->domain,
 	                       r->conf->report.submitter, j->unique);
-	if (j->state == TLSRPT_JOB_SENT && r->shared != NULL &&
-	    tlsrpt_shared_sent(r->shared, j->day, j->domain, err, sizeof(err)) < 0)
+	/* A partial report (Redis was away for report.shared_wait) is not marked:
+	 * each gateway sends its own, and a mark would stop the others'. */
+	if (j->state == TLSRPT_JOB_SENT && r->shared != NULL && j->unique[0] == '\0' &&
+	    tlsrpt_shared_sent(r->shared, j->day, j->domain, err, sizeof(err)) < 0) {
+		/* Until marked, another gateway that takes the lock once ours ran
+		 * out would send it again: asked again every MARK_RETRY_S. */
 		log_warn("event=tlsrpt-shared domain=%s warning=\"sent, not marked sent in Redis: "
-		         "%s\"",
+		         "%s; trying again\"",
 		         j->domain, err);
+		if (r->n_unmarked < UNMARKED_MAX) {
+			r->unmarked[r->n_unmarked].day = j->day;
+			sts_strlcpy(r->unmarked[r->n_unmarked].domain, j->domain,
+			            sizeof(r->unmarked[0].domain));
+			r->n_unmarked++;
+		}
+	}
 	switch (report_store_delivery_put(r->store, &d, r->sender, wall_now(), err, sizeof(err))) {
 	case 0:
 		if (j->state == TLSRPT_JOB_FAILED)
@@ -822,15 +841,61 @@ sleep_until(struct tlsrpt_reporter *r, int64_t t)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/*
+ * mark_retry - mark sent in Redis the reports whose mark failed, oldest
+ * first, until one fails again (Redis still away). Returns when to try
+ * next: INT64_MAX when none is left.
+ */
+static int64_t
+mark_retry(struct tlsrpt_reporter *r, int64_t now)
+{
+	char err[256];
+	size_t done = 0;
+
+	while (done < r->n_unmarked) {
+		if (tlsrpt_shared_sent(r->shared, r->unmarked[done].day, r->unmarked[done].domain,
+		                       err, sizeof(err)) < 0)
+			break;
+		log_notice("event=tlsrpt-shared domain=%s result=marked-sent",
+		           r->unmarked[done].domain);
+		done++;
+	}
+	memmove(r->unmarked, r->unmarked + done, (r->n_unmarked - done) * sizeof(r->unmarked[0]));
+	r->n_unmarked -= done;
+	return r->n_unmarked > 0 ? now + MARK_RETRY_S : INT64_MAX;
+}
+
 int
 tlsrpt_reporter_drain(struct tlsrpt_reporter *r)
 {
+	int64_t until = 0;
+
 	r->failed = 0;
 	while (!atomic_load(&r->stop) && tlsrpt_queue_len(r->queue) > 0) {
 		int64_t next = tlsrpt_queue_step(r->queue, wall_now);
 
 		if (tlsrpt_queue_len(r->queue) == 0)
 			break;
+		sleep_until(r, next);
+	}
+	/* The marks this process still owes, for a while: after that the lock
+	 * has run out anyway, and the others decide by it alone. */
+	while (!atomic_load(&r->stop) && r->n_unmarked > 0) {
+		int64_t now = wall_now(), next = mark_retry(r, now);
+
+		if (until == 0)
+			until = now + MARK_WAIT_S;
+		if (next == INT64_MAX)
+			break;
+		if (now >= until) {
+			for (size_t i = 0; i < r->n_unmarked; i++)
+				log_warn(
+				    "event=tlsrpt-shared domain=%s warning=\"sent, never marked "
+				    "sent in Redis: another gateway may send it again\"",
+				    r->unmarked[i].domain);
+			r->n_unmarked = 0;
+			break;
+		}
 		sleep_until(r, next);
 	}
 	return (int)r->failed;
@@ -854,12 +919,14 @@ random_delay(unsigned max)
  * shared_tick - publish this gateway's counts every flush interval, and
  * right after 00:00 UTC with the day's last counts flushed first: the
  * reports of the day, built TLSRPT_SHARED_MIN_DELAY later by any gateway,
- * find them. Returns when the next tick is due.
+ * find them; and the marks of reports sent but not marked sent in Redis
+ * yet. Returns when the next tick is due.
  */
 static int64_t
 shared_tick(struct tlsrpt_reporter *r, int64_t now, int64_t *next_push, int64_t *boundary)
 {
 	char err[256];
+	int64_t mark, next;
 
 	if (r->shared == NULL)
 		return INT64_MAX;
@@ -884,7 +951,9 @@ shared_tick(struct tlsrpt_reporter *r, int64_t now, int64_t *next_push, int64_t 
 		}
 		*next_push = now + (int64_t)r->conf->report_store.flush_interval;
 	}
-	return *next_push < *boundary ? *next_push : *boundary;
+	mark = r->n_unmarked > 0 ? mark_retry(r, now) : INT64_MAX;
+	next = *next_push < *boundary ? *next_push : *boundary;
+	return mark < next ? mark : next;
 }
 
 /* The days the store holds results for, oldest first (at most a retention's worth). */
@@ -979,6 +1048,8 @@ thread_main(void *arg)
 		next = tlsrpt_queue_step(r->queue, wall_now);
 		if (tick < next)
 			next = tick;
+		if (r->n_unmarked > 0 && now + MARK_RETRY_S < next)
+			next = now + MARK_RETRY_S; /* a mark failed in this step */
 		sleep_until(r, next < at ? next : at);
 	}
 	return NULL;

@@ -10,7 +10,9 @@
 #      it) gets exactly one report per domain; its decompressed counts are
 #      exactly the sum of the sessions through the three gateways, and the
 #      successes are what the MX stored; the two other gateways record the
-#      report as sent by the third;
+#      report as sent by the third. Redis refuses the sender's "sent" mark
+#      at first (an ACL): the sender asks again until Redis takes it, and
+#      the others, finding the lock held meanwhile, never send;
 #   2. Redis is down at report time: each gateway waits report.shared_wait
 #      for it, then sends the counts it has itself (docs/DESIGN.md "TLS-RPT
 #      results"): three reports for the domain, each exactly one gateway's
@@ -254,7 +256,21 @@ send_all() { # TAG [DOMAIN] - report send --now on every gateway at once; logs i
 	for g in $GWS; do sed "s/^/# $tag $g: /" "$OUT/$tag-$g.log"; done
 	return $rc
 }
-lab_check "1: report send --now on the three gateways at once exits 0 on each" send_all once
+# Redis refuses the "sent" mark at first (stsproxy's user may SET every
+# key but the rpt-sent ones): the sender asks again until Redis takes it,
+# and the others, which find the lock held meanwhile, never send.
+acl() { lab_redis_cli redis "$REDIS" ACL SETUSER stsproxy "$@" | grep -q '^OK$'; }
+lab_check "1: the ACL lets stsproxy SET any key but rpt-sent ones" acl -set \
+	'(+set ~stsproxy:[a-q]* ~stsproxy:[s-z]* ~stsproxy:rpt:* ~stsproxy:rpt-lock:*)'
+send_all once &
+send_all_pid=$!
+mark_refused() { grep -q 'not marked sent in Redis: .*trying again' "$OUT"/once-?.log; }
+lab_check "1: the sender's first mark is refused, and it says it tries again" \
+	lab_wait_for 60 mark_refused
+lab_check "1: the ACL lets stsproxy SET rpt-sent keys again" acl +set clearselectors
+lab_check "1: report send --now on the three gateways at once exits 0 on each" wait "$send_all_pid"
+lab_check "1: the sender marked the reports sent once Redis let it" \
+	grep -q 'result=marked-sent' "$OUT"/once-a.log "$OUT"/once-b.log "$OUT"/once-c.log
 
 # posts PATH - the reports the receiver got at PATH, one line each:
 # "success failure" of the sts policy, from the decompressed body.

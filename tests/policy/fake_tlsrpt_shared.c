@@ -8,6 +8,7 @@
  *   fake_shared_claim(answer, holder)   what every claim answers
  *   fake_shared_down(down)              push and merge fail, claims say DOWN
  *   fake_shared_count(what)             "push", "merge", "claim", "sent" calls
+ *   fake_shared_sent_fails(n)           the next n marks fail (Redis gone then)
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,12 +25,13 @@ struct tlsrpt_shared {
 static enum tlsrpt_claim answer = TLSRPT_CLAIM_OURS;
 static char answer_holder[REPORT_STORE_GATEWAY_LEN] = "gw1";
 static bool is_down;
-static unsigned n_push, n_merge, n_claim, n_sent;
+static unsigned n_push, n_merge, n_claim, n_sent, sent_fails;
 
 void fake_shared_reset(void);
 void fake_shared_claim(enum tlsrpt_claim a, const char *holder);
 void fake_shared_down(bool down);
 unsigned fake_shared_count(const char *what);
+void fake_shared_sent_fails(unsigned n);
 
 void
 fake_shared_reset(void)
@@ -37,7 +39,13 @@ fake_shared_reset(void)
 	answer = TLSRPT_CLAIM_OURS;
 	sts_strlcpy(answer_holder, "gw1", sizeof(answer_holder));
 	is_down = false;
-	n_push = n_merge = n_claim = n_sent = 0;
+	n_push = n_merge = n_claim = n_sent = sent_fails = 0;
+}
+
+void
+fake_shared_sent_fails(unsigned n)
+{
+	sent_fails = n;
 }
 
 void
@@ -121,7 +129,11 @@ tlsrpt_shared_sent(struct tlsrpt_shared *t, int64_t day, const char *domain, cha
 	(void)day;
 	(void)domain;
 	n_sent++;
-	if (is_down)
+	if (is_down || sent_fails > 0) {
+		if (sent_fails > 0)
+			sent_fails--;
 		snprintf(err, errlen, "redis: connection refused");
-	return is_down ? -1 : 0;
+		return -1;
+	}
+	return 0;
 }

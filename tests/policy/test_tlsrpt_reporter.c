@@ -44,6 +44,7 @@ void fake_shared_reset(void);
 void fake_shared_claim(enum tlsrpt_claim a, const char *holder);
 void fake_shared_down(bool down);
 unsigned fake_shared_count(const char *what);
+void fake_shared_sent_fails(unsigned n);
 void fake_send_reset(void);
 void fake_send_script(enum tlsrpt_outcome o);
 size_t fake_send_count(void);
@@ -639,6 +640,27 @@ rfc8460_5_3_shared_lock_holder_sends(void **state)
 	teardown(f);
 }
 
+/*
+ * Redis away just when the report went out: the mark that stops the other
+ * gateways from sending it too is asked again until Redis takes it.
+ */
+static void
+rfc8460_5_3_shared_mark_retried(void **state)
+{
+	struct fixture *f = setup_top("", SHARED);
+	struct report_delivery d;
+
+	(void)state;
+	fake_shared_sent_fails(2);
+	assert_int_equal(queue(f, "a.example"), 1);
+	assert_int_equal(tlsrpt_reporter_drain(f->r), 0);
+	assert_int_equal(fake_send_count(), 2);
+	assert_int_equal(fake_store_get(DAY, "a.example", &d), 1);
+	assert_int_equal(d.state, REPORT_STATE_SENT);
+	assert_int_equal(fake_shared_count("sent"), 3);
+	teardown(f);
+}
+
 /* A report another gateway sent is recorded skipped, never sent here. */
 static void
 rfc8460_5_3_shared_sent_by_another(void **state)
@@ -695,6 +717,8 @@ rfc8460_5_3_shared_down_sends_own_counts(void **state)
 	assert_string_equal(json_string_value(json_object_get(rep, "report-id")),
 	                    "20261203.gw1.a.example@gw.example");
 	assert_string_equal(d.report_id, "20261203.gw1.a.example@gw.example");
+	/* Not marked sent: the other gateways send their own partial reports. */
+	assert_int_equal(fake_shared_count("sent"), 0);
 	json_decref(rep);
 	teardown(f);
 }
@@ -770,6 +794,7 @@ main(void)
 	    cmocka_unit_test(rfc8460_5_3_settled_by_another_process),
 	    cmocka_unit_test(rfc8460_5_3_taken_over_before_sending),
 	    cmocka_unit_test(rfc8460_5_3_shared_lock_holder_sends),
+	    cmocka_unit_test(rfc8460_5_3_shared_mark_retried),
 	    cmocka_unit_test(rfc8460_5_3_shared_sent_by_another),
 	    cmocka_unit_test(rfc8460_5_3_shared_held_by_another),
 	    cmocka_unit_test(rfc8460_5_3_shared_down_sends_own_counts),
