@@ -692,7 +692,8 @@ ctl_report(void *arg, struct control_reply *r)
 
 	results_flush(d, "control");
 	if (d->results != NULL && !d->results_failing &&
-	    report_store_foreach_day(d->results, time(NULL), results_one, r, err, sizeof(err)) >= 0)
+	    report_store_foreach_day(d->results, time(NULL), NULL, results_one, r, err,
+	                             sizeof(err)) >= 0)
 		return 0;
 	sts_report_foreach(d->report, report_one, r);
 	return 0;

@@ -714,15 +714,20 @@ extra_free(struct entry_extra *x)
 	memset(x, 0, sizeof(*x));
 }
 
+/* prepare_key - sql with ?1 day, ?2 domain, ?3 type and ?4 the gateway (NULL: every one). */
 static int
 prepare_key(struct report_store *s, sqlite3_stmt **st, const char *sql, int64_t day,
-            const char *domain, const char *type)
+            const char *domain, const char *type, const char *gateway)
 {
 	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_int64(*st, 1, day);
 	sqlite3_bind_text(*st, 2, domain, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(*st, 3, type, -1, SQLITE_TRANSIENT);
+	if (gateway != NULL)
+		sqlite3_bind_text(*st, 4, gateway, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(*st, 4);
 	return 0;
 }
 
@@ -764,7 +769,7 @@ detail_read(sqlite3_stmt *st, struct report_store_detail *d, char **block)
 /* read_extra - the last policy, the result types and the details of one entry into e and x. */
 static int
 read_extra(struct report_store *s, struct report_store_entry *e, const char *type,
-           struct entry_extra *x)
+           const char *gateway, struct entry_extra *x)
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
@@ -772,8 +777,9 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 
 	if (prepare_key(s, &st,
 	                "SELECT policy_id, mode FROM results WHERE day = ?1 AND domain = ?2 AND"
-	                " type = ?3 ORDER BY seen_at DESC, gateway LIMIT 1",
-	                e->day, e->domain, type) < 0)
+	                " type = ?3 AND (?4 IS NULL OR gateway = ?4)"
+	                " ORDER BY seen_at DESC, gateway LIMIT 1",
+	                e->day, e->domain, type, gateway) < 0)
 		return -1;
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		snprintf(x->policy_id, sizeof(x->policy_id), "%s", col_text(st, 0));
@@ -784,9 +790,9 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 		return -1;
 	if (prepare_key(s, &st,
 	                "SELECT policy, mx FROM results WHERE day = ?1 AND domain = ?2 AND"
-	                " type = ?3 AND policy IS NOT NULL ORDER BY policy_at DESC, gateway"
-	                " LIMIT 1",
-	                e->day, e->domain, type) < 0)
+	                " type = ?3 AND (?4 IS NULL OR gateway = ?4) AND policy IS NOT NULL"
+	                " ORDER BY policy_at DESC, gateway LIMIT 1",
+	                e->day, e->domain, type, gateway) < 0)
 		return -1;
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		x->policy = split(col_text(st, 0), &e->n_policy);
@@ -797,8 +803,9 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 		return -1;
 	if (prepare_key(s, &st,
 	                "SELECT result, SUM(count) FROM result_types WHERE day = ?1 AND"
-	                " domain = ?2 AND type = ?3 GROUP BY result",
-	                e->day, e->domain, type) < 0)
+	                " domain = ?2 AND type = ?3 AND (?4 IS NULL OR gateway = ?4)"
+	                " GROUP BY result",
+	                e->day, e->domain, type, gateway) < 0)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		enum sts_result r = result_parse(col_text(st, 0));
@@ -812,9 +819,10 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 	if (prepare_key(s, &st,
 	                "SELECT result, sending_ip, mx_host, mx_helo, receiving_ip, SUM(count) AS n"
 	                " FROM details WHERE day = ?1 AND domain = ?2 AND type = ?3"
+	                " AND (?4 IS NULL OR gateway = ?4)"
 	                " GROUP BY result, sending_ip, mx_host, mx_helo, receiving_ip"
 	                " ORDER BY result, n DESC, mx_host, receiving_ip, sending_ip",
-	                e->day, e->domain, type) < 0)
+	                e->day, e->domain, type, gateway) < 0)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int got;
@@ -851,8 +859,8 @@ read_extra(struct report_store *s, struct report_store_entry *e, const char *typ
 
 /* report_store_foreach_day - see report_store.h */
 int
-report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *cb, void *arg,
-                         char *err, size_t errlen)
+report_store_foreach_day(struct report_store *s, int64_t day, const char *gateway,
+                         report_store_cb *cb, void *arg, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int n = 0, rc;
@@ -866,13 +874,18 @@ report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *c
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_prepare_v2(s->db,
 	                       "SELECT domain, type, SUM(success), SUM(failure), SUM(detail_other),"
-	                       " COUNT(*) FROM results WHERE day = ?1 GROUP BY domain, type"
+	                       " COUNT(*) FROM results WHERE day = ?1"
+	                       " AND (?2 IS NULL OR gateway = ?2) GROUP BY domain, type"
 	                       " HAVING SUM(success) + SUM(failure) > 0 ORDER BY domain, type",
 	                       -1, &st, NULL) != SQLITE_OK) {
 		n = fail(s, err, errlen, "read");
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, day);
+	if (gateway != NULL)
+		sqlite3_bind_text(st, 2, gateway, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 2);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct report_store_entry e;
 		struct entry_extra x;
@@ -892,7 +905,7 @@ report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *c
 		e.failure = col_u64(st, 3);
 		e.detail_other = col_u64(st, 4);
 		e.n_gateways = (unsigned)col_u64(st, 5);
-		if (read_extra(s, &e, type, &x) < 0) {
+		if (read_extra(s, &e, type, gateway, &x) < 0) {
 			extra_free(&x);
 			n = fail(s, err, errlen, "read");
 			goto out;
@@ -1243,9 +1256,8 @@ read_row_parts(struct report_store *s, struct report_store_row *row, const char 
 	if (prepare_key(s, &st,
 	                "SELECT result, count FROM result_types WHERE day = ?1 AND domain = ?2"
 	                " AND type = ?3 AND gateway = ?4",
-	                row->day, row->domain, type) < 0)
+	                row->day, row->domain, type, row->gateway) < 0)
 		return -1;
-	sqlite3_bind_text(st, 4, row->gateway, -1, SQLITE_TRANSIENT);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		enum sts_result r = result_parse(col_text(st, 0));
 
@@ -1260,9 +1272,8 @@ read_row_parts(struct report_store *s, struct report_store_row *row, const char 
 	        "SELECT result, sending_ip, mx_host, mx_helo, receiving_ip, count FROM details"
 	        " WHERE day = ?1 AND domain = ?2 AND type = ?3 AND gateway = ?4"
 	        " ORDER BY result, count DESC, mx_host, receiving_ip, sending_ip",
-	        row->day, row->domain, type) < 0)
+	        row->day, row->domain, type, row->gateway) < 0)
 		return -1;
-	sqlite3_bind_text(st, 4, row->gateway, -1, SQLITE_TRANSIENT);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && x->n_details < REPORT_STORE_DETAILS_MAX) {
 		int got = detail_read(st, &x->details[x->n_details], &x->texts[x->n_details]);
 
@@ -1365,11 +1376,10 @@ report_store_pushed(struct report_store *s, int64_t day, const char *domain,
 	        s, &st,
 	        "UPDATE results SET pushed = ?5 WHERE day = ?1 AND domain = ?2 AND type = ?3"
 	        " AND gateway = ?4 AND pushed < ?5",
-	        day, domain, sts_policy_type_name(type)) < 0) {
+	        day, domain, sts_policy_type_name(type), s->gateway) < 0) {
 		ret = fail(s, err, errlen, "write");
 		goto out;
 	}
-	sqlite3_bind_text(st, 4, s->gateway, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, version);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		ret = fail(s, err, errlen, "write");

@@ -116,12 +116,13 @@ typedef int report_store_cb(void *arg, const struct report_store_entry *e);
 /*
  * report_store_foreach_day - call cb for every (domain, type) with results
  * on the UTC day day (any time within the day is rounded down), ordered by
- * domain, then type: the entries of one report are adjacent. Reads the
+ * domain, then type: the entries of one report are adjacent. gateway: the
+ * rows of that gateway only; NULL: summed over every gateway. Reads the
  * store only: flush first to include memory. Returns the number of entries
  * shown, or -1 on a database error.
  */
-int report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *cb, void *arg,
-                             char *err, size_t errlen);
+int report_store_foreach_day(struct report_store *s, int64_t day, const char *gateway,
+                             report_store_cb *cb, void *arg, char *err, size_t errlen);
 
 /* report_store_day_cb - one day with results and how many policy domains it has. */
 typedef int report_store_day_cb(void *arg, int64_t day, unsigned n_domains);

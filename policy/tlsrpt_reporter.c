@@ -233,7 +233,13 @@ report_text(struct tlsrpt_reporter *r, const char *domain, const char *unique, i
 	int rc;
 
 	*json = NULL;
-	if (report_store_foreach_day(r->store, day, copy_entry, &res, err, errlen) < 0) {
+	/* A partial report (unique set: Redis stayed away) carries this gateway's
+	 * own counts only: the other gateways send theirs, and counts of theirs
+	 * merged here earlier would be reported twice. */
+	if (report_store_foreach_day(
+	        r->store, day,
+	        unique != NULL && unique[0] != '\0' ? report_store_gateway(r->store) : NULL,
+	        copy_entry, &res, err, errlen) < 0) {
 		results_free(&res);
 		return -1;
 	}
@@ -270,8 +276,16 @@ int
 tlsrpt_reporter_json(struct tlsrpt_reporter *r, const char *domain, int64_t day, int64_t end,
                      char **out, size_t *outlen, char *err, size_t errlen)
 {
-	return report_text(r, domain, NULL, tlsrpt_sched_day_of(day), end, out, outlen, err,
-	                   errlen);
+	char why[256];
+
+	day = tlsrpt_sched_day_of(day);
+	/* Several gateways: the report as it would be sent, with the others' counts
+	 * as Redis has them now; without Redis, as this store last read them. */
+	if (r->shared != NULL && tlsrpt_shared_merge(r->shared, day, why, sizeof(why)) < 0)
+		log_warn("event=tlsrpt-shared warning=\"the other gateways' counts as last read: "
+		         "%s\"",
+		         why);
+	return report_text(r, domain, NULL, day, end, out, outlen, err, errlen);
 }
 
 /* --- the queue's operations ------------------------------------------------------ */
@@ -773,7 +787,8 @@ tlsrpt_reporter_queue_day(struct tlsrpt_reporter *r, int64_t day, int64_t end, c
 	if (r->shared != NULL && shared_sync(r, day, err, errlen) < 0)
 		log_warn("event=tlsrpt-run day=%s warning=\"shared counts: %s\"",
 		         day_text(day, dtext, sizeof(dtext)), err);
-	if (report_store_foreach_day(r->store, day, pick_entry, &p, err, errlen) < 0 || p.oom) {
+	if (report_store_foreach_day(r->store, day, NULL, pick_entry, &p, err, errlen) < 0 ||
+	    p.oom) {
 		if (p.oom)
 			snprintf(err, errlen, "out of memory");
 		free(p.domains);
@@ -871,31 +886,34 @@ tlsrpt_reporter_drain(struct tlsrpt_reporter *r)
 	int64_t until = 0;
 
 	r->failed = 0;
-	while (!atomic_load(&r->stop) && tlsrpt_queue_len(r->queue) > 0) {
-		int64_t next = tlsrpt_queue_step(r->queue, wall_now);
+	while (!atomic_load(&r->stop)) {
+		int64_t next = INT64_MAX, mark;
 
-		if (tlsrpt_queue_len(r->queue) == 0)
-			break;
-		sleep_until(r, next);
-	}
-	/* The marks this process still owes, for a while: after that the lock
-	 * has run out anyway, and the others decide by it alone. */
-	while (!atomic_load(&r->stop) && r->n_unmarked > 0) {
-		int64_t now = wall_now(), next = mark_retry(r, now);
+		if (tlsrpt_queue_len(r->queue) > 0)
+			next = tlsrpt_queue_step(r->queue, wall_now);
+		if (r->n_unmarked > 0) {
+			/* The marks this process owes go beside the other reports' retries,
+			 * and for a while after them: then the lock has run out anyway,
+			 * and the other gateways decide by it alone. */
+			int64_t now = wall_now();
 
-		if (until == 0)
-			until = now + MARK_WAIT_S;
-		if (next == INT64_MAX)
-			break;
-		if (now >= until) {
-			for (size_t i = 0; i < r->n_unmarked; i++)
-				log_warn(
-				    "event=tlsrpt-shared domain=%s warning=\"sent, never marked "
-				    "sent in Redis: another gateway may send it again\"",
-				    r->unmarked[i].domain);
-			r->n_unmarked = 0;
-			break;
+			if (until == 0)
+				until = now + MARK_WAIT_S;
+			mark = mark_retry(r, now);
+			if (r->n_unmarked > 0 && tlsrpt_queue_len(r->queue) == 0 && now >= until) {
+				for (size_t i = 0; i < r->n_unmarked; i++)
+					log_warn(
+					    "event=tlsrpt-shared domain=%s warning=\"sent, never "
+					    "marked sent in Redis: another gateway may send it "
+					    "again\"",
+					    r->unmarked[i].domain);
+				r->n_unmarked = 0;
+			}
+			if (mark < next)
+				next = mark;
 		}
+		if (tlsrpt_queue_len(r->queue) == 0 && r->n_unmarked == 0)
+			break;
 		sleep_until(r, next);
 	}
 	return (int)r->failed;

@@ -102,7 +102,8 @@ int tlsrpt_reporter_drain(struct tlsrpt_reporter *r);
 
 /*
  * tlsrpt_reporter_json - the report text of domain for day..end, exactly
- * as it would be sent (the filters do not apply). Returns 0 and a
+ * as it would be sent (the filters do not apply); with a shared Redis, the
+ * other gateways' rows of the day are read from it first. Returns 0 and a
  * malloc'ed text in *out (free() it), 1 when the store has no results for
  * domain that day, -1 with err on an error.
  */

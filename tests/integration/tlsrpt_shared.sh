@@ -234,6 +234,25 @@ pushed() { # DOMAIN - Redis holds every gateway's row of DOMAIN with the session
 lab_check "push: Redis holds the three gateways' totals of one.example (flush + push)" \
 	lab_wait_for 20 pushed one.example
 lab_check "push: and of two.example" lab_wait_for 20 pushed two.example
+# report show on one gateway reads the others' counts from Redis first:
+# it shows the sum the report will carry, not only its own sessions.
+shown() { # GW DOMAIN - "success failure" of the sts policy in report show's JSON
+	lab_exec "gw$1" "$STSPROXY" -c "$LAB_DIR/gw$1/stsproxy.conf" report show "$2" |
+		"$(lab__python)" -c '
+import json, sys
+rep = json.load(sys.stdin)
+p = [p for p in rep["policies"] if p["policy"]["policy-type"] == "sts"][0]["summary"]
+print(p["total-successful-session-count"], p["total-failure-session-count"])'
+}
+show_sum() { # GW DOMAIN
+	local got
+	got=$(shown "$1" "$2")
+	echo "report show $2 on gw$1: [$got], want [${OK[$2]} ${FAIL[$2]}]"
+	[ "$got" = "${OK[$2]} ${FAIL[$2]}" ]
+}
+lab_check "show: report show one.example on gateway a shows the three gateways' sum" \
+	show_sum a one.example
+lab_check "show: and two.example on gateway c" show_sum c two.example
 metric() { # GW NAME - the value of metric NAME at gateway GW
 	lab_exec "gw$1" curl -s http://127.0.0.1:9125/metrics | awk -v n="$2" '$1 == n { print $2 }'
 }
@@ -325,17 +344,24 @@ attack "$STRIP"
 lab_check "2: stripped ones, refused" \
 	run_sessions strip a:three.example:1 b:three.example:1 c:three.example:1
 attack off
-local_totals() { # GW - "success failure" of three.example in GW's own store
-	lab_exec "gw$1" "$STSPROXY" -c "$LAB_DIR/gw$1/stsproxy.conf" report show three.example |
-		"$(lab__python)" -c '
-import json, sys
-r = json.load(sys.stdin)
-p = [p for p in r["policies"] if p["policy"]["policy-type"] == "sts"][0]["summary"]
-print(p["total-successful-session-count"], p["total-failure-session-count"])'
+local_totals() { # GW - "success failure" of three.example in GW's store, GW's own rows
+	"$(lab__python)" - "$LAB_DIR/gw$1/state/report.db" "gw$1" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+ok, fail = db.execute("SELECT TOTAL(success), TOTAL(failure) FROM results WHERE domain ="
+                      " 'three.example' AND type = 'sts' AND gateway = ?", (sys.argv[2],)).fetchone()
+print(int(ok), int(fail))
+EOF
 }
 flushed() { [ "$(local_totals "$1")" = "${GWOK[three.example$1]} ${GWFAIL[three.example$1]}" ]; }
 for g in $GWS; do
 	lab_check "2: gateway $g wrote its three.example counts to its store" lab_wait_for 20 flushed "$g"
+done
+# report show while Redis is up: every store now holds the other gateways'
+# three.example rows as well; the partial reports below must leave them out.
+for g in $GWS; do
+	lab_check "2: report show three.example on gateway $g shows the sum (Redis up)" \
+		lab_wait_for 10 show_sum "$g" three.example
 done
 lab_redis_stop redis
 t0=$SECONDS

@@ -11,6 +11,8 @@
  *   fake_store_claims(answers, n)      what the next n claims answer, in order
  *                                      (then REPORT_CLAIM_OURS); holder "other pid 1"
  *   fake_store_claimed()               how many claims were asked
+ *   fake_store_last_gateway()          the gateway the last walk was narrowed to;
+ *                                      "(all)" for none
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +30,7 @@ static unsigned n_puts;
 static int claims[FAKE_MAX];
 static size_t n_claims, next_claim;
 static unsigned n_claimed;
+static char last_gateway[REPORT_STORE_GATEWAY_LEN] = "(all)";
 
 void fake_store_reset(void);
 void fake_store_add(const struct report_store_entry *e);
@@ -35,6 +38,7 @@ unsigned fake_store_puts(void);
 int fake_store_get(int64_t day, const char *domain, struct report_delivery *out);
 void fake_store_claims(const int *answers, size_t n);
 unsigned fake_store_claimed(void);
+const char *fake_store_last_gateway(void);
 
 void
 fake_store_reset(void)
@@ -57,6 +61,12 @@ unsigned
 fake_store_claimed(void)
 {
 	return n_claimed;
+}
+
+const char *
+fake_store_last_gateway(void)
+{
+	return last_gateway;
 }
 
 void
@@ -96,11 +106,12 @@ report_store_flush(struct report_store *s, struct sts_report *rep, int64_t now, 
 }
 
 int
-report_store_foreach_day(struct report_store *s, int64_t day, report_store_cb *cb, void *arg,
-                         char *err, size_t errlen)
+report_store_foreach_day(struct report_store *s, int64_t day, const char *gateway,
+                         report_store_cb *cb, void *arg, char *err, size_t errlen)
 {
 	int n = 0;
 
+	sts_strlcpy(last_gateway, gateway != NULL ? gateway : "(all)", sizeof(last_gateway));
 	(void)s;
 	(void)err;
 	(void)errlen;

@@ -141,7 +141,7 @@ read_day(struct report_store *s, int64_t day, struct got *g)
 	char err[512] = "";
 
 	memset(g, 0, sizeof(*g));
-	if (report_store_foreach_day(s, day, collect, g, err, sizeof(err)) < 0)
+	if (report_store_foreach_day(s, day, NULL, collect, g, err, sizeof(err)) < 0)
 		fail_msg("read: %s", err);
 }
 
@@ -306,6 +306,18 @@ rfc8460_4_4_two_gateways_summed(void **state)
 	assert_int_equal(g.e[i].d[0].count, 2);
 	assert_string_equal(g.e[i].d[1].sending_ip, "10.0.0.2");
 	assert_int_equal(g.e[i].d[1].count, 1);
+	/* One gateway's rows alone (its partial report): nothing of the other's. */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(report_store_foreach_day(a, T0, "gw-b", collect, &g, NULL, 0), 1);
+	assert_int_equal(g.e[0].n_gateways, 1);
+	assert_int_equal(g.e[0].success, 4);
+	assert_int_equal(g.e[0].failure, 2);
+	assert_int_equal(g.e[0].by_result[STS_RESULT_CERT_EXPIRED], 2);
+	assert_int_equal(g.e[0].n_details, 2);
+	assert_int_equal(g.e[0].d[0].count, 1);
+	assert_int_equal(g.e[0].d[1].count, 1);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(report_store_foreach_day(a, T0, "gw-c", collect, &g, NULL, 0), 0);
 	sts_report_free(ra);
 	sts_report_free(rb);
 	report_store_close(a);
@@ -635,7 +647,7 @@ rfc8460_4_4_details_bounded_per_day(void **state)
 		}
 		flush_ok(s, r, T0);
 	}
-	assert_int_equal(report_store_foreach_day(s, T0, count_details, v, NULL, 0), 1);
+	assert_int_equal(report_store_foreach_day(s, T0, NULL, count_details, v, NULL, 0), 1);
 	assert_int_equal(v[0], REPORT_STORE_DETAILS_MAX);
 	assert_int_equal(v[1], 320 - REPORT_STORE_DETAILS_MAX);
 	assert_int_equal(v[2], 320);

@@ -37,6 +37,7 @@ unsigned fake_store_puts(void);
 int fake_store_get(int64_t day, const char *domain, struct report_delivery *out);
 void fake_store_claims(const int *answers, size_t n);
 unsigned fake_store_claimed(void);
+const char *fake_store_last_gateway(void);
 void fake_dns_reset(void);
 void fake_dns_set(const char *domain, enum tlsrpt_lookup_status status, const char *record);
 unsigned fake_dns_count(const char *domain);
@@ -637,6 +638,7 @@ rfc8460_5_3_shared_lock_holder_sends(void **state)
 	assert_true(fake_shared_count("merge") >= 1);
 	assert_int_equal(fake_shared_count("sent"), 1);
 	assert_string_equal(d.report_id, "20261203.a.example@gw.example");
+	assert_string_equal(fake_store_last_gateway(), "(all)");
 	teardown(f);
 }
 
@@ -719,6 +721,8 @@ rfc8460_5_3_shared_down_sends_own_counts(void **state)
 	assert_string_equal(d.report_id, "20261203.gw1.a.example@gw.example");
 	/* Not marked sent: the other gateways send their own partial reports. */
 	assert_int_equal(fake_shared_count("sent"), 0);
+	/* Built from this gateway's own rows only: the others report theirs. */
+	assert_string_equal(fake_store_last_gateway(), "gw1");
 	json_decref(rep);
 	teardown(f);
 }

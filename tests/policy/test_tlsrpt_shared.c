@@ -205,7 +205,7 @@ day_sum(struct gw *g)
 	struct sum s = {0};
 	char err[512];
 
-	if (report_store_foreach_day(g->store, DAY, sum_cb, &s, err, sizeof(err)) < 0)
+	if (report_store_foreach_day(g->store, DAY, NULL, sum_cb, &s, err, sizeof(err)) < 0)
 		fail_msg("read: %s", err);
 	return s;
 }
