@@ -596,7 +596,8 @@ flush_entry(void *arg, const struct sts_report_entry *e)
 static int
 prune(struct report_store *s, int64_t now)
 {
-	static const char *const tables[] = {"results", "result_types", "details", "reported"};
+	static const char *const tables[] = {"results", "result_types", "details", "reported",
+	                                     "sending"};
 	int64_t oldest = sts_report_day_of(now) - (int64_t)(s->keep_days - 1) * 86400;
 
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {

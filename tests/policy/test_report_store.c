@@ -345,6 +345,10 @@ rfc8460_4_1_retention(void **state)
 	int64_t days[8] = {0};
 	struct got g;
 
+	/* a claim left by a sender that died: it goes with its day */
+	assert_int_equal(report_store_delivery_claim(s, DAY - 5 * 86400, "example.com", "gw1 pid 1",
+	                                             DAY - 5 * 86400, 30 * 86400, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
 	for (int k = 5; k >= 0; k--) {
 		ok_at(r, "example.com", STS_PTYPE_STS, DAY - k * 86400 + 100);
 		flush_ok(s, r, DAY - k * 86400 + 100);
@@ -356,6 +360,9 @@ rfc8460_4_1_retention(void **state)
 	assert_int_equal(g.n, 0);
 	read_day(s, DAY - 2 * 86400, &g);
 	assert_int_equal(g.n, 1);
+	assert_int_equal(report_store_delivery_claim(s, DAY - 5 * 86400, "example.com", "gw1 pid 2",
+	                                             DAY, 60, NULL, 0, NULL, 0),
+	                 REPORT_CLAIM_OURS);
 	report_store_close(s);
 	/* keep_days below the minimum is the minimum: yesterday stays for its report. */
 	s = open_gw(dir, "gw1", 1);
