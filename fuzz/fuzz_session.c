@@ -179,6 +179,7 @@ static struct {
 	unsigned ended, sessions;
 	bool enforce;
 	bool tls12;
+	bool mx_gone; /* the end: the MX accepts no more connections (it closes them) */
 
 	size_t cs_len, cs_sent; /* mailer_sent: all of it, and how much went out */
 	size_t us_len, us_sent; /* mx_sent */
@@ -234,6 +235,11 @@ on_accept(struct loop *loop, int fd, int events, void *arg)
 	(void)events;
 	(void)arg;
 	while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (r.mx_gone) {
+			/* A connection the proxy opened as the run ended: the MX is gone. */
+			close(c);
+			continue;
+		}
 		/* Without it Nagle holds back the MX's second small write until an ACK. */
 		(void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* A new connection (the plaintext fallback) replaces the last one. */
@@ -1189,6 +1195,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The end: a draining stop, then both peers go away; the session must be freed. */
 	session_shutdown_all(&r.ctx);
 	settle();
+	r.mx_gone = true;
 	mx_end(false);
 	if (r.cfd >= 0) {
 		close(r.cfd);
