@@ -672,17 +672,22 @@ turn_until_waiting(struct fx *f, struct other *o)
 	assert_int_equal(atomic_load(&o->stats.fetch_waits), 1);
 }
 
-/*
- * start_pair - the fixture's engine and another one each look example.com
- * up; turn both loops until the other waits for the fixture's fetch.
- */
+/* look_up_pair - the fixture's engine and another one each look example.com up. */
 static void
-start_pair(struct fx *f, struct other *o, struct got g[2])
+look_up_pair(struct fx *f, struct other *o, struct got g[2])
 {
 	fx_engine(f);
 	other_start(f, o);
 	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
 	assert_true(sts_engine_lookup(o->e, "example.com", NULL, got_cb, &g[1]) != 0);
+}
+
+/* start_pair - look_up_pair(), then turn both loops until the other waits for the fixture's
+ * fetch. */
+static void
+start_pair(struct fx *f, struct other *o, struct got g[2])
+{
+	look_up_pair(f, o, g);
 	turn_until_waiting(f, o);
 }
 
@@ -745,10 +750,7 @@ rfc8461_3_3_late_loop_takes_fetched(void **state)
 	struct got g[2] = {{0}};
 
 	publish("example.com", "id1", POLICY_A);
-	fx_engine(f);
-	other_start(f, &o);
-	assert_true(sts_engine_lookup(f->e, "example.com", NULL, got_cb, &g[0]) != 0);
-	assert_true(sts_engine_lookup(o.e, "example.com", NULL, got_cb, &g[1]) != 0);
+	look_up_pair(f, &o, g);
 	/* both TXT queries asked; the other's answer waits on its loop */
 	for (int i = 0; i < 200 && fake_dns_count("_mta-sts.example.com", 'T') < 2; i++) {
 		loop_once(f->loop, 0);
